@@ -1,0 +1,160 @@
+#include "kernels.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace t2r::cpu {
+namespace {
+
+float g_f16_table[65536];
+
+inline float weight_at(const Matrix& w, size_t k) {
+  if (w.dtype == DType::F32) return static_cast<const float*>(w.data)[k];
+  uint16_t bits = static_cast<const uint16_t*>(w.data)[k];
+  return w.dtype == DType::BF16 ? bf16_to_f32(bits) : g_f16_table[bits];
+}
+
+// Eight independent partial sums let the compiler vectorize without reassociating.
+template <typename Load>
+float dot(size_t n, const float* x, Load element) {
+  float acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t u = 0; u < 8; ++u) acc[u] += element(i + u) * x[i + u];
+  }
+  for (; i < n; ++i) acc[i % 8] += element(i) * x[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+}  // namespace
+
+void init_kernels() {
+  static bool done = false;
+  if (done) return;
+  for (uint32_t h = 0; h < 65536; ++h) g_f16_table[h] = f16_to_f32(uint16_t(h));
+  done = true;
+}
+
+void matvec(const Matrix& w, const float* x, const float* bias, float* y) {
+  for (size_t r = 0; r < w.rows; ++r) {
+    float sum;
+    if (w.dtype == DType::F32) {
+      const float* row = static_cast<const float*>(w.data) + r * w.cols;
+      sum = dot(w.cols, x, [row](size_t i) { return row[i]; });
+    } else if (w.dtype == DType::BF16) {
+      const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
+      sum = dot(w.cols, x, [row](size_t i) { return bf16_to_f32(row[i]); });
+    } else {
+      const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
+      sum = dot(w.cols, x, [row](size_t i) { return g_f16_table[row[i]]; });
+    }
+    y[r] = bias ? sum + bias[r] : sum;
+  }
+}
+
+void matrix_row(const Matrix& w, size_t row, float scale, float* out) {
+  for (size_t i = 0; i < w.cols; ++i) out[i] = weight_at(w, row * w.cols + i) * scale;
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, float eps, size_t n, float* out) {
+  float mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += x[i];
+  mean /= float(n);
+  float var = 0;
+  for (size_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= float(n);
+  float inv = 1.0f / std::sqrt(var + eps);
+  for (size_t i = 0; i < n; ++i) out[i] = (x[i] - mean) * inv * weight[i] + (bias ? bias[i] : 0.0f);
+}
+
+void rms_norm(const float* x, const float* weight, float eps, size_t n, float* out) {
+  float ss = 0;
+  for (size_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+  for (size_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+}
+
+void add(float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void relu(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void elu_plus_one(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] + 1.0f : std::exp(x[i]);
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void rotary(float* x, size_t heads, size_t head_dim, const float* inv_freq, int64_t position) {
+  const size_t half = head_dim / 2;
+  for (size_t i = 0; i < half; ++i) {
+    float angle = float(position) * inv_freq[i];
+    float c = std::cos(angle), s = std::sin(angle);
+    for (size_t h = 0; h < heads; ++h) {
+      float* v = x + h * head_dim;
+      float a = v[i], b = v[i + half];
+      v[i] = a * c - b * s;
+      v[i + half] = b * c + a * s;
+    }
+  }
+}
+
+void add_sinusoidal_position(float* x, size_t dim, const float* freq, int64_t position) {
+  const size_t half = dim / 2;
+  for (size_t i = 0; i < half; ++i) {
+    float angle = float(position) * freq[i];
+    x[i] += std::sin(angle);
+    x[half + i] += std::cos(angle);
+  }
+}
+
+void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k,
+                           const float* v, size_t r, size_t d_v, float floor, float* out) {
+  float denominator = 0;
+  for (size_t i = 0; i < r; ++i) {
+    normalizer[i] += phi_k[i];
+    denominator += phi_q[i] * normalizer[i];
+  }
+  for (size_t j = 0; j < d_v; ++j) out[j] = 0;
+  for (size_t i = 0; i < r; ++i) {
+    float* row = state + i * d_v;
+    const float k = phi_k[i], q = phi_q[i];
+    for (size_t j = 0; j < d_v; ++j) {
+      row[j] += k * v[j];
+      out[j] += q * row[j];
+    }
+  }
+  const float inv = 1.0f / (denominator > floor ? denominator : floor);
+  for (size_t j = 0; j < d_v; ++j) out[j] *= inv;
+}
+
+void softmax(float* x, size_t n) {
+  float max = x[0];
+  for (size_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
+  float sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  for (size_t i = 0; i < n; ++i) x[i] /= sum;
+}
+
+void softmax_attention(const float* q, const float* keys, const float* values, size_t length,
+                       size_t stride, size_t head_dim, float* scores, float* out) {
+  for (size_t t = 0; t < length; ++t) {
+    scores[t] = dot(head_dim, q, [k = keys + t * stride](size_t i) { return k[i]; });
+  }
+  softmax(scores, length);
+  for (size_t j = 0; j < head_dim; ++j) out[j] = 0;
+  for (size_t t = 0; t < length; ++t) {
+    const float* v = values + t * stride;
+    for (size_t j = 0; j < head_dim; ++j) out[j] += scores[t] * v[j];
+  }
+}
+
+}  // namespace t2r::cpu

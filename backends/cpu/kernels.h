@@ -1,0 +1,62 @@
+// Portable scalar CPU kernels: the reference every faster kernel (SIMD, GPU) is tested against.
+// None of them allocates; all sizes are element counts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace t2r::cpu {
+
+// A row-major [rows, cols] weight matrix used in place, in its stored dtype.
+struct Matrix {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  size_t rows = 0;
+  size_t cols = 0;
+};
+
+// Must run once before any kernel reads f16 data (fills a conversion table; no allocation).
+void init_kernels();
+
+// y[rows] = W x (+ bias when not null).
+void matvec(const Matrix& w, const float* x, const float* bias, float* y);
+// out[cols] = row `row` of W converted to f32, times scale.
+void matrix_row(const Matrix& w, size_t row, float scale, float* out);
+
+void layer_norm(const float* x, const float* weight, const float* bias, float eps, size_t n, float* out);
+void rms_norm(const float* x, const float* weight, float eps, size_t n, float* out);
+
+void add(float* x, const float* y, size_t n);  // x += y
+void relu(float* x, size_t n);
+void elu_plus_one(float* x, size_t n);
+void silu_mul(float* gate, const float* up, size_t n);  // gate = silu(gate) * up
+
+// Rotate-half rotary embedding of `heads` consecutive head vectors of size head_dim at `position`.
+// inv_freq holds head_dim / 2 frequencies.
+void rotary(float* x, size_t heads, size_t head_dim, const float* inv_freq, int64_t position);
+// x[half + i] += cos(position * freq_i), x[i] += sin(position * freq_i): fairseq's sinusoidal table.
+void add_sinusoidal_position(float* x, size_t dim, const float* freq, int64_t position);
+
+// One token of causal linear attention for one head, with the state in place:
+//   S += phi_k v^T (S is [r, d_v]),  z += phi_k,  out = phi_q^T S / max(phi_q . z, floor).
+void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k,
+                           const float* v, size_t r, size_t d_v, float floor, float* out);
+
+// Causal softmax attention of one query head over `length` cached keys/values with row stride
+// `stride` floats (the cache interleaves kv heads). scores needs `length` floats.
+void softmax_attention(const float* q, const float* keys, const float* values, size_t length,
+                       size_t stride, size_t head_dim, float* scores, float* out);
+
+void softmax(float* x, size_t n);
+
+}  // namespace t2r::cpu
+
+namespace t2r::cpu {
+// Rows [first, first + count) of w, as a matrix of its own.
+inline Matrix row_slice(const Matrix& w, size_t first, size_t count) {
+  auto bytes = static_cast<const unsigned char*>(w.data) + first * w.cols * dtype_size(w.dtype);
+  return Matrix{w.dtype, bytes, count, w.cols};
+}
+}  // namespace t2r::cpu

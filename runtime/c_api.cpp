@@ -1,0 +1,181 @@
+// The C API: a thin layer that turns exceptions into NULL / -1 and a per-thread error string.
+#include "t2r.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "model.h"
+#include "sampler.h"
+#include "session.h"
+
+struct t2r_model {
+  std::unique_ptr<t2r::Model> model;
+};
+struct t2r_session {
+  t2r::Session session;
+};
+struct t2r_sampler {
+  t2r::Sampler sampler;
+};
+struct t2r_text_stream {
+  const t2r::Tokenizer& tokenizer;
+  t2r::Utf8Stream utf8;
+  std::string text;  // reserved at creation so that pushing a token does not allocate
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+// Runs `body`; on any exception records its message and returns `failure`.
+template <typename T, typename Body>
+T guarded(T failure, Body body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    g_last_error = "out of memory";
+  } catch (const std::exception& e) {
+    g_last_error = e.what();
+  }
+  return failure;
+}
+
+bool null_argument(const void* p, const char* name) {
+  if (p) return false;
+  g_last_error = std::string(name) + " is NULL";
+  return true;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* t2r_last_error(void) { return g_last_error.c_str(); }
+
+t2r_model* t2r_model_load(const char* path) {
+  if (null_argument(path, "path")) return nullptr;
+  return guarded<t2r_model*>(nullptr, [&] { return new t2r_model{t2r::Model::load(path)}; });
+}
+
+void t2r_model_free(t2r_model* model) { delete model; }
+
+void t2r_model_get_info(const t2r_model* model, t2r_model_info* info) {
+  const t2r::Hyperparams& hp = model->model->hparams();
+  static const char* const kAttention[] = {"softmax", "t2r", "elu"};
+  info->architecture = hp.architecture.c_str();
+  info->attention = kAttention[int(hp.attention)];
+  info->vocab_size = hp.vocab_size;
+  info->dim = hp.dim;
+  info->n_layers = hp.n_layers;
+  info->n_heads = hp.n_heads;
+  info->n_kv_heads = hp.n_kv_heads;
+  info->head_dim = hp.head_dim;
+  info->feature_dim = hp.feature_dim;
+  info->ffn_dim = hp.ffn_dim;
+  info->max_positions = hp.max_positions;
+  info->parameter_count = model->model->parameter_count();
+  info->weight_bytes = model->model->weight_bytes();
+  info->file_bytes = model->model->file().file_size();
+  info->eos_id = model->model->tokenizer().eos_id();
+}
+
+int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity) {
+  if (null_argument(model, "model") || (length > 0 && null_argument(text, "text"))) return -1;
+  return guarded<int64_t>(-1, [&] {
+    std::vector<int32_t> all = model->model->tokenizer().encode(std::string_view(text, length));
+    if (all.size() <= capacity && !all.empty()) std::memcpy(ids, all.data(), all.size() * sizeof(int32_t));
+    return int64_t(all.size());
+  });
+}
+
+const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length) {
+  std::string_view bytes = model->model->tokenizer().token_bytes(id);
+  if (length) *length = bytes.size();
+  return bytes.data();
+}
+
+t2r_text_stream* t2r_text_stream_create(const t2r_model* model) {
+  if (null_argument(model, "model")) return nullptr;
+  return guarded<t2r_text_stream*>(nullptr, [&] {
+    const t2r::Tokenizer& tokenizer = model->model->tokenizer();
+    size_t longest = 0;
+    for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) longest = std::max(longest, tokenizer.token_bytes(id).size());
+    auto stream = new t2r_text_stream{tokenizer, {}, {}};
+    // Worst case: every byte of the longest token plus 3 pending ones turns into U+FFFD.
+    stream->text.reserve(3 * (longest + 4));
+    return stream;
+  });
+}
+
+void t2r_text_stream_free(t2r_text_stream* stream) { delete stream; }
+
+const char* t2r_text_stream_push(t2r_text_stream* stream, int32_t token, size_t* length) {
+  *length = stream->utf8.push(stream->tokenizer.token_bytes(token), stream->text);
+  return stream->text.c_str();
+}
+
+const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
+  *length = stream->utf8.finish(stream->text);
+  return stream->text.c_str();
+}
+
+t2r_session* t2r_session_create(const t2r_model* model, int64_t max_context) {
+  if (null_argument(model, "model")) return nullptr;
+  return guarded<t2r_session*>(nullptr, [&] {
+    t2r::SessionOptions options;
+    options.max_context = max_context;
+    return new t2r_session{t2r::Session(*model->model, options)};
+  });
+}
+
+void t2r_session_free(t2r_session* session) { delete session; }
+size_t t2r_session_bytes(const t2r_session* session) { return session->session.bytes(); }
+void t2r_session_reset(t2r_session* session) { session->session.reset(); }
+int64_t t2r_session_position(const t2r_session* session) { return session->session.position(); }
+
+const float* t2r_step(t2r_session* session, int32_t token) {
+  return guarded<const float*>(nullptr, [&] { return session->session.step(token); });
+}
+
+const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count) {
+  if (count > 0 && null_argument(tokens, "tokens")) return nullptr;
+  return guarded<const float*>(nullptr, [&] { return session->session.prefill(tokens, count); });
+}
+
+int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity) {
+  return guarded<int64_t>(-1, [&] {
+    const size_t needed = session->session.state_size();
+    if (needed <= capacity) session->session.save_state(buffer, capacity);
+    return int64_t(needed);
+  });
+}
+
+int t2r_state_restore(t2r_session* session, const void* buffer, size_t size) {
+  if (null_argument(buffer, "buffer")) return -1;
+  return guarded<int>(-1, [&] {
+    session->session.restore_state(buffer, size);
+    return 0;
+  });
+}
+
+t2r_sampler_options t2r_sampler_default_options(void) {
+  t2r::SamplerOptions d;
+  return t2r_sampler_options{d.temperature, d.top_k, d.top_p, d.repetition_penalty, d.penalty_window, d.seed};
+}
+
+t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_options* options) {
+  if (null_argument(model, "model") || null_argument(options, "options")) return nullptr;
+  return guarded<t2r_sampler*>(nullptr, [&] {
+    t2r::SamplerOptions o{options->temperature, options->top_k,          options->top_p,
+                          options->repetition_penalty, options->penalty_window, options->seed};
+    return new t2r_sampler{t2r::Sampler(int32_t(model->model->hparams().vocab_size), o)};
+  });
+}
+
+void t2r_sampler_free(t2r_sampler* sampler) { delete sampler; }
+int32_t t2r_sample(t2r_sampler* sampler, const float* logits) { return sampler->sampler.sample(logits); }
+void t2r_sampler_accept(t2r_sampler* sampler, int32_t token) { sampler->sampler.accept(token); }
+
+}  // extern "C"

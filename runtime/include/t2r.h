@@ -1,0 +1,90 @@
+/* t2r: run transformer language models converted into RNNs (T2R), with fixed memory.
+ *
+ * The C API for apps. A model is loaded once (memory-mapped, read-only) and shared by any
+ * number of sessions; a session holds one sequence and allocates all its memory when created.
+ * Functions that can fail return NULL or a negative value; t2r_last_error() then says why
+ * (per thread, valid until the next failing call on that thread). */
+#ifndef T2R_H
+#define T2R_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct t2r_model t2r_model;
+typedef struct t2r_session t2r_session;
+typedef struct t2r_sampler t2r_sampler;
+
+const char* t2r_last_error(void);
+
+/* Models. */
+t2r_model* t2r_model_load(const char* path);
+void t2r_model_free(t2r_model* model);
+
+typedef struct {
+  const char* architecture; /* e.g. "llama", "fairseq_transformer_lm" */
+  const char* attention;    /* "softmax", "t2r" or "elu" */
+  int64_t vocab_size, dim, n_layers, n_heads, n_kv_heads, head_dim, feature_dim, ffn_dim;
+  int64_t max_positions;
+  uint64_t parameter_count, weight_bytes, file_bytes;
+  int32_t eos_id;
+} t2r_model_info;
+void t2r_model_get_info(const t2r_model* model, t2r_model_info* info);
+
+/* Tokenizer. Writes up to `capacity` ids and returns how many the text needs (call again with a
+ * larger buffer if that is more than capacity), or -1 on error. */
+int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity);
+/* Raw bytes of a token (may be part of a UTF-8 character); empty for control tokens. */
+const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length);
+
+/* Streaming detokenizer: turns generated tokens into valid UTF-8 text. A token that ends in the
+ * middle of a character yields nothing until the character completes; bytes that can never form
+ * a character become U+FFFD. The returned text is valid until the next call on this stream. */
+typedef struct t2r_text_stream t2r_text_stream;
+t2r_text_stream* t2r_text_stream_create(const t2r_model* model);
+void t2r_text_stream_free(t2r_text_stream* stream);
+const char* t2r_text_stream_push(t2r_text_stream* stream, int32_t token, size_t* length);
+const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length); /* flushes the rest */
+
+/* Sessions. max_context bounds the KV cache of softmax models (0: the model's maximum);
+ * linear-attention models ignore it: their state has a fixed size. */
+t2r_session* t2r_session_create(const t2r_model* model, int64_t max_context);
+void t2r_session_free(t2r_session* session);
+size_t t2r_session_bytes(const t2r_session* session); /* all memory the session holds */
+void t2r_session_reset(t2r_session* session);
+int64_t t2r_session_position(const t2r_session* session);
+
+/* Feeds tokens and returns the logits (vocab_size floats) predicting the next token, valid until
+ * the next call on this session; NULL on error (bad id, full KV cache). No allocation. */
+const float* t2r_step(t2r_session* session, int32_t token);
+const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count);
+
+/* Saves the state (recurrent state or KV cache, and the last logits) into `buffer`; returns the
+ * number of bytes it needs (nothing is written when that exceeds `capacity`), or -1 on error.
+ * Restoring a state saved from the same model resumes exactly where it was saved. */
+int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity);
+int t2r_state_restore(t2r_session* session, const void* buffer, size_t size);
+
+/* Sampling. temperature 0 is greedy; top_k 0 and top_p 1 disable those cuts; penalty 1 is none. */
+typedef struct {
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  float repetition_penalty;
+  int32_t penalty_window;
+  uint64_t seed;
+} t2r_sampler_options;
+t2r_sampler_options t2r_sampler_default_options(void);
+t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_options* options);
+void t2r_sampler_free(t2r_sampler* sampler);
+int32_t t2r_sample(t2r_sampler* sampler, const float* logits);
+void t2r_sampler_accept(t2r_sampler* sampler, int32_t token); /* e.g. prompt tokens, for the penalty */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* T2R_H */

@@ -1,0 +1,65 @@
+// A session: one running sequence over a shared Model. Every activation buffer, the logits and
+// the recurrent state (S and z per layer and head; a KV cache for softmax models) are planned
+// and allocated once, here; stepping a token allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "model.h"
+
+namespace t2r {
+
+struct SessionOptions {
+  // Softmax models only: the KV cache holds this many positions (0: the model's max_positions).
+  int64_t max_context = 0;
+};
+
+class Session {
+ public:
+  Session(const Model& model, SessionOptions options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Feeds one token at the next position and returns the logits predicting the one after it
+  // (vocab_size floats, valid until the next call). Throws t2r::Error for an id outside the
+  // vocabulary or a full KV cache; never allocates.
+  const float* step(int32_t token);
+  // Feeds a whole prompt; returns the logits after its last token.
+  const float* prefill(const int32_t* tokens, size_t count);
+  const float* logits() const { return logits_; }
+  void reset();  // back to the empty sequence
+
+  int64_t position() const { return position_; }
+  int64_t max_context() const { return max_context_; }  // -1: unbounded (linear attention)
+  size_t bytes() const { return bytes_; }              // everything this session allocated
+
+  // The recurrent state (or the filled KV cache) and the last logits, as a versioned byte
+  // buffer tied to this model: restoring it resumes generation exactly where it was saved.
+  size_t state_size() const;
+  void save_state(void* out, size_t size) const;
+  void restore_state(const void* data, size_t size);  // throws t2r::Error if it does not fit
+
+  const Model& model() const { return model_; }
+
+ private:
+  void attention(size_t layer, const LayerWeights& w);
+  size_t state_payload_bytes() const;
+  // Calls visit(float* block, size_t bytes) for each part of the saved state, in order.
+  template <typename Visit>
+  void for_each_state_block(Visit visit) const;
+
+  const Model& model_;
+  int64_t max_context_ = -1;
+  int64_t position_ = 0;
+  size_t bytes_ = 0;
+  float* arena_ = nullptr;
+  // Views into the arena.
+  float *x_, *xb_, *xb2_, *q_, *k_, *v_, *phi_q_, *phi_k_, *attn_out_, *hidden_, *hidden2_, *logits_;
+  float *state_, *normalizer_;  // linear attention: [L, H, r, d_h] and [L, H, r]
+  float *key_cache_, *value_cache_, *scores_;  // softmax: [L, max_context, H_kv d_h] each, [max_context]
+};
+
+}  // namespace t2r

@@ -1,0 +1,123 @@
+// The six reference checkpoints, packed and run by t2r, against their fp32 reference outputs.
+#include <doctest/doctest.h>
+
+#include "reference.h"
+
+#ifdef T2R_REFERENCE_MODELS
+
+#include <cmath>
+
+#include "session.h"
+
+using namespace t2r;
+using namespace t2r::test;
+
+namespace {
+
+std::vector<int32_t> ids_of(const json::Value& array) {
+  std::vector<int32_t> ids;
+  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
+  return ids;
+}
+
+int32_t argmax(const float* x, int64_t n) {
+  int32_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i] > x[best]) best = int32_t(i);
+  }
+  return best;
+}
+
+// Greedy continuation of `prompt` for `count` tokens.
+std::vector<int32_t> greedy(const Model& model, const std::vector<int32_t>& prompt, size_t count) {
+  Session session(model);
+  const float* logits = session.prefill(prompt.data(), prompt.size());
+  std::vector<int32_t> out;
+  while (out.size() < count) {
+    out.push_back(argmax(logits, model.hparams().vocab_size));
+    logits = session.step(out.back());
+  }
+  return out;
+}
+
+double slice_perplexity(const Model& model, const std::vector<int32_t>& ids) {
+  Session session(model);
+  const int64_t V = model.hparams().vocab_size;
+  double nll = 0;
+  size_t count = 0;
+  for (size_t start = 0; start + 512 <= ids.size(); start += 512) {
+    session.reset();
+    for (size_t t = start; t + 1 < start + 512; ++t) {
+      const float* logits = session.step(ids[t]);
+      double max = logits[0];
+      for (int64_t v = 1; v < V; ++v) max = std::max(max, double(logits[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(logits[v]) - max);
+      nll += std::log(sum) + max - double(logits[ids[t + 1]]);
+      ++count;
+    }
+  }
+  return std::exp(nll / double(count));
+}
+
+}  // namespace
+
+TEST_CASE("packed at f32, every reference model reproduces the reference logits") {
+  for (const auto& name : reference_model_names()) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    const ReferenceOutputs& ref = reference_outputs(name);
+    const int64_t V = model.hparams().vocab_size;
+    REQUIRE(ref.logits.size() == ref.input_ids.size() * size_t(V));
+    Session session(model);
+    double max_diff = 0;
+    for (size_t t = 0; t < ref.input_ids.size(); ++t) {
+      const float* logits = session.step(ref.input_ids[t]);
+      for (int64_t v = 0; v < V; ++v) {
+        max_diff = std::max(max_diff, std::fabs(double(logits[v]) - double(ref.logits[t * size_t(V) + size_t(v)])));
+      }
+    }
+    MESSAGE(name << ": max |logit diff| " << max_diff << " over " << ref.input_ids.size() << " positions");
+    CHECK(max_diff <= 1e-3);
+  }
+}
+
+TEST_CASE("packed at f32, greedy continuations are identical to the reference") {
+  for (const auto& name : reference_model_names()) {
+    const Model& model = packed_reference_model(name, DType::F32);
+    for (const auto& [prompt, expected] : reference_outputs(name).json.at("greedy").as_object()) {
+      CAPTURE(name);
+      CAPTURE(prompt);
+      const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));
+      CHECK(greedy(model, ids_of(expected.at("prompt_ids")), want.size()) == want);
+    }
+  }
+}
+
+TEST_CASE("packed at f16 and bf16, T2R greedy continuations still match") {
+  for (const char* name : {"fairseq-t2r", "llama-t2r"}) {
+    for (DType dtype : {DType::F16, DType::BF16}) {
+      CAPTURE(name);
+      CAPTURE(dtype_name(dtype));
+      const Model& model = packed_reference_model(name, dtype);
+      for (const auto& [prompt, expected] : reference_outputs(name).json.at("greedy").as_object()) {
+        CAPTURE(prompt);
+        const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));
+        CHECK(greedy(model, ids_of(expected.at("prompt_ids")), want.size()) == want);
+      }
+    }
+  }
+}
+
+TEST_CASE("packed at f32, validation slice perplexity is within 0.5% of the reference") {
+  for (const auto& name : reference_model_names()) {
+    CAPTURE(name);
+    const ReferenceOutputs& ref = reference_outputs(name);
+    const double expected = ref.json.at("valid_slice_ppl").as_number();
+    const double got = slice_perplexity(packed_reference_model(name, DType::F32), ref.valid_ids);
+    MESSAGE(name << ": valid_slice_ppl " << got << " (reference " << expected << ")");
+    CHECK(std::fabs(got / expected - 1) <= 0.005);
+  }
+}
+
+#endif

@@ -1,0 +1,65 @@
+#include "checkpoint_import.h"
+
+#include <cmath>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "model_writer.h"
+
+namespace t2r {
+namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+void ImportedModel::add(std::string name, std::vector<uint64_t> shape, std::vector<float> values) {
+  uint64_t count = 1;
+  for (uint64_t d : shape) count *= d;
+  if (count != values.size()) {
+    throw Error("internal: tensor '" + name + "' has " + std::to_string(values.size()) + " values for its shape");
+  }
+  for (float v : values) {
+    if (!std::isfinite(v)) throw Error("checkpoint tensor for '" + name + "' contains NaN or infinity");
+  }
+  tensors.push_back({std::move(name), std::move(shape), std::move(values)});
+}
+
+uint64_t ImportedModel::parameter_count() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors) n += t.values.size();
+  return n;
+}
+
+void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer) {
+  metadata.set("tokenizer.bpe_tokens", tokenizer.bpe_tokens);
+  metadata.set("tokenizer.merges", tokenizer.merges);
+  if (!tokenizer.special_texts.empty()) {
+    metadata.set("tokenizer.special_texts", tokenizer.special_texts);
+    metadata.set("tokenizer.special_ids", tokenizer.special_ids);
+  }
+  if (!tokenizer.bpe_to_model.empty()) metadata.set("tokenizer.bpe_to_model", tokenizer.bpe_to_model);
+  metadata.set("tokenizer.eos_id", int64_t(tokenizer.eos_id));
+  metadata.set("tokenizer.unk_id", int64_t(tokenizer.unk_id));
+}
+
+ImportedModel import_checkpoint(const std::string& dir) {
+  if (file_exists(dir + "/checkpoint.pt")) return import_fairseq(dir);
+  if (file_exists(dir + "/config.json")) return import_huggingface(dir);
+  throw Error(dir + ": not a checkpoint directory (expected checkpoint.pt for fairseq or config.json for "
+              "Hugging Face)");
+}
+
+uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path) {
+  ModelWriter writer;
+  writer.metadata() = model.metadata;
+  for (const auto& t : model.tensors) {
+    writer.add_tensor(t.name, t.shape.size() >= 2 ? matrix_dtype : DType::F32, t.shape, t.values.data());
+  }
+  return writer.write(path);
+}
+
+}  // namespace t2r

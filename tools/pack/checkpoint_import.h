@@ -1,0 +1,43 @@
+// Converting a finetuned checkpoint into a t2r model: tensors renamed to t2r's names
+// (format/SPEC.md), hyperparameters and tokenizer as metadata, T2R feature maps folded
+// where the math allows it. Everything is f32 here; the writer picks the stored dtype.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+#include "metadata.h"
+#include "tokenizer.h"
+
+namespace t2r {
+
+struct ImportedTensor {
+  std::string name;
+  std::vector<uint64_t> shape;
+  std::vector<float> values;
+};
+
+struct ImportedModel {
+  Metadata metadata;
+  std::vector<ImportedTensor> tensors;
+  std::string description;  // one line: layout, attention, sizes
+
+  void add(std::string name, std::vector<uint64_t> shape, std::vector<float> values);
+  uint64_t parameter_count() const;
+};
+
+// fairseq transformer_lm: checkpoint.pt, dict.txt, encoder.json, vocab.bpe.
+ImportedModel import_fairseq(const std::string& dir);
+// Hugging Face Llama: config.json, model.safetensors (or a sharded index), tokenizer.json.
+ImportedModel import_huggingface(const std::string& dir);
+// Picks the importer from the files in `dir`; throws t2r::Error saying what it looked for.
+ImportedModel import_checkpoint(const std::string& dir);
+
+void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer);
+
+// Matrices (2-D and higher) are stored as `matrix_dtype`; vectors stay f32. Written atomically.
+uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path);
+
+}  // namespace t2r

@@ -1,0 +1,68 @@
+// t2r-pack: convert a finetuned checkpoint directory into a t2r model file.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "checkpoint_import.h"
+#include "error.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: t2r-pack CHECKPOINT_DIR -o MODEL.t2r [--dtype f32|f16|bf16]\n"
+    "\n"
+    "Reads a fairseq transformer_lm checkpoint (checkpoint.pt, dict.txt, encoder.json, vocab.bpe)\n"
+    "or a Hugging Face Llama checkpoint (config.json, model.safetensors or a sharded index,\n"
+    "tokenizer.json), with softmax, T2R or ELU attention, and writes one t2r model file.\n"
+    "Matrices are stored in --dtype (default f16); norms and biases stay f32.\n";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "t2r-pack: %s\n\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string input, output;
+  t2r::DType dtype = t2r::DType::F16;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "-o" || arg == "--output" || arg == "--dtype") {
+      if (i + 1 >= argc) return usage_error(arg + " needs a value");
+      const std::string value = argv[++i];
+      if (arg == "--dtype") {
+        if (!t2r::dtype_from_name(value, &dtype)) return usage_error("unknown dtype '" + value + "' (f32, f16, bf16)");
+      } else {
+        output = value;
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      return usage_error("unknown option '" + arg + "'");
+    } else if (input.empty()) {
+      input = arg;
+    } else {
+      return usage_error("more than one checkpoint directory given");
+    }
+  }
+  if (input.empty()) return usage_error("no checkpoint directory given");
+  if (output.empty()) return usage_error("no output file given (-o MODEL.t2r)");
+
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    t2r::ImportedModel model = t2r::import_checkpoint(input);
+    std::printf("read     %s\n         %s\n         %.2fM parameters in %zu tensors\n", input.c_str(),
+                model.description.c_str(), double(model.parameter_count()) / 1e6, model.tensors.size());
+    const uint64_t bytes = t2r::write_model(model, dtype, output);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("wrote    %s\n         %.2f MB, matrices %s, in %.2f s\n", output.c_str(), double(bytes) / 1e6,
+                std::string(t2r::dtype_name(dtype)).c_str(), seconds);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "t2r-pack: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,315 @@
+// t2r-run: generate text with a t2r model, and expose the runtime for checking from outside
+// (tokenize, dump logits, perplexity). Built on the public C API only.
+#include <sys/resource.h>
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "t2r.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: t2r-run [MODEL.t2r] [options]\n"
+    "\n"
+    "Generation (default: the shipped model, greedy):\n"
+    "  -p, --prompt TEXT      prompt (default: empty, which starts a new document)\n"
+    "  -n, --tokens N         tokens to generate (default 64)\n"
+    "  --temp T               sampling temperature; 0 is greedy (default 0)\n"
+    "  --top-k K              sample among the K most likely tokens (default 0: all)\n"
+    "  --top-p P              nucleus sampling mass (default 1: off)\n"
+    "  --repeat-penalty R     penalize the last 64 tokens (default 1: off)\n"
+    "  --seed S               random seed; the same seed gives the same text (default 0)\n"
+    "  --max-context N        KV cache positions for softmax models (default: the model's)\n"
+    "  --stop-at-eos          stop when the model ends the document\n"
+    "  --stats                print load time, tokens/s and memory to stderr\n"
+    "Checking:\n"
+    "  --info                 print the model's hyperparameters\n"
+    "  --tokenize TEXT        print the token ids of TEXT\n"
+    "  --ids 5,17,3 --dump-logits OUT.f32\n"
+    "                         feed these ids; write every position's logits as float32 [T, V]\n"
+    "  --ppl-ids FILE         perplexity of int32 ids in FILE over windows of 512 tokens, each\n"
+    "                         from an empty state, predicting tokens 1..511 of each window\n";
+
+struct Options {
+  std::string model_path;
+  std::string prompt;
+  bool has_prompt = false;
+  long tokens = 64;
+  t2r_sampler_options sampling = t2r_sampler_default_options();
+  long max_context = 0;
+  bool stop_at_eos = false, stats = false, info = false;
+  std::string tokenize_text, ids_text, dump_logits_path, ppl_path;
+  bool tokenize = false;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "t2r-run: %s\n\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+[[noreturn]] void fail(const std::string& message) {
+  std::fprintf(stderr, "t2r-run: %s\n", message.c_str());
+  std::exit(1);
+}
+
+long parse_integer(const std::string& flag, const std::string& text, long min, long max) {
+  long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" +
+                text + "'");
+  }
+  return value;
+}
+
+float parse_float(const std::string& flag, const std::string& text, float min, float max) {
+  char* end = nullptr;
+  const float value = std::strtof(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
+    usage_error(flag + " needs a number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" +
+                text + "'");
+  }
+  return value;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "-p" || arg == "--prompt") {
+      o.prompt = value();
+      o.has_prompt = true;
+    } else if (arg == "-n" || arg == "--tokens") {
+      o.tokens = parse_integer(arg, value(), 0, 1L << 40);
+    } else if (arg == "--temp") {
+      o.sampling.temperature = parse_float(arg, value(), 0, 100);
+    } else if (arg == "--top-k") {
+      o.sampling.top_k = int32_t(parse_integer(arg, value(), 0, 1 << 30));
+    } else if (arg == "--top-p") {
+      o.sampling.top_p = parse_float(arg, value(), 1e-6f, 1);
+    } else if (arg == "--repeat-penalty") {
+      o.sampling.repetition_penalty = parse_float(arg, value(), 1e-3f, 100);
+    } else if (arg == "--seed") {
+      o.sampling.seed = uint64_t(parse_integer(arg, value(), 0, 1L << 62));
+    } else if (arg == "--max-context") {
+      o.max_context = parse_integer(arg, value(), 1, 1L << 32);
+    } else if (arg == "--stop-at-eos") {
+      o.stop_at_eos = true;
+    } else if (arg == "--stats") {
+      o.stats = true;
+    } else if (arg == "--info") {
+      o.info = true;
+    } else if (arg == "--tokenize") {
+      o.tokenize_text = value();
+      o.tokenize = true;
+    } else if (arg == "--ids") {
+      o.ids_text = value();
+    } else if (arg == "--dump-logits") {
+      o.dump_logits_path = value();
+    } else if (arg == "--ppl-ids") {
+      o.ppl_path = value();
+    } else if (!arg.empty() && arg[0] == '-') {
+      usage_error("unknown option '" + arg + "'");
+    } else if (o.model_path.empty()) {
+      o.model_path = arg;
+    } else {
+      usage_error("unexpected argument '" + arg + "' (the model path was already given)");
+    }
+  }
+  if (o.ids_text.empty() != o.dump_logits_path.empty()) usage_error("--ids and --dump-logits go together");
+  if (o.model_path.empty()) o.model_path = T2R_DEFAULT_MODEL;
+  return o;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double peak_rss_mb() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+}
+
+std::vector<int32_t> tokenize(const t2r_model* model, const std::string& text) {
+  std::vector<int32_t> ids(text.size() + 16);
+  int64_t n = t2r_tokenize(model, text.data(), text.size(), ids.data(), ids.size());
+  if (n < 0) fail(t2r_last_error());
+  if (size_t(n) > ids.size()) {
+    ids.resize(size_t(n));
+    n = t2r_tokenize(model, text.data(), text.size(), ids.data(), ids.size());
+  }
+  ids.resize(size_t(n));
+  return ids;
+}
+
+std::vector<int32_t> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    ids.push_back(int32_t(parse_integer("--ids", text.substr(start, comma - start), 0, INT32_MAX)));
+    start = comma + 1;
+  }
+  return ids;
+}
+
+std::vector<int32_t> read_id_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("cannot open " + path + ": " + std::strerror(errno));
+  std::vector<int32_t> ids;
+  int32_t buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 4, 4096, f)) > 0) ids.insert(ids.end(), buffer, buffer + n);
+  const bool trailing = std::fgetc(f) != EOF;
+  std::fclose(f);
+  if (trailing) fail(path + ": size is not a multiple of 4 bytes (expected int32 ids)");
+  return ids;
+}
+
+const float* step_or_fail(t2r_session* session, int32_t id) {
+  const float* logits = t2r_step(session, id);
+  if (!logits) fail(t2r_last_error());
+  return logits;
+}
+
+void dump_logits(t2r_session* session, const std::vector<int32_t>& ids, int64_t vocab, const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) fail("cannot create " + path + ": " + std::strerror(errno));
+  for (int32_t id : ids) {
+    const float* logits = step_or_fail(session, id);
+    if (std::fwrite(logits, sizeof(float), size_t(vocab), f) != size_t(vocab)) fail("cannot write " + path);
+  }
+  if (std::fclose(f) != 0) fail("cannot write " + path);
+  std::printf("wrote %zu x %lld logits to %s\n", ids.size(), static_cast<long long>(vocab), path.c_str());
+}
+
+void perplexity(t2r_session* session, const std::vector<int32_t>& ids, int64_t vocab) {
+  const size_t window = 512;
+  double nll = 0;
+  size_t predicted = 0, windows = 0;
+  for (size_t start = 0; start + 1 < ids.size(); start += window, ++windows) {
+    const size_t end = std::min(ids.size(), start + window);
+    t2r_session_reset(session);
+    for (size_t t = start; t + 1 < end; ++t) {
+      const float* logits = step_or_fail(session, ids[t]);
+      const int32_t target = ids[t + 1];
+      if (target < 0 || target >= vocab) fail("id " + std::to_string(target) + " is outside the vocabulary");
+      double max = logits[0];
+      for (int64_t v = 1; v < vocab; ++v) max = std::max(max, double(logits[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v]) - max);
+      nll += std::log(sum) + max - double(logits[target]);
+      ++predicted;
+    }
+  }
+  if (predicted == 0) fail("--ppl-ids needs at least 2 ids");
+  std::printf("perplexity %.6f over %zu predicted tokens (%zu windows of up to %zu)\n", std::exp(nll / double(predicted)),
+              predicted, windows, window);
+}
+
+void print_info(const t2r_model* model, const std::string& path) {
+  t2r_model_info i;
+  t2r_model_get_info(model, &i);
+  std::printf("model        %s\narchitecture %s\nattention    %s (feature size %lld)\n", path.c_str(), i.architecture,
+              i.attention, static_cast<long long>(i.feature_dim));
+  std::printf("sizes        vocab %lld, dim %lld, layers %lld, heads %lld / kv %lld, head dim %lld, ffn %lld\n",
+              static_cast<long long>(i.vocab_size), static_cast<long long>(i.dim), static_cast<long long>(i.n_layers),
+              static_cast<long long>(i.n_heads), static_cast<long long>(i.n_kv_heads),
+              static_cast<long long>(i.head_dim), static_cast<long long>(i.ffn_dim));
+  std::printf("parameters   %.2fM, %.2f MB of weights, file %.2f MB\n", double(i.parameter_count) / 1e6,
+              double(i.weight_bytes) / 1e6, double(i.file_bytes) / 1e6);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_options(argc, argv);
+  const auto load_start = std::chrono::steady_clock::now();
+  t2r_model* model = t2r_model_load(o.model_path.c_str());
+  if (!model) fail(t2r_last_error());
+  const double load_seconds = seconds_since(load_start);
+  t2r_model_info info;
+  t2r_model_get_info(model, &info);
+
+  if (o.info) print_info(model, o.model_path);
+  if (o.tokenize) {
+    const std::vector<int32_t> ids = tokenize(model, o.tokenize_text);
+    for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
+    std::printf("\n");
+  }
+  if (o.info || o.tokenize) {
+    t2r_model_free(model);
+    return 0;
+  }
+
+  t2r_session* session = t2r_session_create(model, o.max_context);
+  if (!session) fail(t2r_last_error());
+  if (o.stats) {
+    std::fprintf(stderr, "[load %.1f ms, session %.2f MB]\n", load_seconds * 1e3,
+                 double(t2r_session_bytes(session)) / 1e6);
+  }
+
+  if (!o.dump_logits_path.empty()) {
+    dump_logits(session, parse_id_list(o.ids_text), info.vocab_size, o.dump_logits_path);
+  } else if (!o.ppl_path.empty()) {
+    perplexity(session, read_id_file(o.ppl_path), info.vocab_size);
+  } else {
+    std::vector<int32_t> prompt = tokenize(model, o.prompt);
+    if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
+    t2r_sampler* sampler = t2r_sampler_create(model, &o.sampling);
+    t2r_text_stream* text = t2r_text_stream_create(model);
+    if (!sampler || !text) fail(t2r_last_error());
+    for (int32_t id : prompt) t2r_sampler_accept(sampler, id);
+
+    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+    std::fflush(stdout);
+    const auto prompt_start = std::chrono::steady_clock::now();
+    const float* logits = t2r_prefill(session, prompt.data(), prompt.size());
+    if (!logits) fail(t2r_last_error());
+    const double prompt_seconds = seconds_since(prompt_start);
+
+    const auto generate_start = std::chrono::steady_clock::now();
+    long generated = 0;
+    size_t length = 0;
+    while (generated < o.tokens) {
+      const int32_t id = t2r_sample(sampler, logits);
+      ++generated;
+      if (o.stop_at_eos && id == info.eos_id) break;
+      const char* piece = t2r_text_stream_push(text, id, &length);
+      std::fwrite(piece, 1, length, stdout);
+      std::fflush(stdout);
+      if (generated == o.tokens) break;  // the last token's logits are not needed
+      logits = step_or_fail(session, id);
+    }
+    const char* rest = t2r_text_stream_finish(text, &length);
+    std::fwrite(rest, 1, length, stdout);
+    std::printf("\n");
+    const double generate_seconds = seconds_since(generate_start);
+    if (o.stats) {
+      std::fprintf(stderr, "[prompt %zu tokens, %.1f tok/s; generated %ld tokens, %.1f tok/s; peak RSS %.1f MB]\n",
+                   prompt.size(), double(prompt.size()) / prompt_seconds, generated,
+                   double(generated) / generate_seconds, peak_rss_mb());
+    }
+    t2r_text_stream_free(text);
+    t2r_sampler_free(sampler);
+  }
+  t2r_session_free(session);
+  t2r_model_free(model);
+  return 0;
+}
