@@ -82,8 +82,10 @@ void relu(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
+// Computed as elu(x) + 1 in float, not as exp(x): the rounding of expm1(x) + 1 near zero is what
+// the models were trained and referenced with, and it matters where phi(q) . z meets the floor.
 void elu_plus_one(float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] + 1.0f : std::exp(x[i]);
+  for (size_t i = 0; i < n; ++i) x[i] = (x[i] > 0 ? x[i] : std::expm1(x[i])) + 1.0f;
 }
 
 void silu_mul(float* gate, const float* up, size_t n) {

@@ -57,7 +57,8 @@ uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::
   ModelWriter writer;
   writer.metadata() = model.metadata;
   for (const auto& t : model.tensors) {
-    writer.add_tensor(t.name, t.shape.size() >= 2 ? matrix_dtype : DType::F32, t.shape, t.values.data());
+    const bool is_bias = t.name.size() >= 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
+    writer.add_tensor(t.name, t.shape.size() >= 2 && !is_bias ? matrix_dtype : DType::F32, t.shape, t.values.data());
   }
   return writer.write(path);
 }

@@ -37,7 +37,8 @@ ImportedModel import_checkpoint(const std::string& dir);
 
 void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer);
 
-// Matrices (2-D and higher) are stored as `matrix_dtype`; vectors stay f32. Written atomically.
+// Weight matrices (2-D and higher) are stored as `matrix_dtype`; vectors and biases (whatever
+// their shape) stay f32. Written atomically.
 uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path);
 
 }  // namespace t2r

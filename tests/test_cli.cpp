@@ -1,0 +1,151 @@
+// t2r-pack and t2r-run as a user runs them: exit codes, messages, outputs.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "reference.h"
+
+namespace {
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& command) {
+  Result r{-1, ""};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
+  const int status = pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+const std::string kPack = T2R_PACK_EXE;
+const std::string kRun = T2R_RUN_EXE;
+const std::string kDefaultModel = std::string(T2R_SOURCE_DIR) + "/models/default.t2r";
+
+}  // namespace
+
+TEST_CASE("t2r-pack refuses bad arguments and inputs, leaving no file behind") {
+  Result r = run(kPack);
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "no checkpoint directory given"));
+  r = run(kPack + " /nonexistent -o /tmp/x.t2r --dtype f8");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "unknown dtype 'f8'"));
+  const std::string out = "/tmp/t2r-cli-test-" + std::to_string(getpid()) + ".t2r";
+  r = run(kPack + " /nonexistent -o " + out);
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "not a checkpoint directory"));
+  CHECK(!exists(out));
+  CHECK(!exists(out + ".partial"));
+}
+
+TEST_CASE("t2r-run refuses bad flags and bad files with a clear message") {
+  Result r = run(kRun + " --tokens many");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "--tokens needs an integer"));
+  r = run(kRun + " --top-p 2");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "--top-p needs a number"));
+  r = run(kRun + " --frobnicate");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "unknown option '--frobnicate'"));
+  r = run(kRun + " /nonexistent.t2r");
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "/nonexistent.t2r"));
+  const std::string junk = "/tmp/t2r-cli-junk-" + std::to_string(getpid()) + ".t2r";
+  std::ofstream(junk) << "this is not a model file at all, but long enough to have a header........";
+  r = run(kRun + " " + junk);
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "not a t2r model file (bad magic)"));
+  std::remove(junk.c_str());
+}
+
+TEST_CASE("the shipped default model generates text with no model argument") {
+  REQUIRE(exists(kDefaultModel));
+  Result r = run(kRun + " -p 'The Python interpreter' -n 16 --stats");
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "The Python interpreter"));
+  CHECK(contains(r.output, "tok/s"));
+  CHECK(contains(r.output, "peak RSS"));
+  // Same seed, same text; the seed matters.
+  Result a = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
+  Result b = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
+  Result c = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 8");
+  CHECK(a.status == 0);
+  CHECK(a.output == b.output);
+  CHECK(a.output != c.output);
+}
+
+#ifdef T2R_REFERENCE_MODELS
+
+using namespace t2r::test;
+
+TEST_CASE("the default model is llama-t2r and reproduces its greedy reference through t2r-run") {
+  const auto& greedy = reference_outputs("llama-t2r").json.at("greedy");
+  for (const auto& [prompt, expected] : greedy.as_object()) {
+    CAPTURE(prompt);
+    Result r = run(kRun + " -p '" + prompt + "' -n 40");
+    CHECK(r.status == 0);
+    CHECK(r.output == prompt + expected.at("text").as_string() + "\n");
+    std::string ids;
+    for (const auto& id : expected.at("prompt_ids").as_array()) ids += (ids.empty() ? "" : ",") + std::to_string(id.as_int());
+    r = run(kRun + " --tokenize '" + prompt + "'");
+    CHECK(r.output == ids + "\n");
+  }
+}
+
+TEST_CASE("t2r-pack writes a model that t2r-run checks against the references from outside") {
+  const std::string model = "/tmp/t2r-cli-fairseq-t2r-" + std::to_string(getpid()) + ".t2r";
+  Result r = run(kPack + " " + reference_dir("fairseq-t2r") + " -o " + model + " --dtype f32");
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.output, "fairseq transformer_lm, t2r attention"));
+  CHECK(contains(r.output, "wrote"));
+
+  const ReferenceOutputs& ref = reference_outputs("fairseq-t2r");
+  std::string ids;
+  for (size_t i = 0; i < 8; ++i) ids += (i ? "," : "") + std::to_string(ref.input_ids[i]);
+  const std::string logits_path = model + ".logits";
+  r = run(kRun + " " + model + " --ids " + ids + " --dump-logits " + logits_path);
+  REQUIRE(r.status == 0);
+  std::ifstream in(logits_path, std::ios::binary);
+  std::vector<float> logits(8 * (ref.logits.size() / ref.input_ids.size()));
+  in.read(reinterpret_cast<char*>(logits.data()), std::streamsize(logits.size() * 4));
+  CHECK(in.gcount() == std::streamsize(logits.size() * 4));
+  double max_diff = 0;
+  for (size_t i = 0; i < logits.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(logits[i] - ref.logits[i])));
+  CHECK(max_diff <= 1e-3);
+
+  const std::string ids_path = model + ".ids";
+  std::ofstream(ids_path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(ref.valid_ids.data()), std::streamsize(1024 * 4));
+  r = run(kRun + " " + model + " --ppl-ids " + ids_path);
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "perplexity"));
+  CHECK(contains(r.output, "over 1022 predicted tokens (2 windows of up to 512)"));
+  for (const std::string& path : {model, logits_path, ids_path}) std::remove(path.c_str());
+}
+
+#endif

@@ -1,0 +1,171 @@
+// Sessions: fixed memory (no allocation per token), reset, state save/restore, sampling.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "error.h"
+#include "reference.h"
+#include "sampler.h"
+#include "session.h"
+
+namespace {
+std::atomic<size_t> g_allocations{0};
+}  // namespace
+
+// Counts every heap allocation in this test binary.
+void* operator new(size_t size) {
+  ++g_allocations;
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t size) { return operator new(size); }
+void* operator new(size_t size, std::align_val_t align) {
+  ++g_allocations;
+  size_t a = static_cast<size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace t2r;
+
+TEST_CASE("the sampler is greedy at temperature 0 and reproducible with a seed") {
+  std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
+  Sampler greedy(5, {});
+  CHECK(greedy.sample(logits.data()) == 1);
+
+  SamplerOptions options;
+  options.temperature = 1.0f;
+  options.seed = 42;
+  Sampler a(5, options), b(5, options);
+  std::vector<int32_t> from_a, from_b;
+  for (int i = 0; i < 200; ++i) {
+    from_a.push_back(a.sample(logits.data()));
+    from_b.push_back(b.sample(logits.data()));
+  }
+  CHECK(from_a == from_b);
+  // Temperature sampling visits more than the argmax; top-k 2 never leaves the two best.
+  CHECK(std::count(from_a.begin(), from_a.end(), 1) < 200);
+  options.top_k = 2;
+  Sampler top2(5, options);
+  for (int i = 0; i < 200; ++i) {
+    int32_t t = top2.sample(logits.data());
+    CHECK((t == 1 || t == 3));
+  }
+  // top-p 0.5: token 1 alone holds less than half the mass, 1 and 3 together more.
+  options.top_k = 0;
+  options.top_p = 0.5f;
+  Sampler nucleus(5, options);
+  for (int i = 0; i < 200; ++i) {
+    int32_t t = nucleus.sample(logits.data());
+    CHECK((t == 1 || t == 3));
+  }
+  // A strong repetition penalty moves greedy decoding off a token it just produced.
+  SamplerOptions penalized;
+  penalized.repetition_penalty = 10.0f;
+  Sampler p(5, penalized);
+  CHECK(p.sample(logits.data()) == 1);
+  CHECK(p.sample(logits.data()) == 3);
+
+  options = {};
+  options.top_p = 0;
+  CHECK_THROWS_AS(Sampler(5, options), Error);
+  options = {};
+  options.temperature = -1;
+  CHECK_THROWS_AS(Sampler(5, options), Error);
+}
+
+#ifdef T2R_REFERENCE_MODELS
+
+using namespace t2r::test;
+
+TEST_CASE("stepping a token allocates nothing") {
+  for (const char* name : {"llama-t2r", "llama-softmax", "fairseq-t2r"}) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    Session session(model);
+    SamplerOptions options;
+    options.temperature = 0.8f;
+    options.top_p = 0.9f;
+    options.top_k = 40;
+    options.repetition_penalty = 1.1f;
+    Sampler sampler(int32_t(model.hparams().vocab_size), options);
+    std::vector<char> state(16 << 20);  // room for 100 positions of a softmax cache
+    int32_t token = 5;
+    const size_t before = g_allocations.load();
+    for (int i = 0; i < 100; ++i) token = sampler.sample(session.step(token));
+    session.save_state(state.data(), state.size());
+    session.restore_state(state.data(), session.state_size());
+    session.reset();
+    const size_t after = g_allocations.load();
+    CHECK(after - before == 0);
+  }
+}
+
+TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
+  const Model& t2r = packed_reference_model("llama-t2r", DType::F32);
+  const Hyperparams& hp = t2r.hparams();
+  Session session(t2r);
+  // The recurrent state is L x H x r x (d_h + 1) floats, whatever the context length.
+  const size_t state_bytes = size_t(hp.n_layers * hp.n_heads * hp.feature_dim * (hp.head_dim + 1)) * 4;
+  CHECK(session.bytes() >= state_bytes + size_t(hp.vocab_size) * 4);
+  CHECK(session.bytes() < state_bytes + size_t(hp.vocab_size) * 4 + 64 * 1024);
+  CHECK(session.max_context() == -1);
+
+  const Model& softmax = packed_reference_model("llama-softmax", DType::F32);
+  SessionOptions small;
+  small.max_context = 8;
+  Session bounded(softmax, small);
+  for (int i = 0; i < 8; ++i) bounded.step(1);
+  CHECK_THROWS_WITH_AS(bounded.step(1), "the KV cache is full (8 positions); start a larger session", Error);
+  CHECK_THROWS_AS(session.step(-1), Error);
+  CHECK_THROWS_AS(session.step(int32_t(hp.vocab_size)), Error);
+}
+
+TEST_CASE("save, restore and reset reproduce the same logits") {
+  for (const auto& name : reference_model_names()) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    const size_t V = size_t(model.hparams().vocab_size);
+    const std::vector<int32_t> ids = {10, 20, 30, 40, 50, 60};
+    Session session(model);
+    session.prefill(ids.data(), 3);
+    std::vector<char> saved(session.state_size());
+    session.save_state(saved.data(), saved.size());
+    std::vector<float> continued(session.prefill(ids.data() + 3, 3), session.logits() + V);
+
+    Session other(model);
+    other.restore_state(saved.data(), saved.size());
+    CHECK(other.position() == 3);
+    CHECK(std::vector<float>(other.prefill(ids.data() + 3, 3), other.logits() + V) == continued);
+
+    session.reset();
+    session.prefill(ids.data(), 6);
+    CHECK(std::vector<float>(session.logits(), session.logits() + V) == continued);
+
+    // A state is refused by another model, and when damaged.
+    const Model& different = packed_reference_model(name == "llama-t2r" ? "llama-elu" : "llama-t2r", DType::F32);
+    Session stranger(different);
+    CHECK_THROWS_WITH_AS(stranger.restore_state(saved.data(), saved.size()),
+                         "session state was saved with a different model", Error);
+    CHECK_THROWS_AS(other.restore_state(saved.data(), saved.size() - 1), Error);
+    std::vector<char> bad = saved;
+    bad[0] = 'X';
+    CHECK_THROWS_WITH_AS(other.restore_state(bad.data(), bad.size()), "not a t2r session state", Error);
+    bad = saved;
+    bad[8] = 9;
+    CHECK_THROWS_WITH_AS(other.restore_state(bad.data(), bad.size()),
+                         "session state version 9 is not supported (expected 1)", Error);
+  }
+}
+
+#endif
