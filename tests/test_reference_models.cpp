@@ -109,15 +109,20 @@ TEST_CASE("packed at f16 and bf16, T2R greedy continuations still match") {
   }
 }
 
-TEST_CASE("packed at f32, validation slice perplexity is within 0.5% of the reference") {
-  for (const auto& name : reference_model_names()) {
-    CAPTURE(name);
-    const ReferenceOutputs& ref = reference_outputs(name);
-    const double expected = ref.json.at("valid_slice_ppl").as_number();
-    const double got = slice_perplexity(packed_reference_model(name, DType::F32), ref.valid_ids);
-    MESSAGE(name << ": valid_slice_ppl " << got << " (reference " << expected << ")");
-    CHECK(std::fabs(got / expected - 1) <= 0.005);
-  }
+// One test case per model, so that ctest runs them in parallel.
+static void check_slice_perplexity(const std::string& name) {
+  const ReferenceOutputs& ref = reference_outputs(name);
+  const double expected = ref.json.at("valid_slice_ppl").as_number();
+  const double got = slice_perplexity(packed_reference_model(name, DType::F32), ref.valid_ids);
+  MESSAGE(name << ": valid_slice_ppl " << got << " (reference " << expected << ")");
+  CHECK(std::fabs(got / expected - 1) <= 0.005);
 }
+
+TEST_CASE("fairseq-softmax: validation slice perplexity within 0.5%") { check_slice_perplexity("fairseq-softmax"); }
+TEST_CASE("fairseq-t2r: validation slice perplexity within 0.5%") { check_slice_perplexity("fairseq-t2r"); }
+TEST_CASE("fairseq-elu: validation slice perplexity within 0.5%") { check_slice_perplexity("fairseq-elu"); }
+TEST_CASE("llama-softmax: validation slice perplexity within 0.5%") { check_slice_perplexity("llama-softmax"); }
+TEST_CASE("llama-t2r: validation slice perplexity within 0.5%") { check_slice_perplexity("llama-t2r"); }
+TEST_CASE("llama-elu: validation slice perplexity within 0.5%") { check_slice_perplexity("llama-elu"); }
 
 #endif
