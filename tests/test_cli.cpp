@@ -99,6 +99,14 @@ TEST_CASE("the shipped default model generates text with no model argument") {
   CHECK(a.output != c.output);
 }
 
+TEST_CASE("the C example generates, streams and saves state through the C API") {
+  Result r = run(std::string(T2R_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 8");
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "[session: 245760 bytes, fixed for any length]"));
+  CHECK(contains(r.output, "In the beginning"));
+  CHECK(contains(r.output, "[state after 11 tokens: 232488 bytes]"));
+}
+
 #ifdef T2R_REFERENCE_MODELS
 
 using namespace t2r::test;
