@@ -82,10 +82,14 @@ void relu(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
-// Computed as elu(x) + 1 in float, not as exp(x): the rounding of expm1(x) + 1 near zero is what
-// the models were trained and referenced with, and it matters where phi(q) . z meets the floor.
+// elu(x) + 1 as the ELU models were trained and referenced (float32 on a GPU): for x <= 0 the sum
+// lands on multiples of 2^-24, and CUDA's expm1f returns exactly -1 once e^x < 2^-24.5, so phi is
+// 0 there. It matters where phi(q) . z meets the denominator floor.
 void elu_plus_one(float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] = (x[i] > 0 ? x[i] : std::expm1(x[i])) + 1.0f;
+  const float flush_below = -24.5f * 0.69314718f;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = x[i] > 0 ? x[i] + 1.0f : x[i] < flush_below ? 0.0f : std::expm1(x[i]) + 1.0f;
+  }
 }
 
 void silu_mul(float* gate, const float* up, size_t n) {
