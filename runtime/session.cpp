@@ -24,7 +24,12 @@ Session::Session(const Model& model, SessionOptions options) : model_(model) {
   size_t context = 0;
   if (!hp.linear_attention()) {
     int64_t wanted = options.max_context > 0 ? options.max_context : hp.max_positions;
-    if (wanted > int64_t(1) << 32) throw Error("max context " + std::to_string(wanted) + " is too large");
+    // Checked in double first: a hostile max_positions must not wrap the size computation.
+    const double cache_bytes = 2.0 * double(L) * double(wanted) * double(Hkv * dh) * sizeof(float);
+    if (cache_bytes > double(size_t(1) << 46)) {
+      throw Error("a KV cache of " + std::to_string(wanted) + " positions needs " + std::to_string(cache_bytes / 1e9) +
+                  " GB; choose a smaller max context");
+    }
     max_context_ = wanted;
     context = size_t(wanted);
   }

@@ -261,8 +261,8 @@ int main(int argc, char** argv) {
   t2r_session* session = t2r_session_create(model, o.max_context);
   if (!session) fail(t2r_last_error());
   if (o.stats) {
-    std::fprintf(stderr, "[load %.1f ms, session %.2f MB]\n", load_seconds * 1e3,
-                 double(t2r_session_bytes(session)) / 1e6);
+    std::fprintf(stderr, "[load %.1f ms; session %zu bytes, allocated once: state, activations, logits]\n",
+                 load_seconds * 1e3, t2r_session_bytes(session));
   }
 
   if (!o.dump_logits_path.empty()) {
