@@ -67,4 +67,9 @@ void MappedFile::unmap() {
   size_ = 0;
 }
 
+bool is_regular_file(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 }  // namespace t2r

@@ -30,4 +30,6 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+bool is_regular_file(const std::string& path);
+
 }  // namespace t2r

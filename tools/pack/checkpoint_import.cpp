@@ -1,21 +1,12 @@
 #include "checkpoint_import.h"
 
 #include <cmath>
-#include <sys/stat.h>
 
 #include "error.h"
+#include "mapped_file.h"
 #include "model_writer.h"
 
 namespace t2r {
-namespace {
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-}  // namespace
-
 void ImportedModel::add(std::string name, std::vector<uint64_t> shape, std::vector<float> values) {
   uint64_t count = 1;
   for (uint64_t d : shape) count *= d;
@@ -47,8 +38,8 @@ void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer) {
 }
 
 ImportedModel import_checkpoint(const std::string& dir) {
-  if (file_exists(dir + "/checkpoint.pt")) return import_fairseq(dir);
-  if (file_exists(dir + "/config.json")) return import_huggingface(dir);
+  if (is_regular_file(dir + "/checkpoint.pt")) return import_fairseq(dir);
+  if (is_regular_file(dir + "/config.json")) return import_huggingface(dir);
   throw Error(dir + ": not a checkpoint directory (expected checkpoint.pt for fairseq or config.json for "
               "Hugging Face)");
 }

@@ -1,41 +1,26 @@
 // Hugging Face Llama checkpoints (config.json + safetensors, single or sharded), with this
 // project's T2R / ELU convention: config "t2r" block and self_attn.feature_map tensors.
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
-#include <sys/stat.h>
 
 #include "checkpoint_import.h"
 #include "error.h"
 #include "json.h"
+#include "mapped_file.h"
 #include "safetensors.h"
 #include "tokenizer_import.h"
 
 namespace t2r {
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
 // All tensors of a checkpoint, whether in one file or in shards named by the index.
 class TensorSource {
  public:
   explicit TensorSource(const std::string& dir) {
     const std::string index_path = dir + "/model.safetensors.index.json";
-    if (exists(index_path)) {
-      json::Value index = json::parse(read_text(index_path));
+    if (is_regular_file(index_path)) {
+      json::Value index = json::parse(MappedFile(index_path).bytes());
       std::map<std::string, size_t> shard_of_file;
       for (const auto& [name, file] : index.at("weight_map").as_object()) {
         const std::string& shard = file.as_string();
@@ -74,7 +59,7 @@ class TensorSource {
 
 ImportedModel import_huggingface(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
-  const json::Value config = json::parse(read_text(config_path));
+  const json::Value config = json::parse(MappedFile(config_path).bytes());
   auto unsupported = [&](const std::string& what) -> void {
     throw Error(config_path + ": unsupported model: " + what);
   };
