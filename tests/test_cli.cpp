@@ -47,7 +47,7 @@ const std::string kDefaultModel = std::string(T2R_SOURCE_DIR) + "/models/default
 
 }  // namespace
 
-TEST_CASE("t2r-pack refuses bad arguments and inputs, leaving no file behind") {
+TEST_CASE("t2r-pack refuses bad arguments and inputs and leaves no file behind") {
   Result r = run(kPack);
   CHECK(r.status == 2);
   CHECK(contains(r.output, "no checkpoint directory given"));
@@ -99,7 +99,7 @@ TEST_CASE("the shipped default model generates text with no model argument") {
   CHECK(a.output != c.output);
 }
 
-TEST_CASE("the C example generates, streams and saves state through the C API") {
+TEST_CASE("the C example generates and streams text and saves state through the C API") {
   Result r = run(std::string(T2R_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 8");
   CHECK(r.status == 0);
   CHECK(contains(r.output, "[session: 245760 bytes, fixed for any length]"));

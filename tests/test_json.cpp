@@ -57,7 +57,7 @@ TEST_CASE("json: escapes and unicode") {
   CHECK(parse("\"\xC4\xA0hello \xF0\x9F\x98\x80\"").as_string() == "\xC4\xA0hello \xF0\x9F\x98\x80");
 }
 
-TEST_CASE("json: duplicate keys, last wins") {
+TEST_CASE("json: duplicate keys are allowed and the last wins") {
   Value v = parse(R"({"k": 1, "k": 2})");
   CHECK(v.at("k").as_int() == 2);
   CHECK(v.as_object().size() == 2);

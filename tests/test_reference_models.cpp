@@ -62,7 +62,7 @@ double slice_perplexity(const Model& model, const std::vector<int32_t>& ids) {
 
 }  // namespace
 
-TEST_CASE("packed at f32, every reference model reproduces the reference logits") {
+TEST_CASE("packed at f32 every reference model reproduces the reference logits") {
   for (const auto& name : reference_model_names()) {
     CAPTURE(name);
     const Model& model = packed_reference_model(name, DType::F32);
@@ -82,7 +82,7 @@ TEST_CASE("packed at f32, every reference model reproduces the reference logits"
   }
 }
 
-TEST_CASE("packed at f32, greedy continuations are identical to the reference") {
+TEST_CASE("packed at f32 greedy continuations are identical to the reference") {
   for (const auto& name : reference_model_names()) {
     const Model& model = packed_reference_model(name, DType::F32);
     for (const auto& [prompt, expected] : reference_outputs(name).json.at("greedy").as_object()) {
@@ -94,7 +94,7 @@ TEST_CASE("packed at f32, greedy continuations are identical to the reference") 
   }
 }
 
-TEST_CASE("packed at f16 and bf16, T2R greedy continuations still match") {
+TEST_CASE("packed at f16 and bf16 the T2R greedy continuations still match") {
   for (const char* name : {"fairseq-t2r", "llama-t2r"}) {
     for (DType dtype : {DType::F16, DType::BF16}) {
       CAPTURE(name);

@@ -131,7 +131,7 @@ TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
   CHECK_THROWS_AS(session.step(int32_t(hp.vocab_size)), Error);
 }
 
-TEST_CASE("save, restore and reset reproduce the same logits") {
+TEST_CASE("save and restore and reset reproduce the same logits") {
   for (const auto& name : reference_model_names()) {
     CAPTURE(name);
     const Model& model = packed_reference_model(name, DType::F32);

@@ -153,7 +153,7 @@ TEST_CASE("tokenizer: pre-tokenization follows the GPT-2 regex") {
   }
 }
 
-TEST_CASE("tokenizer: merges apply lowest rank first, leftmost on ties") {
+TEST_CASE("tokenizer: merges apply lowest rank first and leftmost on ties") {
   TokenizerData d = byte_data();
   const int32_t bc = add_merge(d, "b", "c");
   const int32_t ab = add_merge(d, "a", "b");
@@ -171,7 +171,7 @@ TEST_CASE("tokenizer: merges apply lowest rank first, leftmost on ties") {
   CHECK(tok.encode("") == Ids{});
 }
 
-TEST_CASE("tokenizer: special texts are cut out first, leftmost then longest") {
+TEST_CASE("tokenizer: special texts are cut out first: leftmost then longest") {
   TokenizerData d = byte_data();
   const int32_t sp_lt = add_merge(d, " ", "<");
   d.special_texts = {"<s>", "<s>x", "</s>"};
@@ -232,7 +232,7 @@ TEST_CASE("tokenizer: long runs of one character stay fast") {
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
 }
 
-TEST_CASE("tokenizer: model ids, control ids and out-of-range ids") {
+TEST_CASE("tokenizer: model ids and control ids and out-of-range ids") {
   TokenizerData d = byte_data();
   d.vocab_size = 260;
   d.bpe_to_model.resize(256);

@@ -201,7 +201,7 @@ TEST_CASE("zip: crc32") {
   CHECK(t2r::crc32("The quick brown fox jumps over the lazy dog") == 0x414FA339u);
 }
 
-TEST_CASE("zip: stored entries, plain and ZIP64") {
+TEST_CASE("zip: stored entries in plain and ZIP64 archives") {
   std::vector<Entry> entries = {
       {"a/data.pkl", "hello"}, {"a/data/0", std::string(1000, 'x')}, {"a/empty", ""}};
   for (bool zip64 : {false, true}) {
