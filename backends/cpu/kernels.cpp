@@ -35,20 +35,24 @@ void init_kernels() {
   done = true;
 }
 
-void matvec(const Matrix& w, const float* x, const float* bias, float* y) {
-  for (size_t r = 0; r < w.rows; ++r) {
-    float sum;
-    if (w.dtype == DType::F32) {
-      const float* row = static_cast<const float*>(w.data) + r * w.cols;
-      sum = dot(w.cols, x, [row](size_t i) { return row[i]; });
-    } else if (w.dtype == DType::BF16) {
-      const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
-      sum = dot(w.cols, x, [row](size_t i) { return bf16_to_f32(row[i]); });
-    } else {
-      const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
-      sum = dot(w.cols, x, [row](size_t i) { return g_f16_table[row[i]]; });
+void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
+            size_t row_end) {
+  for (size_t r = row_begin; r < row_end; ++r) {
+    for (size_t t = 0; t < n; ++t) {
+      const float* xt = x + t * w.cols;
+      float sum;
+      if (w.dtype == DType::F32) {
+        const float* row = static_cast<const float*>(w.data) + r * w.cols;
+        sum = dot(w.cols, xt, [row](size_t i) { return row[i]; });
+      } else if (w.dtype == DType::BF16) {
+        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
+        sum = dot(w.cols, xt, [row](size_t i) { return bf16_to_f32(row[i]); });
+      } else {
+        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
+        sum = dot(w.cols, xt, [row](size_t i) { return g_f16_table[row[i]]; });
+      }
+      y[t * w.rows + r] = bias ? sum + bias[r] : sum;
     }
-    y[r] = bias ? sum + bias[r] : sum;
   }
 }
 

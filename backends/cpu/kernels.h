@@ -20,8 +20,15 @@ struct Matrix {
 // Must run once before any kernel reads f16 data (fills a conversion table; no allocation).
 void init_kernels();
 
-// y[rows] = W x (+ bias when not null).
-void matvec(const Matrix& w, const float* x, const float* bias, float* y);
+// Y = X W^T (+ bias when not null) for output rows [row_begin, row_end): X is [n, w.cols] and
+// Y is [n, w.rows], both row-major. Each weight row is read once for all n tokens, which is what
+// makes prompt processing faster than decoding; a row range is the unit of work of one thread.
+void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
+            size_t row_end);
+// y[rows] = W x (+ bias): one token, all rows.
+inline void matvec(const Matrix& w, const float* x, const float* bias, float* y) {
+  matmul(w, x, 1, bias, y, 0, w.rows);
+}
 // out[cols] = row `row` of W converted to f32, times scale.
 void matrix_row(const Matrix& w, size_t row, float scale, float* out);
 
