@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "error.h"
+#include "linear_attention.h"
 
 namespace t2r {
 namespace {
@@ -15,12 +16,22 @@ constexpr uint32_t kStateVersion = 1;
 constexpr size_t kStateHeaderBytes = 40;  // magic, version, reserved, model checksum, position, payload
 constexpr size_t kAlignFloats = 16;       // 64 bytes: every buffer starts on a cache line
 
+// The share of [0, count) that thread `thread` of `threads` takes.
+inline void split(size_t count, int thread, int threads, size_t* begin, size_t* end) {
+  *begin = count * size_t(thread) / size_t(threads);
+  *end = count * size_t(thread + 1) / size_t(threads);
+}
+
 }  // namespace
 
-Session::Session(const Model& model, SessionOptions options) : model_(model) {
+Session::Session(const Model& model, SessionOptions options)
+    : model_(model), pool_(options.threads > 0 ? options.threads : physical_core_count()) {
   const Hyperparams& hp = model.hparams();
   const size_t L = hp.n_layers, d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
                r = hp.feature_dim, F = hp.ffn_dim, V = hp.vocab_size;
+  if (options.threads < 0 || options.threads > 1024) throw Error("threads must be in [0, 1024]");
+  if (options.prefill_chunk < 1 || options.prefill_chunk > 4096) throw Error("prefill chunk must be in [1, 4096]");
+  chunk_ = size_t(options.prefill_chunk);
   size_t context = 0;
   if (!hp.linear_attention()) {
     int64_t wanted = options.max_context > 0 ? options.max_context : hp.max_positions;
@@ -39,34 +50,34 @@ Session::Session(const Model& model, SessionOptions options) : model_(model) {
     float** view;
     size_t floats;
   };
-  const size_t features = hp.linear_attention() ? H * r : 0;
+  const size_t C = chunk_, features = hp.linear_attention() ? H * r : 0;
   const Slot plan[] = {
-      {&x_, d},
-      {&xb_, d},
-      {&xb2_, d},
-      {&q_, H * dh},
-      {&k_, Hkv * dh},
-      {&v_, Hkv * dh},
-      {&phi_q_, features},
-      {&phi_k_, features},
-      {&attn_out_, H * dh},
-      {&hidden_, F},
-      {&hidden2_, F},
+      {&x_, C * d},
+      {&xb_, C * d},
+      {&xb2_, C * d},
+      {&q_, C * H * dh},
+      {&k_, C * Hkv * dh},
+      {&v_, C * Hkv * dh},
+      {&phi_q_, C * features},
+      {&phi_k_, C * features},
+      {&attn_out_, C * H * dh},
+      {&hidden_, C * F},
+      {&hidden2_, C * F},
       {&logits_, V},
       {&state_, L * features * dh},
       {&normalizer_, L * features},
       {&key_cache_, L * context * Hkv * dh},
       {&value_cache_, L * context * Hkv * dh},
-      {&scores_, context},
+      {&scores_, size_t(pool_.size()) * context},
   };
   size_t total = 0;
-  for (const Slot& s : plan) total += (s.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  for (const Slot& slot : plan) total += (slot.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
   bytes_ = total * sizeof(float);
   arena_ = static_cast<float*>(::operator new(bytes_, std::align_val_t(64)));
   size_t offset = 0;
-  for (const Slot& s : plan) {
-    *s.view = arena_ + offset;
-    offset += (s.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  for (const Slot& slot : plan) {
+    *slot.view = arena_ + offset;
+    offset += (slot.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
   }
   std::memset(arena_, 0, bytes_);
 }
@@ -78,121 +89,171 @@ void Session::reset() {
   std::memset(arena_, 0, bytes_);
 }
 
-void Session::attention(size_t layer, const LayerWeights& w) {
+void Session::matmul(const cpu::Matrix& w, const float* x, size_t n, const float* bias, float* y) {
+  auto job = [&](int thread, int threads) {
+    size_t begin, end;
+    split(w.rows, thread, threads, &begin, &end);
+    cpu::matmul(w, x, n, bias, y, begin, end);
+  };
+  pool_.run(job);
+}
+
+void Session::attention(size_t layer, const LayerWeights& w, size_t n) {
   const Hyperparams& hp = model_.hparams();
-  const size_t H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, r = hp.feature_dim,
-               group = H / Hkv;
-  float* phi_q = phi_q_;
-  float* phi_k = phi_k_;
+  const size_t H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, r = hp.feature_dim, group = H / Hkv;
+  const size_t q_width = H * dh, kv_width = Hkv * dh, features = H * r;
 
   if (hp.feature_map_folded) {
-    cpu::matvec(w.feature_q, xb_, w.feature_q_bias, phi_q);
-    cpu::matvec(w.feature_k, xb_, w.feature_k_bias, phi_k);
-    cpu::relu(phi_q, H * r);
-    cpu::relu(phi_k, H * r);
+    matmul(w.feature_q, xb_, n, w.feature_q_bias, phi_q_);
+    matmul(w.feature_k, xb_, n, w.feature_k_bias, phi_k_);
+    cpu::relu(phi_q_, n * features);
+    cpu::relu(phi_k_, n * features);
   } else {
-    cpu::matvec(w.q, xb_, w.q_bias, q_);
-    cpu::matvec(w.k, xb_, w.k_bias, k_);
-    if (hp.positions == PositionKind::Rotary) {
-      cpu::rotary(q_, H, dh, model_.position_freq().data(), position_);
-      cpu::rotary(k_, Hkv, dh, model_.position_freq().data(), position_);
-    }
+    matmul(w.q, xb_, n, w.q_bias, q_);
+    matmul(w.k, xb_, n, w.k_bias, k_);
     const float scale = 1.0f / std::sqrt(float(dh));
-    for (size_t i = 0; i < H * dh; ++i) q_[i] *= scale;
+    for (size_t t = 0; t < n; ++t) {
+      float* q = q_ + t * q_width;
+      if (hp.positions == PositionKind::Rotary) {
+        cpu::rotary(q, H, dh, model_.position_freq().data(), position_ + int64_t(t));
+        cpu::rotary(k_ + t * kv_width, Hkv, dh, model_.position_freq().data(), position_ + int64_t(t));
+      }
+      for (size_t i = 0; i < q_width; ++i) q[i] *= scale;
+    }
   }
-  cpu::matvec(w.v, xb_, w.v_bias, v_);
+  matmul(w.v, xb_, n, w.v_bias, v_);
 
   if (hp.attention == AttentionKind::Softmax) {
-    const size_t stride = Hkv * dh;
-    float* keys = key_cache_ + layer * size_t(max_context_) * stride;
-    float* values = value_cache_ + layer * size_t(max_context_) * stride;
-    std::memcpy(keys + size_t(position_) * stride, k_, stride * sizeof(float));
-    std::memcpy(values + size_t(position_) * stride, v_, stride * sizeof(float));
-    for (size_t h = 0; h < H; ++h) {
-      const size_t kv = h / group;
-      cpu::softmax_attention(q_ + h * dh, keys + kv * dh, values + kv * dh, size_t(position_) + 1, stride, dh,
-                             scores_, attn_out_ + h * dh);
-    }
+    float* keys = key_cache_ + layer * size_t(max_context_) * kv_width;
+    float* values = value_cache_ + layer * size_t(max_context_) * kv_width;
+    std::memcpy(keys + size_t(position_) * kv_width, k_, n * kv_width * sizeof(float));
+    std::memcpy(values + size_t(position_) * kv_width, v_, n * kv_width * sizeof(float));
+    auto job = [&](int thread, int threads) {
+      size_t begin, end;
+      split(n * H, thread, threads, &begin, &end);
+      float* scores = scores_ + size_t(thread) * size_t(max_context_);
+      for (size_t item = begin; item < end; ++item) {
+        const size_t t = item / H, h = item % H, kv = h / group;
+        cpu::softmax_attention(q_ + t * q_width + h * dh, keys + kv * dh, values + kv * dh,
+                               size_t(position_) + t + 1, kv_width, dh, scores, attn_out_ + t * q_width + h * dh);
+      }
+    };
+    pool_.run(job);
     return;
   }
 
   if (!hp.feature_map_folded) {
-    for (size_t h = 0; h < H; ++h) {
-      const float* k_head = k_ + (h / group) * dh;
-      if (hp.attention == AttentionKind::T2R) {
-        const cpu::Matrix map = cpu::row_slice(w.feature_map, h * r, r);
-        cpu::matvec(map, q_ + h * dh, w.feature_map_bias + h * r, phi_q + h * r);
-        cpu::matvec(map, k_head, w.feature_map_bias + h * r, phi_k + h * r);
-      } else {
-        std::memcpy(phi_q + h * r, q_ + h * dh, dh * sizeof(float));
-        std::memcpy(phi_k + h * r, k_head, dh * sizeof(float));
+    for (size_t t = 0; t < n; ++t) {
+      for (size_t h = 0; h < H; ++h) {
+        const float* q_head = q_ + t * q_width + h * dh;
+        const float* k_head = k_ + t * kv_width + (h / group) * dh;
+        float* phi_q = phi_q_ + t * features + h * r;
+        float* phi_k = phi_k_ + t * features + h * r;
+        if (hp.attention == AttentionKind::T2R) {
+          const cpu::Matrix map = cpu::row_slice(w.feature_map, h * r, r);
+          cpu::matvec(map, q_head, w.feature_map_bias + h * r, phi_q);
+          cpu::matvec(map, k_head, w.feature_map_bias + h * r, phi_k);
+        } else {
+          std::memcpy(phi_q, q_head, dh * sizeof(float));
+          std::memcpy(phi_k, k_head, dh * sizeof(float));
+        }
       }
     }
     if (hp.attention == AttentionKind::T2R) {
-      cpu::relu(phi_q, H * r);
-      cpu::relu(phi_k, H * r);
+      cpu::relu(phi_q_, n * features);
+      cpu::relu(phi_k_, n * features);
     } else {
-      cpu::elu_plus_one(phi_q, H * r);
-      cpu::elu_plus_one(phi_k, H * r);
+      cpu::elu_plus_one(phi_q_, n * features);
+      cpu::elu_plus_one(phi_k_, n * features);
     }
   }
-  for (size_t h = 0; h < H; ++h) {
-    const size_t head = layer * H + h;
-    cpu::linear_attention_step(state_ + head * r * dh, normalizer_ + head * r, phi_q + h * r, phi_k + h * r,
-                               v_ + (h / group) * dh, r, dh, hp.denominator_floor, attn_out_ + h * dh);
+  auto job = [&](int thread, int threads) {
+    size_t begin, end;
+    split(H, thread, threads, &begin, &end);
+    for (size_t h = begin; h < end; ++h) {
+      const size_t head = layer * H + h;
+      if (n == 1) {  // decoding: the recurrent form is the whole computation
+        cpu::linear_attention_step(state_ + head * r * dh, normalizer_ + head * r, phi_q_ + h * r, phi_k_ + h * r,
+                                   v_ + (h / group) * dh, r, dh, hp.denominator_floor, attn_out_ + h * dh);
+        continue;
+      }
+      const cpu::LinearAttentionChunk chunk{phi_q_ + h * r,  phi_k_ + h * r, features, v_ + (h / group) * dh,
+                                            kv_width,        attn_out_ + h * dh, q_width, n, r, dh,
+                                            hp.denominator_floor};
+      cpu::linear_attention_chunk(chunk, state_ + head * r * dh, normalizer_ + head * r);
+    }
+  };
+  pool_.run(job);
+}
+
+void Session::check_tokens(const int32_t* tokens, size_t n) const {
+  const Hyperparams& hp = model_.hparams();
+  for (size_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= hp.vocab_size) {
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
+                  std::to_string(hp.vocab_size - 1) + ")");
+    }
+  }
+  if (max_context_ >= 0 && position_ + int64_t(n) > max_context_) {
+    throw Error("the KV cache is full (" + std::to_string(max_context_) + " positions); start a larger session");
   }
 }
 
-const float* Session::step(int32_t token) {
+void Session::forward(const int32_t* tokens, size_t n) {
   const Hyperparams& hp = model_.hparams();
-  if (token < 0 || token >= hp.vocab_size) {
-    throw Error("token id " + std::to_string(token) + " is outside the vocabulary (0.." +
-                std::to_string(hp.vocab_size - 1) + ")");
-  }
-  if (max_context_ >= 0 && position_ >= max_context_) {
-    throw Error("the KV cache is full (" + std::to_string(max_context_) + " positions); start a larger session");
-  }
-  const size_t d = hp.dim;
-  const auto norm = [&](const Norm& n, const float* in, float* out) {
-    if (hp.norm == NormKind::LayerNorm) {
-      cpu::layer_norm(in, n.weight, n.bias, hp.norm_eps, d, out);
-    } else {
-      cpu::rms_norm(in, n.weight, hp.norm_eps, d, out);
+  const size_t d = hp.dim, F = hp.ffn_dim;
+  const auto norm = [&](const Norm& weights, const float* in, float* out, size_t rows) {
+    for (size_t t = 0; t < rows; ++t) {
+      if (hp.norm == NormKind::LayerNorm) {
+        cpu::layer_norm(in + t * d, weights.weight, weights.bias, hp.norm_eps, d, out + t * d);
+      } else {
+        cpu::rms_norm(in + t * d, weights.weight, hp.norm_eps, d, out + t * d);
+      }
     }
   };
 
-  cpu::matrix_row(model_.embedding(), size_t(token), hp.embedding_scale, x_);
-  if (hp.positions == PositionKind::Sinusoidal) {
-    cpu::add_sinusoidal_position(x_, d, model_.position_freq().data(), position_ + hp.position_offset);
+  for (size_t t = 0; t < n; ++t) {
+    cpu::matrix_row(model_.embedding(), size_t(tokens[t]), hp.embedding_scale, x_ + t * d);
+    if (hp.positions == PositionKind::Sinusoidal) {
+      cpu::add_sinusoidal_position(x_ + t * d, d, model_.position_freq().data(),
+                                   position_ + int64_t(t) + hp.position_offset);
+    }
   }
   const auto& layers = model_.layers();
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerWeights& w = layers[l];
-    norm(w.attn_norm, x_, xb_);
-    attention(l, w);
-    cpu::matvec(w.o, attn_out_, w.o_bias, xb2_);
-    cpu::add(x_, xb2_, d);
+    norm(w.attn_norm, x_, xb_, n);
+    attention(l, w, n);
+    matmul(w.o, attn_out_, n, w.o_bias, xb2_);
+    cpu::add(x_, xb2_, n * d);
 
-    norm(w.ffn_norm, x_, xb_);
+    norm(w.ffn_norm, x_, xb_, n);
     if (hp.ffn == FfnKind::SwiGlu) {
-      cpu::matvec(w.gate, xb_, nullptr, hidden_);
-      cpu::matvec(w.up, xb_, nullptr, hidden2_);
-      cpu::silu_mul(hidden_, hidden2_, hp.ffn_dim);
+      matmul(w.gate, xb_, n, nullptr, hidden_);
+      matmul(w.up, xb_, n, nullptr, hidden2_);
+      cpu::silu_mul(hidden_, hidden2_, n * F);
     } else {
-      cpu::matvec(w.up, xb_, w.up_bias, hidden_);
-      cpu::relu(hidden_, hp.ffn_dim);
+      matmul(w.up, xb_, n, w.up_bias, hidden_);
+      cpu::relu(hidden_, n * F);
     }
-    cpu::matvec(w.down, hidden_, w.down_bias, xb2_);
-    cpu::add(x_, xb2_, d);
+    matmul(w.down, hidden_, n, w.down_bias, xb2_);
+    cpu::add(x_, xb2_, n * d);
   }
-  norm(model_.output_norm(), x_, xb_);
-  cpu::matvec(model_.output(), xb_, nullptr, logits_);
-  ++position_;
+  // Only the last token's logits are wanted.
+  norm(model_.output_norm(), x_ + (n - 1) * d, xb_, 1);
+  matmul(model_.output(), xb_, 1, nullptr, logits_);
+  position_ += int64_t(n);
+}
+
+const float* Session::step(int32_t token) {
+  check_tokens(&token, 1);
+  forward(&token, 1);
   return logits_;
 }
 
 const float* Session::prefill(const int32_t* tokens, size_t count) {
-  for (size_t i = 0; i < count; ++i) step(tokens[i]);
+  check_tokens(tokens, count);
+  for (size_t done = 0; done < count; done += chunk_) forward(tokens + done, std::min(chunk_, count - done));
   return logits_;
 }
 

@@ -1,6 +1,6 @@
 // A session: one running sequence over a shared Model. Every activation buffer, the logits and
 // the recurrent state (S and z per layer and head; a KV cache for softmax models) are planned
-// and allocated once, here; stepping a token allocates nothing.
+// and allocated once, here, with the worker threads; feeding tokens allocates nothing.
 #pragma once
 
 #include <cstddef>
@@ -8,12 +8,15 @@
 #include <memory>
 
 #include "model.h"
+#include "thread_pool.h"
 
 namespace t2r {
 
 struct SessionOptions {
   // Softmax models only: the KV cache holds this many positions (0: the model's max_positions).
   int64_t max_context = 0;
+  int threads = 0;         // 0: one per physical core
+  int prefill_chunk = 64;  // prompt tokens processed together (matrix-matrix kernels)
 };
 
 class Session {
@@ -27,7 +30,8 @@ class Session {
   // (vocab_size floats, valid until the next call). Throws t2r::Error for an id outside the
   // vocabulary or a full KV cache; never allocates.
   const float* step(int32_t token);
-  // Feeds a whole prompt; returns the logits after its last token.
+  // Feeds a whole prompt in chunks; returns the logits after its last token. Gives the same
+  // state and logits as stepping token by token, to float rounding.
   const float* prefill(const int32_t* tokens, size_t count);
   const float* logits() const { return logits_; }
   void reset();  // back to the empty sequence
@@ -35,6 +39,7 @@ class Session {
   int64_t position() const { return position_; }
   int64_t max_context() const { return max_context_; }  // -1: unbounded (linear attention)
   size_t bytes() const { return bytes_; }              // everything this session allocated
+  int threads() const { return pool_.size(); }
 
   // The recurrent state (or the filled KV cache) and the last logits, as a versioned byte
   // buffer tied to this model: restoring it resumes generation exactly where it was saved.
@@ -45,21 +50,28 @@ class Session {
   const Model& model() const { return model_; }
 
  private:
-  void attention(size_t layer, const LayerWeights& w);
+  void check_tokens(const int32_t* tokens, size_t n) const;
+  void forward(const int32_t* tokens, size_t n);  // n <= chunk_
+  void attention(size_t layer, const LayerWeights& w, size_t n);
+  // Y = X W^T (+ bias) for n tokens, rows split across the pool.
+  void matmul(const cpu::Matrix& w, const float* x, size_t n, const float* bias, float* y);
   size_t state_payload_bytes() const;
   // Calls visit(float* block, size_t bytes) for each part of the saved state, in order.
   template <typename Visit>
   void for_each_state_block(Visit visit) const;
 
   const Model& model_;
+  ThreadPool pool_;
+  size_t chunk_ = 1;
   int64_t max_context_ = -1;
   int64_t position_ = 0;
   size_t bytes_ = 0;
   float* arena_ = nullptr;
-  // Views into the arena.
+  // Views into the arena; per-token buffers hold chunk_ rows.
   float *x_, *xb_, *xb2_, *q_, *k_, *v_, *phi_q_, *phi_k_, *attn_out_, *hidden_, *hidden2_, *logits_;
   float *state_, *normalizer_;  // linear attention: [L, H, r, d_h] and [L, H, r]
-  float *key_cache_, *value_cache_, *scores_;  // softmax: [L, max_context, H_kv d_h] each, [max_context]
+  float *key_cache_, *value_cache_;  // softmax: [L, max_context, H_kv d_h] each
+  float* scores_;                    // softmax: [threads, max_context]
 };
 
 }  // namespace t2r

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -114,12 +115,22 @@ TEST_CASE("stepping a token allocates nothing") {
 TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
   const Model& t2r = packed_reference_model("llama-t2r", DType::F32);
   const Hyperparams& hp = t2r.hparams();
-  Session session(t2r);
+  SessionOptions decode_only;
+  decode_only.prefill_chunk = 1;
+  decode_only.threads = 1;
+  Session session(t2r, decode_only);
   // The recurrent state is L x H x r x (d_h + 1) floats, whatever the context length.
   const size_t state_bytes = size_t(hp.n_layers * hp.n_heads * hp.feature_dim * (hp.head_dim + 1)) * 4;
   CHECK(session.bytes() >= state_bytes + size_t(hp.vocab_size) * 4);
   CHECK(session.bytes() < state_bytes + size_t(hp.vocab_size) * 4 + 64 * 1024);
   CHECK(session.max_context() == -1);
+  // Prompt chunks add activation rows, not state.
+  SessionOptions chunked = decode_only;
+  chunked.prefill_chunk = 64;
+  const size_t activations_per_token = size_t(3 * hp.dim + 2 * hp.n_heads * hp.head_dim +
+                                              2 * hp.n_kv_heads * hp.head_dim +
+                                              2 * hp.n_heads * hp.feature_dim + 2 * hp.ffn_dim) * 4;
+  CHECK(Session(t2r, chunked).bytes() <= session.bytes() + 64 * activations_per_token + 16 * 64);
 
   const Model& softmax = packed_reference_model("llama-softmax", DType::F32);
   SessionOptions small;
@@ -149,8 +160,10 @@ TEST_CASE("save and restore and reset reproduce the same logits") {
     CHECK(std::vector<float>(other.prefill(ids.data() + 3, 3), other.logits() + V) == continued);
 
     session.reset();
-    session.prefill(ids.data(), 6);
-    CHECK(std::vector<float>(session.logits(), session.logits() + V) == continued);
+    session.prefill(ids.data(), 6);  // one chunk instead of two: the same up to float rounding
+    double max_diff = 0;
+    for (size_t v = 0; v < V; ++v) max_diff = std::max(max_diff, double(std::fabs(session.logits()[v] - continued[v])));
+    CHECK(max_diff < 1e-4);
 
     // A state is refused by another model, and when damaged.
     const Model& different = packed_reference_model(name == "llama-t2r" ? "llama-elu" : "llama-t2r", DType::F32);
@@ -165,6 +178,52 @@ TEST_CASE("save and restore and reset reproduce the same logits") {
     bad[8] = 9;
     CHECK_THROWS_WITH_AS(other.restore_state(bad.data(), bad.size()),
                          "session state version 9 is not supported (expected 1)", Error);
+  }
+}
+
+TEST_CASE("chunked prefill gives the state and logits of token-by-token stepping") {
+  for (const auto& name : reference_model_names()) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    const std::vector<int32_t>& ids = reference_outputs(name).input_ids;  // 59 tokens
+    const size_t V = size_t(model.hparams().vocab_size);
+    SessionOptions one_by_one;
+    one_by_one.threads = 1;
+    one_by_one.prefill_chunk = 1;
+    Session reference(model, one_by_one);
+    reference.prefill(ids.data(), ids.size());
+    std::vector<char> reference_state(reference.state_size());
+    reference.save_state(reference_state.data(), reference_state.size());
+
+    for (int chunk : {7, 64}) {
+      for (int threads : {1, 2}) {
+        CAPTURE(chunk);
+        CAPTURE(threads);
+        SessionOptions options;
+        options.prefill_chunk = chunk;
+        options.threads = threads;
+        Session session(model, options);
+        session.prefill(ids.data(), ids.size());
+        double logit_diff = 0;
+        for (size_t v = 0; v < V; ++v) {
+          logit_diff = std::max(logit_diff, double(std::fabs(session.logits()[v] - reference.logits()[v])));
+        }
+        CHECK(logit_diff < 1e-4);
+        // The recurrent state (or KV cache) after the prompt, compared float by float.
+        std::vector<char> state(session.state_size());
+        session.save_state(state.data(), state.size());
+        REQUIRE(state.size() == reference_state.size());
+        double state_diff = 0, state_scale = 0;
+        for (size_t i = 40 + V * 4; i + 4 <= state.size(); i += 4) {
+          float a, b;
+          std::memcpy(&a, &state[i], 4);
+          std::memcpy(&b, &reference_state[i], 4);
+          state_diff = std::max(state_diff, double(std::fabs(a - b)));
+          state_scale = std::max(state_scale, double(std::fabs(b)));
+        }
+        CHECK(state_diff <= 1e-5 * state_scale);
+      }
+    }
   }
 }
 
