@@ -43,6 +43,10 @@ class Session {
 
   // The recurrent state (or the filled KV cache) and the last logits, as a versioned byte
   // buffer tied to this model: restoring it resumes generation exactly where it was saved.
+  // Layout, little-endian: "T2RSTATE", u32 version 1, u32 0, u64 model file checksum,
+  // i64 position, u64 payload bytes; then the payload, all f32: the last logits [V]; for linear
+  // attention S [L, H, r, d_h] and z [L, H, r]; for softmax, per layer, the keys and then the
+  // values of the filled positions [position, H_kv d_h].
   size_t state_size() const;
   void save_state(void* out, size_t size) const;
   void restore_state(const void* data, size_t size);  // throws t2r::Error if it does not fit

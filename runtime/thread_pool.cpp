@@ -52,7 +52,14 @@ void ThreadPool::dispatch(Call call, void* context) {
     wake_.notify_all();
   }
   call(context, 0, threads_);
-  while (pending_.load(std::memory_order_acquire) > 0) cpu_relax();
+  // A worker that lost its core to another process must get it back: spin, then yield.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) > 0; ++spin) {
+    if (spin < kSpinIterations) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 void ThreadPool::worker(int thread) {

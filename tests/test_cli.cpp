@@ -107,6 +107,29 @@ TEST_CASE("the C example generates and streams text and saves state through the 
   CHECK(contains(r.output, "[state after 11 tokens: 232488 bytes]"));
 }
 
+TEST_CASE("t2r-bench runs a synthetic model end to end and writes its results") {
+  const std::string out = "/tmp/t2r-bench-test-" + std::to_string(getpid());
+  Result r = run(std::string(T2R_BENCH_EXE) +
+                 " --model shipped --dtype f32 --threads 1 --tokens 2 --prompt 8 --contexts 16,32 --out " + out);
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "shipped t2r f32"));
+  CHECK(contains(r.output, "shipped softmax f32"));
+  CHECK(contains(r.output, "GB/s"));
+  std::ifstream csv(out + "/results.csv");
+  std::string line;
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  CHECK(rows == 1 + 2 + 4);  // header, two speed rows, two models at two contexts
+  for (const char* file : {"results.csv", "results.json", "decode_vs_context.svg", "memory_vs_context.svg"}) {
+    CHECK(exists(out + "/" + file));
+    std::remove((out + "/" + file).c_str());
+  }
+  rmdir(out.c_str());
+  r = run(std::string(T2R_BENCH_EXE) + " --dtype f7");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "unknown dtype 'f7'"));
+}
+
 #ifdef T2R_REFERENCE_MODELS
 
 using namespace t2r::test;

@@ -1,0 +1,314 @@
+// t2r-bench: decode and prompt speed against the memory-bandwidth limit, and decode speed and
+// memory versus context length for a T2R model and its softmax twin.
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bandwidth.h"
+#include "error.h"
+#include "session.h"
+#include "svg_chart.h"
+#include "synthetic_model.h"
+
+namespace {
+
+using namespace t2r;
+
+const char kUsage[] =
+    "usage: t2r-bench [options]\n"
+    "  --model NAME|FILE     synthetic 'shipped' or 'gpt2-small' (default), or a .t2r file\n"
+    "  --attention LIST      synthetic models: t2r,softmax (default both)\n"
+    "  --dtype LIST          synthetic models: f32,f16,bf16,q8_0,q4_0 (default f32,f16)\n"
+    "  --threads LIST        thread counts (default 1 and one per physical core)\n"
+    "  --tokens N            decode tokens timed per measurement (default 32)\n"
+    "  --prompt N            prompt tokens timed (default 512)\n"
+    "  --contexts LIST       context lengths of the sweep (default 128,...,16384; 'none' skips it)\n"
+    "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "t2r-bench: %s\n\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+long parse_positive(const std::string& flag, const std::string& text) {
+  long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > (1L << 30)) {
+    usage_error(flag + " needs positive integers, got '" + text + "'");
+  }
+  return value;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct Options {
+  std::string model = "gpt2-small";
+  std::vector<std::string> attention = {"t2r", "softmax"};
+  std::vector<DType> dtypes = {DType::F32, DType::F16};
+  std::vector<int> threads;
+  long tokens = 32, prompt = 512;
+  std::vector<long> contexts = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+  std::string out = "bench-results";
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (arg.rfind("--", 0) != 0) usage_error("unexpected argument '" + arg + "'");
+    if (i + 1 >= argc) usage_error(arg + " needs a value");
+    const std::string value = argv[++i];
+    if (arg == "--model") {
+      o.model = value;
+    } else if (arg == "--attention") {
+      o.attention = split_list(value);
+      for (const auto& a : o.attention) {
+        if (a != "t2r" && a != "softmax") usage_error("--attention takes t2r and softmax, got '" + a + "'");
+      }
+    } else if (arg == "--dtype") {
+      o.dtypes.clear();
+      for (const auto& name : split_list(value)) {
+        DType t;
+        if (!dtype_from_name(name, &t)) usage_error("unknown dtype '" + name + "'");
+        o.dtypes.push_back(t);
+      }
+    } else if (arg == "--threads") {
+      for (const auto& n : split_list(value)) o.threads.push_back(int(parse_positive(arg, n)));
+    } else if (arg == "--tokens") {
+      o.tokens = parse_positive(arg, value);
+    } else if (arg == "--prompt") {
+      o.prompt = parse_positive(arg, value);
+    } else if (arg == "--contexts") {
+      o.contexts.clear();
+      if (value != "none") {
+        for (const auto& n : split_list(value)) o.contexts.push_back(parse_positive(arg, n));
+      }
+    } else if (arg == "--out") {
+      o.out = value;
+    } else {
+      usage_error("unknown option '" + arg + "'");
+    }
+  }
+  if (o.threads.empty()) {
+    o.threads.push_back(1);
+    if (physical_core_count() > 1) o.threads.push_back(physical_core_count());
+  }
+  return o;
+}
+
+struct LoadedModel {
+  std::string label;  // e.g. "gpt2-small t2r q8_0"
+  std::string attention;
+  DType dtype;
+  std::unique_ptr<Model> model;
+};
+
+std::vector<LoadedModel> load_models(const Options& o) {
+  std::vector<LoadedModel> models;
+  bench::SyntheticConfig config;
+  if (!bench::synthetic_config(o.model, &config)) {
+    auto model = Model::load(o.model);
+    const std::string attention = model->hparams().attention == AttentionKind::Softmax ? "softmax" : "t2r";
+    models.push_back({o.model, attention, model->file().tensors().front().dtype, std::move(model)});
+    return models;
+  }
+  for (const auto& attention : o.attention) {
+    for (DType dtype : o.dtypes) {
+      const std::string label = o.model + " " + attention + " " + std::string(dtype_name(dtype));
+      const char* tmp = std::getenv("TMPDIR");
+      const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/t2r-bench-" + std::to_string(getpid()) + ".t2r";
+      std::fprintf(stderr, "building %s...\n", label.c_str());
+      bench::write_synthetic_model(config, attention == "t2r", dtype, path);
+      auto model = Model::load(path);
+      std::remove(path.c_str());  // the mapping outlives the name
+      models.push_back({label, attention, dtype, std::move(model)});
+    }
+  }
+  return models;
+}
+
+// Bytes of weights one decoded token reads: every matrix once, except the input embedding of
+// an untied model, of which it reads one row.
+uint64_t weight_bytes_per_token(const Model& model) {
+  uint64_t bytes = model.weight_bytes();
+  if (model.file().find("output")) bytes -= model.file().find("token_embedding")->size;
+  return bytes;
+}
+
+std::vector<int32_t> random_ids(size_t n, int64_t vocab) {
+  std::mt19937 rng(7);
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) id = int32_t(rng() % uint32_t(vocab));
+  return ids;
+}
+
+// Decode tokens/s from the session's current position.
+double decode_speed(Session& session, long tokens) {
+  const int64_t vocab = session.model().hparams().vocab_size;
+  int32_t token = 1;
+  session.step(token);  // warm-up: first touch of the weights and caches
+  const auto start = std::chrono::steady_clock::now();
+  for (long i = 0; i < tokens; ++i) {
+    const float* logits = session.step(token);
+    token = int32_t((i * 7919 + int64_t(logits[0] > 0)) % vocab);
+  }
+  return double(tokens) / seconds_since(start);
+}
+
+// Puts the session at `position` with a filled state, as if it had read that many tokens:
+// decoding costs the same whatever the state's values are, and filling a 16k softmax cache by
+// prefill would take far longer than the measurement.
+void seek(Session& session, int64_t position) {
+  const Hyperparams& hp = session.model().hparams();
+  const size_t V = size_t(hp.vocab_size);
+  const size_t floats = V + (hp.linear_attention()
+                                 ? size_t(hp.n_layers * hp.n_heads * hp.feature_dim * (hp.head_dim + 1))
+                                 : 2 * size_t(hp.n_layers * position * hp.n_kv_heads * hp.head_dim));
+  // The layout documented at Session::save_state.
+  std::vector<unsigned char> state(40 + floats * sizeof(float));
+  const uint32_t version = 1;
+  const uint64_t checksum = session.model().file().checksum(), payload = floats * sizeof(float);
+  std::memcpy(state.data(), "T2RSTATE", 8);
+  std::memcpy(state.data() + 8, &version, 4);
+  std::memcpy(state.data() + 16, &checksum, 8);
+  std::memcpy(state.data() + 24, &position, 8);
+  std::memcpy(state.data() + 32, &payload, 8);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(0.0f, 0.1f);
+  for (size_t i = 0; i < floats; ++i) {
+    const float v = uniform(rng);
+    std::memcpy(state.data() + 40 + i * sizeof(float), &v, sizeof(float));
+  }
+  session.restore_state(state.data(), state.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    std::string csv = "section,model,attention,dtype,threads,context,decode_tok_s,prompt_tok_s,weight_gb_s,"
+                      "bandwidth_gb_s,bandwidth_ratio,session_bytes\n";
+    std::vector<std::string> json;
+    auto record = [&](const std::string& section, const LoadedModel& m, int threads, long context, double decode,
+                      double prompt, double weight_gbs, double bandwidth, size_t session_bytes) {
+      const std::string dtype(dtype_name(m.dtype));
+      const double ratio = bandwidth > 0 ? weight_gbs / bandwidth : 0.0;
+      char line[512];
+      std::snprintf(line, sizeof line, "%s,%s,%s,%s,%d,%ld,%.2f,%.2f,%.2f,%.2f,%.3f,%zu\n", section.c_str(),
+                    o.model.c_str(), m.attention.c_str(), dtype.c_str(), threads, context, decode, prompt, weight_gbs,
+                    bandwidth, ratio, session_bytes);
+      csv += line;
+      std::snprintf(line, sizeof line,
+                    "    {\"section\": \"%s\", \"model\": \"%s\", \"attention\": \"%s\", \"dtype\": \"%s\", "
+                    "\"threads\": %d, \"context\": %ld, \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, "
+                    "\"weight_gb_s\": %.2f, \"bandwidth_gb_s\": %.2f, \"bandwidth_ratio\": %.3f, "
+                    "\"session_bytes\": %zu}",
+                    section.c_str(), o.model.c_str(), m.attention.c_str(), dtype.c_str(), threads, context, decode,
+                    prompt, weight_gbs, bandwidth, ratio, session_bytes);
+      json.push_back(line);
+    };
+
+    std::printf("measuring read bandwidth (1 GiB)...\n");
+    std::vector<double> bandwidth;
+    for (int threads : o.threads) {
+      ThreadPool pool(threads);
+      bandwidth.push_back(bench::read_bandwidth(pool));
+      std::printf("  %d thread%s: %.1f GB/s\n", threads, threads > 1 ? "s" : "", bandwidth.back());
+    }
+
+    std::vector<LoadedModel> models = load_models(o);
+    std::printf("\n%-26s %7s %11s %11s %9s %7s %12s %14s\n", "model", "threads", "decode t/s", "prompt t/s", "GB/s",
+                "of BW", "prompt/dec", "session bytes");
+    for (const auto& m : models) {
+      const std::vector<int32_t> prompt = random_ids(size_t(o.prompt), m.model->hparams().vocab_size);
+      for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+        SessionOptions options;
+        options.threads = o.threads[ti];
+        options.max_context = o.prompt + o.tokens + 2;
+        Session session(*m.model, options);
+        const auto start = std::chrono::steady_clock::now();
+        session.prefill(prompt.data(), prompt.size());
+        const double prompt_speed = double(prompt.size()) / seconds_since(start);
+        session.reset();
+        const double decode = decode_speed(session, o.tokens);
+        const double gbs = decode * double(weight_bytes_per_token(*m.model)) / 1e9;
+        std::printf("%-26s %7d %11.1f %11.1f %9.1f %6.0f%% %11.1fx %14zu\n", m.label.c_str(), o.threads[ti], decode,
+                    prompt_speed, gbs, 100 * gbs / bandwidth[ti], prompt_speed / decode, session.bytes());
+        record("speed", m, o.threads[ti], 0, decode, prompt_speed, gbs, bandwidth[ti], session.bytes());
+      }
+    }
+
+    // Context sweep: one model per attention kind (the first dtype), all threads.
+    std::vector<bench::Series> speed_series, memory_series;
+    if (!o.contexts.empty()) {
+      std::printf("\n%-26s %9s %11s %14s\n", "decode vs context", "context", "decode t/s", "session bytes");
+      const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+      for (const auto& m : models) {
+        if (m.dtype != models.front().dtype) continue;
+        bench::Series speed{m.label, colors[speed_series.size() % 4], {}}, memory = speed;
+        for (long context : o.contexts) {
+          SessionOptions options;
+          options.threads = o.threads.back();
+          options.max_context = context + o.tokens + 2;
+          Session session(*m.model, options);
+          seek(session, context);
+          const double decode = decode_speed(session, o.tokens);
+          std::printf("%-26s %9ld %11.1f %14zu\n", m.label.c_str(), context, decode, session.bytes());
+          record("context", m, o.threads.back(), context, decode, 0, 0, bandwidth.back(), session.bytes());
+          speed.points.emplace_back(double(context), decode);
+          memory.points.emplace_back(double(context), double(session.bytes()) / 1e6);
+        }
+        speed_series.push_back(speed);
+        memory_series.push_back(memory);
+      }
+    }
+
+    if (std::system(("mkdir -p '" + o.out + "'").c_str()) != 0) throw Error("cannot create " + o.out);
+    std::ofstream(o.out + "/results.csv") << csv;
+    std::ofstream json_file(o.out + "/results.json");
+    json_file << "{\n  \"results\": [\n";
+    for (size_t i = 0; i < json.size(); ++i) json_file << json[i] << (i + 1 < json.size() ? ",\n" : "\n");
+    json_file << "  ]\n}\n";
+    if (!speed_series.empty()) {
+      const std::string threads = std::to_string(o.threads.back()) + " thread" + (o.threads.back() > 1 ? "s" : "");
+      std::ofstream(o.out + "/decode_vs_context.svg")
+          << bench::line_chart_svg("Decode speed vs context (" + threads + ")", "context (tokens)", "tokens/s",
+                                   speed_series, true, false);
+      std::ofstream(o.out + "/memory_vs_context.svg")
+          << bench::line_chart_svg("Session memory vs context", "context (tokens)", "MB", memory_series, true, true);
+    }
+    std::printf("\nwrote %s/results.csv, results.json%s\n", o.out.c_str(),
+                speed_series.empty() ? "" : ", decode_vs_context.svg, memory_vs_context.svg");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "t2r-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
