@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
 
   t2r_model* model = t2r_model_load(argv[1]);
   if (!model) return fail("load");
-  t2r_session* session = t2r_session_create(model, 0);
+  t2r_session* session = t2r_session_create(model, NULL);
   if (!session) return fail("session");
   printf("[session: %zu bytes, fixed for any length]\n", t2r_session_bytes(session));
 

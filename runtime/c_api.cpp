@@ -121,12 +121,17 @@ const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
   return stream->text.c_str();
 }
 
-t2r_session* t2r_session_create(const t2r_model* model, int64_t max_context) {
+t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0}; }
+
+t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options) {
   if (null_argument(model, "model")) return nullptr;
+  const t2r_session_options o = options ? *options : t2r_session_default_options();
   return guarded<t2r_session*>(nullptr, [&] {
-    t2r::SessionOptions options;
-    options.max_context = max_context;
-    return new t2r_session{t2r::Session(*model->model, options)};
+    t2r::SessionOptions session_options;
+    session_options.max_context = o.max_context;
+    session_options.threads = o.threads;
+    if (o.prefill_chunk != 0) session_options.prefill_chunk = o.prefill_chunk;
+    return new t2r_session{t2r::Session(*model->model, session_options)};
   });
 }
 

@@ -49,9 +49,15 @@ void t2r_text_stream_free(t2r_text_stream* stream);
 const char* t2r_text_stream_push(t2r_text_stream* stream, int32_t token, size_t* length);
 const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length); /* flushes the rest */
 
-/* Sessions. max_context bounds the KV cache of softmax models (0: the model's maximum);
- * linear-attention models ignore it: their state has a fixed size. */
-t2r_session* t2r_session_create(const t2r_model* model, int64_t max_context);
+/* Sessions. Everything a session needs is allocated when it is created. */
+typedef struct {
+  int64_t max_context;   /* softmax models: KV cache positions (0: the model's maximum); linear-
+                            attention models ignore it, their state has a fixed size */
+  int32_t threads;       /* CPU threads (0: one per physical core) */
+  int32_t prefill_chunk; /* prompt tokens processed together (0: 64) */
+} t2r_session_options;
+t2r_session_options t2r_session_default_options(void);
+t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options); /* NULL: defaults */
 void t2r_session_free(t2r_session* session);
 size_t t2r_session_bytes(const t2r_session* session); /* all memory the session holds */
 void t2r_session_reset(t2r_session* session);

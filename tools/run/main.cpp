@@ -27,6 +27,7 @@ const char kUsage[] =
     "  --repeat-penalty R     penalize the last 64 tokens (default 1: off)\n"
     "  --seed S               random seed; the same seed gives the same text (default 0)\n"
     "  --max-context N        KV cache positions for softmax models (default: the model's)\n"
+    "  -t, --threads N        CPU threads (default: one per physical core)\n"
     "  --stop-at-eos          stop when the model ends the document\n"
     "  --stats                print load time, tokens/s and memory to stderr\n"
     "Checking:\n"
@@ -43,7 +44,7 @@ struct Options {
   bool has_prompt = false;
   long tokens = 64;
   t2r_sampler_options sampling = t2r_sampler_default_options();
-  long max_context = 0;
+  t2r_session_options session = t2r_session_default_options();
   bool stop_at_eos = false, stats = false, info = false;
   std::string tokenize_text, ids_text, dump_logits_path, ppl_path;
   bool tokenize = false;
@@ -106,7 +107,9 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--seed") {
       o.sampling.seed = uint64_t(parse_integer(arg, value(), 0, 1L << 62));
     } else if (arg == "--max-context") {
-      o.max_context = parse_integer(arg, value(), 1, 1L << 32);
+      o.session.max_context = parse_integer(arg, value(), 1, 1L << 32);
+    } else if (arg == "-t" || arg == "--threads") {
+      o.session.threads = int32_t(parse_integer(arg, value(), 1, 1024));
     } else if (arg == "--stop-at-eos") {
       o.stop_at_eos = true;
     } else if (arg == "--stats") {
@@ -258,7 +261,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  t2r_session* session = t2r_session_create(model, o.max_context);
+  t2r_session* session = t2r_session_create(model, &o.session);
   if (!session) fail(t2r_last_error());
   if (o.stats) {
     std::fprintf(stderr, "[load %.1f ms; session %zu bytes, allocated once: state, activations, logits]\n",
