@@ -7,6 +7,8 @@ std::string_view dtype_name(DType t) {
     case DType::F32: return "f32";
     case DType::F16: return "f16";
     case DType::BF16: return "bf16";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_0: return "q4_0";
   }
   return "unknown";
 }
@@ -15,6 +17,8 @@ bool dtype_from_name(std::string_view name, DType* out) {
   if (name == "f32") *out = DType::F32;
   else if (name == "f16") *out = DType::F16;
   else if (name == "bf16") *out = DType::BF16;
+  else if (name == "q8_0") *out = DType::Q8_0;
+  else if (name == "q4_0") *out = DType::Q4_0;
   else return false;
   return true;
 }

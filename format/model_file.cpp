@@ -198,8 +198,16 @@ ModelFile ModelFile::parse(std::string_view bytes, const std::string& label) {
     }
     t.offset = table.u64();
     t.size = table.u64();
-    uint64_t expected;
-    if (!checked_mul(elements, dtype_size(t.dtype), &expected) || expected != t.size) {
+    // Block types store whole blocks along the last dimension: size = rows * row_bytes.
+    const uint64_t cols = t.shape.back();
+    if (dtype_is_block(t.dtype) && (ndim < 2 || cols % kQuantBlock != 0)) {
+      table.fail("tensor '" + t.name + "' " + shape_string(t.shape) + " is " + std::string(dtype_name(t.dtype)) +
+                 ", which needs 2 or more dimensions and a last dimension that is a multiple of " +
+                 std::to_string(kQuantBlock));
+    }
+    uint64_t row_size = 0, expected = 0;
+    if (!checked_mul(cols / dtype_unit_elements(t.dtype), dtype_unit_bytes(t.dtype), &row_size) ||
+        !checked_mul(elements / cols, row_size, &expected) || expected != t.size) {
       table.fail("tensor '" + t.name + "' " + shape_string(t.shape) + " " + std::string(dtype_name(t.dtype)) +
                  " needs " + std::to_string(expected) + " bytes, table says " + std::to_string(t.size));
     }

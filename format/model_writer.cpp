@@ -8,6 +8,7 @@
 #include "checksum.h"
 #include "error.h"
 #include "model_file.h"
+#include "quantize.h"
 
 namespace t2r {
 namespace {
@@ -67,17 +68,37 @@ void ModelWriter::add_tensor(std::string name, DType dtype, std::vector<uint64_t
   for (const auto& e : entries_) {
     if (e.name == name) throw Error("tensor '" + name + "' added twice");
   }
-  uint64_t count = 1;
-  for (uint64_t d : shape) count *= d;
+  const uint64_t cols = shape.back();
+  if (dtype_is_block(dtype) && (shape.size() < 2 || cols % kQuantBlock != 0)) {
+    throw Error("tensor '" + name + "' " + shape_string(shape) + " cannot be stored as " +
+                std::string(dtype_name(dtype)) + ": it needs 2 or more dimensions and a last dimension that is a " +
+                "multiple of " + std::to_string(kQuantBlock));
+  }
+  uint64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
   Entry entry{std::move(name), dtype, std::move(shape), {}};
-  entry.bytes.resize(count * dtype_size(dtype));
-  unsigned char* out = entry.bytes.data();
-  for (uint64_t i = 0; i < count; ++i) {
-    if (dtype == DType::F32) {
-      std::memcpy(out + 4 * i, &values[i], 4);
-    } else {
-      uint16_t h = dtype == DType::F16 ? f32_to_f16(values[i]) : f32_to_bf16(values[i]);
-      std::memcpy(out + 2 * i, &h, 2);
+  const size_t stride = row_bytes(dtype, cols);
+  entry.bytes.resize(rows * stride);
+  for (uint64_t r = 0; r < rows; ++r) {
+    const float* in = values + r * cols;
+    unsigned char* out = entry.bytes.data() + r * stride;
+    switch (dtype) {
+      case DType::F32:
+        std::memcpy(out, in, cols * 4);
+        break;
+      case DType::F16:
+      case DType::BF16:
+        for (uint64_t i = 0; i < cols; ++i) {
+          uint16_t h = dtype == DType::F16 ? f32_to_f16(in[i]) : f32_to_bf16(in[i]);
+          std::memcpy(out + 2 * i, &h, 2);
+        }
+        break;
+      case DType::Q8_0:
+        quantize_q8_0(in, cols, reinterpret_cast<BlockQ8_0*>(out));
+        break;
+      case DType::Q4_0:
+        quantize_q4_0(in, cols, reinterpret_cast<BlockQ4_0*>(out));
+        break;
     }
   }
   entries_.push_back(std::move(entry));

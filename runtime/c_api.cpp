@@ -3,18 +3,38 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 
+#include "error.h"
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
+#ifdef T2R_VULKAN
+#include "vulkan/session.h"
+#endif
 
 struct t2r_model {
   std::unique_ptr<t2r::Model> model;
 };
+// Exactly one backend is set. A branch per call, not per kernel: the hot loops stay inside.
 struct t2r_session {
-  t2r::Session session;
+  std::unique_ptr<t2r::Session> cpu;
+#ifdef T2R_VULKAN
+  std::unique_ptr<t2r::vulkan::Session> gpu;
+#endif
+  template <typename Call>
+  auto with(Call call) {
+#ifdef T2R_VULKAN
+    if (gpu) return call(*gpu);
+#endif
+    return call(*cpu);
+  }
+  t2r::Session& cpu_only(const char* what) {
+    if (!cpu) throw t2r::Error(std::string(what) + " is not supported by the vulkan backend yet");
+    return *cpu;
+  }
 };
 struct t2r_sampler {
   t2r::Sampler sampler;
@@ -121,38 +141,67 @@ const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
   return stream->text.c_str();
 }
 
-t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0}; }
+t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0, nullptr, nullptr}; }
 
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options) {
   if (null_argument(model, "model")) return nullptr;
   const t2r_session_options o = options ? *options : t2r_session_default_options();
   return guarded<t2r_session*>(nullptr, [&] {
-    t2r::SessionOptions session_options;
-    session_options.max_context = o.max_context;
-    session_options.threads = o.threads;
-    if (o.prefill_chunk != 0) session_options.prefill_chunk = o.prefill_chunk;
-    return new t2r_session{t2r::Session(*model->model, session_options)};
+    const std::string backend = o.backend ? o.backend : "cpu";
+    auto session = std::make_unique<t2r_session>();
+    if (backend == "cpu") {
+      t2r::SessionOptions cpu;
+      cpu.max_context = o.max_context;
+      cpu.threads = o.threads;
+      if (o.prefill_chunk != 0) cpu.prefill_chunk = o.prefill_chunk;
+      session->cpu = std::make_unique<t2r::Session>(*model->model, cpu);
+    } else if (backend == "vulkan") {
+#ifdef T2R_VULKAN
+      t2r::vulkan::SessionOptions gpu;
+      gpu.max_context = o.max_context;
+      const std::string device = o.device ? o.device : "";
+      if (!device.empty() && device.find_first_not_of("0123456789") == std::string::npos) {
+        gpu.device.index = std::stoi(device);
+      } else {
+        gpu.device.name = device;
+      }
+      session->gpu = std::make_unique<t2r::vulkan::Session>(*model->model, gpu);
+#else
+      throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
+#endif
+    } else {
+      throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
+    }
+    return session.release();
   });
 }
 
 void t2r_session_free(t2r_session* session) { delete session; }
-size_t t2r_session_bytes(const t2r_session* session) { return session->session.bytes(); }
-void t2r_session_reset(t2r_session* session) { session->session.reset(); }
-int64_t t2r_session_position(const t2r_session* session) { return session->session.position(); }
+size_t t2r_session_bytes(const t2r_session* session) {
+  return const_cast<t2r_session*>(session)->with([](auto& s) { return s.bytes(); });
+}
+void t2r_session_reset(t2r_session* session) {
+  session->with([](auto& s) { s.reset(); });
+}
+int64_t t2r_session_position(const t2r_session* session) {
+  return const_cast<t2r_session*>(session)->with([](auto& s) { return s.position(); });
+}
 
 const float* t2r_step(t2r_session* session, int32_t token) {
-  return guarded<const float*>(nullptr, [&] { return session->session.step(token); });
+  return guarded<const float*>(nullptr, [&] { return session->with([&](auto& s) { return s.step(token); }); });
 }
 
 const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count) {
   if (count > 0 && null_argument(tokens, "tokens")) return nullptr;
-  return guarded<const float*>(nullptr, [&] { return session->session.prefill(tokens, count); });
+  return guarded<const float*>(nullptr,
+                               [&] { return session->with([&](auto& s) { return s.prefill(tokens, count); }); });
 }
 
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity) {
   return guarded<int64_t>(-1, [&] {
-    const size_t needed = session->session.state_size();
-    if (needed <= capacity) session->session.save_state(buffer, capacity);
+    const t2r::Session& cpu = const_cast<t2r_session*>(session)->cpu_only("saving state");
+    const size_t needed = cpu.state_size();
+    if (needed <= capacity) cpu.save_state(buffer, capacity);
     return int64_t(needed);
   });
 }
@@ -160,7 +209,7 @@ int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity
 int t2r_state_restore(t2r_session* session, const void* buffer, size_t size) {
   if (null_argument(buffer, "buffer")) return -1;
   return guarded<int>(-1, [&] {
-    session->session.restore_state(buffer, size);
+    session->cpu_only("restoring state").restore_state(buffer, size);
     return 0;
   });
 }

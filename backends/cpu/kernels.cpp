@@ -1,170 +1,131 @@
-#include "kernels.h"
+// Kernel dispatch: which implementations this CPU runs (CPUID on x86-64, HWCAP on aarch64), chosen
+// once; each public kernel is then one indirect call into the chosen table.
+#include <atomic>
+#include <cstdlib>
 
-#include <cmath>
-#include <cstring>
+#include "error.h"
+#include "kernel_table.h"
+#include "kernels_reference.h"
+
+#if defined(T2R_KERNELS_X86)
+#include <cpuid.h>
+#elif defined(T2R_KERNELS_ARM64) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace t2r::cpu {
 namespace {
 
-float g_f16_table[65536];
+constexpr KernelTable kReferenceKernels = {"scalar", reference::matmul, reference::linear_attention_step,
+                                           reference::softmax_attention};
 
-inline float weight_at(const Matrix& w, size_t k) {
-  if (w.dtype == DType::F32) return static_cast<const float*>(w.data)[k];
-  uint16_t bits = static_cast<const uint16_t*>(w.data)[k];
-  return w.dtype == DType::BF16 ? bf16_to_f32(bits) : g_f16_table[bits];
+std::atomic<const KernelTable*> g_kernels{&kReferenceKernels};
+
+#if defined(T2R_KERNELS_X86)
+struct X86Features {
+  bool avx2 = false, avx512 = false;
+};
+
+// The instruction sets must be reported by CPUID and their registers saved by the OS (XCR0).
+X86Features detect_x86() {
+  X86Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+  if (!osxsave || !avx) return f;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  const bool ymm_state = (xcr0_lo & 0x6u) == 0x6u, zmm_state = (xcr0_lo & 0xe6u) == 0xe6u;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5);
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31)) &&
+                      (c & (1u << 11));  // F, DQ, BW, VL, VNNI
+  f.avx2 = ymm_state && avx2 && fma && f16c;
+  f.avx512 = f.avx2 && zmm_state && avx512;
+  return f;
 }
+#endif
 
-// Eight independent partial sums let the compiler vectorize without reassociating.
-template <typename Load>
-float dot(size_t n, const float* x, Load element) {
-  float acc[8] = {};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (size_t u = 0; u < 8; ++u) acc[u] += element(i + u) * x[i + u];
-  }
-  for (; i < n; ++i) acc[i % 8] += element(i) * x[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+#if defined(T2R_KERNELS_ARM64)
+bool has_dotprod() {
+#if defined(__linux__)
+  return getauxval(AT_HWCAP) & (1ul << 20);  // HWCAP_ASIMDDP
+#elif defined(__APPLE__)
+  return true;  // every Apple arm64 core has it
+#else
+  return false;
+#endif
+}
+#endif
+
+// Best last.
+std::vector<const KernelTable*> usable_tables() {
+  std::vector<const KernelTable*> tables = {&kReferenceKernels};
+#if defined(T2R_KERNELS_X86)
+  const X86Features f = detect_x86();
+  if (f.avx2) tables.push_back(&kAvx2Kernels);
+  if (f.avx512) tables.push_back(&kAvx512Kernels);
+#elif defined(T2R_KERNELS_ARM64)
+  tables.push_back(&kNeonKernels);
+  if (has_dotprod()) tables.push_back(&kNeonDotprodKernels);
+#endif
+  return tables;
 }
 
 }  // namespace
 
 void init_kernels() {
-  static bool done = false;
-  if (done) return;
-  for (uint32_t h = 0; h < 65536; ++h) g_f16_table[h] = f16_to_f32(uint16_t(h));
-  done = true;
+  static const bool ready = [] {
+    reference::init_tables();
+    const char* forced = std::getenv("T2R_CPU");
+    if (forced && *forced) {
+      if (!select_kernel_path(forced)) {
+        std::string available;
+        for (const auto& path : available_kernel_paths()) available += (available.empty() ? "" : ", ") + path;
+        throw Error("T2R_CPU=" + std::string(forced) + " is not a kernel path this CPU runs (available: " +
+                    available + ")");
+      }
+    } else {
+      g_kernels.store(usable_tables().back());
+    }
+    return true;
+  }();
+  (void)ready;
 }
+
+std::vector<std::string> available_kernel_paths() {
+  std::vector<std::string> names;
+  for (const KernelTable* t : usable_tables()) names.emplace_back(t->name);
+  return names;
+}
+
+bool select_kernel_path(std::string_view path) {
+  for (const KernelTable* t : usable_tables()) {
+    if (t->name == path) {
+      g_kernels.store(t);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view kernel_path() { return g_kernels.load(std::memory_order_relaxed)->name; }
 
 void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
             size_t row_end) {
-  for (size_t r = row_begin; r < row_end; ++r) {
-    for (size_t t = 0; t < n; ++t) {
-      const float* xt = x + t * w.cols;
-      float sum;
-      if (w.dtype == DType::F32) {
-        const float* row = static_cast<const float*>(w.data) + r * w.cols;
-        sum = dot(w.cols, xt, [row](size_t i) { return row[i]; });
-      } else if (w.dtype == DType::BF16) {
-        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
-        sum = dot(w.cols, xt, [row](size_t i) { return bf16_to_f32(row[i]); });
-      } else {
-        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * w.cols;
-        sum = dot(w.cols, xt, [row](size_t i) { return g_f16_table[row[i]]; });
-      }
-      y[t * w.rows + r] = bias ? sum + bias[r] : sum;
-    }
-  }
-}
-
-void matrix_row(const Matrix& w, size_t row, float scale, float* out) {
-  for (size_t i = 0; i < w.cols; ++i) out[i] = weight_at(w, row * w.cols + i) * scale;
-}
-
-void layer_norm(const float* x, const float* weight, const float* bias, float eps, size_t n, float* out) {
-  float mean = 0;
-  for (size_t i = 0; i < n; ++i) mean += x[i];
-  mean /= float(n);
-  float var = 0;
-  for (size_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-  var /= float(n);
-  float inv = 1.0f / std::sqrt(var + eps);
-  for (size_t i = 0; i < n; ++i) out[i] = (x[i] - mean) * inv * weight[i] + (bias ? bias[i] : 0.0f);
-}
-
-void rms_norm(const float* x, const float* weight, float eps, size_t n, float* out) {
-  float ss = 0;
-  for (size_t i = 0; i < n; ++i) ss += x[i] * x[i];
-  float inv = 1.0f / std::sqrt(ss / float(n) + eps);
-  for (size_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
-}
-
-void add(float* x, const float* y, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] += y[i];
-}
-
-void relu(float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
-}
-
-// elu(x) + 1 as the ELU models were trained and referenced (float32 on a GPU): for x <= 0 the sum
-// lands on multiples of 2^-24, and CUDA's expm1f returns exactly -1 once e^x < 2^-24.5, so phi is
-// 0 there. It matters where phi(q) . z meets the denominator floor.
-void elu_plus_one(float* x, size_t n) {
-  const float flush_below = -24.5f * 0.69314718f;
-  for (size_t i = 0; i < n; ++i) {
-    x[i] = x[i] > 0 ? x[i] + 1.0f : x[i] < flush_below ? 0.0f : std::expm1(x[i]) + 1.0f;
-  }
-}
-
-void silu_mul(float* gate, const float* up, size_t n) {
-  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
-
-void rotary(float* x, size_t heads, size_t head_dim, const float* inv_freq, int64_t position) {
-  const size_t half = head_dim / 2;
-  for (size_t i = 0; i < half; ++i) {
-    float angle = float(position) * inv_freq[i];
-    float c = std::cos(angle), s = std::sin(angle);
-    for (size_t h = 0; h < heads; ++h) {
-      float* v = x + h * head_dim;
-      float a = v[i], b = v[i + half];
-      v[i] = a * c - b * s;
-      v[i + half] = b * c + a * s;
-    }
-  }
-}
-
-void add_sinusoidal_position(float* x, size_t dim, const float* freq, int64_t position) {
-  const size_t half = dim / 2;
-  for (size_t i = 0; i < half; ++i) {
-    float angle = float(position) * freq[i];
-    x[i] += std::sin(angle);
-    x[half + i] += std::cos(angle);
-  }
+  g_kernels.load(std::memory_order_relaxed)->matmul(w, x, n, bias, y, row_begin, row_end);
 }
 
 void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k,
                            const float* v, size_t r, size_t d_v, float floor, float* out) {
-  float denominator = 0;
-  for (size_t i = 0; i < r; ++i) {
-    normalizer[i] += phi_k[i];
-    denominator += phi_q[i] * normalizer[i];
-  }
-  for (size_t j = 0; j < d_v; ++j) out[j] = 0;
-  for (size_t i = 0; i < r; ++i) {
-    float* row = state + i * d_v;
-    const float k = phi_k[i], q = phi_q[i];
-    for (size_t j = 0; j < d_v; ++j) {
-      row[j] += k * v[j];
-      out[j] += q * row[j];
-    }
-  }
-  const float inv = 1.0f / (denominator > floor ? denominator : floor);
-  for (size_t j = 0; j < d_v; ++j) out[j] *= inv;
-}
-
-void softmax(float* x, size_t n) {
-  float max = x[0];
-  for (size_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  float sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
-  for (size_t i = 0; i < n; ++i) x[i] /= sum;
+  g_kernels.load(std::memory_order_relaxed)->linear_attention_step(state, normalizer, phi_q, phi_k, v, r, d_v, floor,
+                                                                    out);
 }
 
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length,
                        size_t stride, size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) {
-    scores[t] = dot(head_dim, q, [k = keys + t * stride](size_t i) { return k[i]; });
-  }
-  softmax(scores, length);
-  for (size_t j = 0; j < head_dim; ++j) out[j] = 0;
-  for (size_t t = 0; t < length; ++t) {
-    const float* v = values + t * stride;
-    for (size_t j = 0; j < head_dim; ++j) out[j] += scores[t] * v[j];
-  }
+  g_kernels.load(std::memory_order_relaxed)->softmax_attention(q, keys, values, length, stride, head_dim, scores,
+                                                                out);
 }
 
 }  // namespace t2r::cpu

@@ -1,15 +1,20 @@
-// Portable scalar CPU kernels: the reference every faster kernel (SIMD, GPU) is tested against.
+// CPU kernels. Each call goes to the implementation chosen once at run time (kernel paths, below):
+// the portable scalar reference (kernels_reference.h) or a SIMD path tested against it.
 // None of them allocates; all sizes are element counts.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "dtype.h"
 
 namespace t2r::cpu {
 
-// A row-major [rows, cols] weight matrix used in place, in its stored dtype.
+// A row-major [rows, cols] weight matrix used in place, in its stored dtype (for block types,
+// cols is a multiple of 32 and each row is cols / 32 blocks).
 struct Matrix {
   DType dtype = DType::F32;
   const void* data = nullptr;
@@ -17,12 +22,23 @@ struct Matrix {
   size_t cols = 0;
 };
 
-// Must run once before any kernel reads f16 data (fills a conversion table; no allocation).
+// Must run once before any kernel: fills the reference's f16 table and picks the best kernel path
+// this CPU runs, or the one the environment variable T2R_CPU names (throws t2r::Error when that
+// path is unknown or unavailable). Thread-safe; later calls do nothing.
 void init_kernels();
+
+// Kernel paths, best last: "scalar" (the reference, always) and those of "avx2", "avx512", "neon"
+// and "neon-dotprod" that this build and CPU can run. For tests and benchmarks.
+std::vector<std::string> available_kernel_paths();
+// Switches every later call to `path`; returns false (and changes nothing) when it is unavailable.
+bool select_kernel_path(std::string_view path);
+std::string_view kernel_path();
 
 // Y = X W^T (+ bias when not null) for output rows [row_begin, row_end): X is [n, w.cols] and
 // Y is [n, w.rows], both row-major. Each weight row is read once for all n tokens, which is what
 // makes prompt processing faster than decoding; a row range is the unit of work of one thread.
+// For q8_0 and q4_0 weights X is first quantized to q8 blocks (d = max|x| / 127 kept in f32,
+// q = x / d rounded half to even) and the dot products are exact integer sums per block.
 void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
             size_t row_end);
 // y[rows] = W x (+ bias): one token, all rows.
@@ -63,7 +79,7 @@ void softmax(float* x, size_t n);
 namespace t2r::cpu {
 // Rows [first, first + count) of w, as a matrix of its own.
 inline Matrix row_slice(const Matrix& w, size_t first, size_t count) {
-  auto bytes = static_cast<const unsigned char*>(w.data) + first * w.cols * dtype_size(w.dtype);
+  auto bytes = static_cast<const unsigned char*>(w.data) + first * row_bytes(w.dtype, w.cols);
   return Matrix{w.dtype, bytes, count, w.cols};
 }
 }  // namespace t2r::cpu

@@ -55,6 +55,8 @@ typedef struct {
                             attention models ignore it, their state has a fixed size */
   int32_t threads;       /* CPU threads (0: one per physical core) */
   int32_t prefill_chunk; /* prompt tokens processed together (0: 64) */
+  const char* backend;   /* "cpu" (NULL: the default) or "vulkan", where built with it */
+  const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
 } t2r_session_options;
 t2r_session_options t2r_session_default_options(void);
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options); /* NULL: defaults */
@@ -70,7 +72,8 @@ const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t cou
 
 /* Saves the state (recurrent state or KV cache, and the last logits) into `buffer`; returns the
  * number of bytes it needs (nothing is written when that exceeds `capacity`), or -1 on error.
- * Restoring a state saved from the same model resumes exactly where it was saved. */
+ * Restoring a state saved from the same model resumes exactly where it was saved. CPU sessions
+ * only for now. */
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity);
 int t2r_state_restore(t2r_session* session, const void* buffer, size_t size);
 

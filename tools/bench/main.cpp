@@ -17,6 +17,9 @@
 #include "session.h"
 #include "svg_chart.h"
 #include "synthetic_model.h"
+#ifdef T2R_VULKAN
+#include "vulkan/session.h"
+#endif
 
 namespace {
 
@@ -31,6 +34,7 @@ const char kUsage[] =
     "  --tokens N            decode tokens timed per measurement (default 32)\n"
     "  --prompt N            prompt tokens timed (default 512)\n"
     "  --contexts LIST       context lengths of the sweep (default 128,...,16384; 'none' skips it)\n"
+    "  --backend cpu|vulkan  where the model runs (default cpu; vulkan measures decode and prompt only)\n"
     "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -71,6 +75,7 @@ struct Options {
   long tokens = 32, prompt = 512;
   std::vector<long> contexts = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
   std::string out = "bench-results";
+  std::string backend = "cpu";
 };
 
 Options parse(int argc, char** argv) {
@@ -111,6 +116,12 @@ Options parse(int argc, char** argv) {
       }
     } else if (arg == "--out") {
       o.out = value;
+    } else if (arg == "--backend") {
+      if (value != "cpu" && value != "vulkan") usage_error("--backend takes cpu or vulkan, got '" + value + "'");
+#ifndef T2R_VULKAN
+      if (value == "vulkan") usage_error("this build has no vulkan backend");
+#endif
+      o.backend = value;
     } else {
       usage_error("unknown option '" + arg + "'");
     }
@@ -169,7 +180,8 @@ std::vector<int32_t> random_ids(size_t n, int64_t vocab) {
 }
 
 // Decode tokens/s from the session's current position.
-double decode_speed(Session& session, long tokens) {
+template <typename AnySession>
+double decode_speed(AnySession& session, long tokens) {
   const int64_t vocab = session.model().hparams().vocab_size;
   int32_t token = 1;
   session.step(token);  // warm-up: first touch of the weights and caches
@@ -208,6 +220,26 @@ void seek(Session& session, int64_t position) {
   session.restore_state(state.data(), state.size());
 }
 
+void write_results(const Options& o, const std::string& csv, const std::vector<std::string>& json,
+                   const std::vector<bench::Series>& speed_series, const std::vector<bench::Series>& memory_series) {
+  if (std::system(("mkdir -p '" + o.out + "'").c_str()) != 0) throw Error("cannot create " + o.out);
+  std::ofstream(o.out + "/results.csv") << csv;
+  std::ofstream json_file(o.out + "/results.json");
+  json_file << "{\n  \"results\": [\n";
+  for (size_t i = 0; i < json.size(); ++i) json_file << json[i] << (i + 1 < json.size() ? ",\n" : "\n");
+  json_file << "  ]\n}\n";
+  if (!speed_series.empty()) {
+    const std::string threads = std::to_string(o.threads.back()) + " thread" + (o.threads.back() > 1 ? "s" : "");
+    std::ofstream(o.out + "/decode_vs_context.svg")
+        << bench::line_chart_svg("Decode speed vs context (" + threads + ")", "context (tokens)", "tokens/s",
+                                 speed_series, true, false);
+    std::ofstream(o.out + "/memory_vs_context.svg")
+        << bench::line_chart_svg("Session memory vs context", "context (tokens)", "MB", memory_series, true, true);
+  }
+  std::printf("\nwrote %s/results.csv, results.json%s\n", o.out.c_str(),
+              speed_series.empty() ? "" : ", decode_vs_context.svg, memory_vs_context.svg");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +267,28 @@ int main(int argc, char** argv) {
       json.push_back(line);
     };
 
+    std::vector<LoadedModel> models = load_models(o);
+#ifdef T2R_VULKAN
+    if (o.backend == "vulkan") {
+      std::printf("\n%-26s %-28s %11s %11s %14s\n", "model", "device", "decode t/s", "prompt t/s", "device bytes");
+      for (const auto& m : models) {
+        vulkan::SessionOptions options;
+        options.max_context = o.prompt + o.tokens + 2;
+        vulkan::Session session(*m.model, options);
+        const std::vector<int32_t> prompt = random_ids(size_t(o.prompt), m.model->hparams().vocab_size);
+        const auto start = std::chrono::steady_clock::now();
+        session.prefill(prompt.data(), prompt.size());
+        const double prompt_speed = double(prompt.size()) / seconds_since(start);
+        session.reset();
+        const double decode = decode_speed(session, o.tokens);
+        std::printf("%-26s %-28s %11.1f %11.1f %14zu\n", m.label.c_str(), session.device().name().c_str(), decode,
+                    prompt_speed, session.bytes());
+        record("vulkan", m, 0, 0, decode, prompt_speed, 0, 0, session.bytes());
+      }
+      write_results(o, csv, json, {}, {});
+      return 0;
+    }
+#endif
     std::printf("measuring read bandwidth (1 GiB)...\n");
     std::vector<double> bandwidth;
     for (int threads : o.threads) {
@@ -243,7 +297,6 @@ int main(int argc, char** argv) {
       std::printf("  %d thread%s: %.1f GB/s\n", threads, threads > 1 ? "s" : "", bandwidth.back());
     }
 
-    std::vector<LoadedModel> models = load_models(o);
     std::printf("\n%-26s %7s %11s %11s %9s %7s %12s %14s\n", "model", "threads", "decode t/s", "prompt t/s", "GB/s",
                 "of BW", "prompt/dec", "session bytes");
     for (const auto& m : models) {
@@ -290,22 +343,7 @@ int main(int argc, char** argv) {
       }
     }
 
-    if (std::system(("mkdir -p '" + o.out + "'").c_str()) != 0) throw Error("cannot create " + o.out);
-    std::ofstream(o.out + "/results.csv") << csv;
-    std::ofstream json_file(o.out + "/results.json");
-    json_file << "{\n  \"results\": [\n";
-    for (size_t i = 0; i < json.size(); ++i) json_file << json[i] << (i + 1 < json.size() ? ",\n" : "\n");
-    json_file << "  ]\n}\n";
-    if (!speed_series.empty()) {
-      const std::string threads = std::to_string(o.threads.back()) + " thread" + (o.threads.back() > 1 ? "s" : "");
-      std::ofstream(o.out + "/decode_vs_context.svg")
-          << bench::line_chart_svg("Decode speed vs context (" + threads + ")", "context (tokens)", "tokens/s",
-                                   speed_series, true, false);
-      std::ofstream(o.out + "/memory_vs_context.svg")
-          << bench::line_chart_svg("Session memory vs context", "context (tokens)", "MB", memory_series, true, true);
-    }
-    std::printf("\nwrote %s/results.csv, results.json%s\n", o.out.c_str(),
-                speed_series.empty() ? "" : ", decode_vs_context.svg, memory_vs_context.svg");
+    write_results(o, csv, json, speed_series, memory_series);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "t2r-bench: %s\n", e.what());
     return 1;

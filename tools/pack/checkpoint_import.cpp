@@ -44,13 +44,28 @@ ImportedModel import_checkpoint(const std::string& dir) {
               "Hugging Face)");
 }
 
+namespace {
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+DType stored_dtype(const ImportedTensor& t, DType matrix_dtype) {
+  if (t.shape.size() < 2 || ends_with(t.name, ".bias")) return DType::F32;
+  if (!dtype_is_block(matrix_dtype)) return matrix_dtype;
+  if (t.shape.back() % kQuantBlock != 0) return DType::F16;
+  // The unfolded feature map [H, r, d_h] is under 1% of a model's weights, so quantizing it saves
+  // next to nothing, while its error would enter phi(q) and phi(k) of every head, numerator and
+  // denominator alike, right before a relu that turns small errors into features switching on or
+  // off. (The folded feature_q / feature_k are full [H r, d] projections and are quantized.)
+  if (ends_with(t.name, ".attn.feature_map.weight")) return DType::F16;
+  return matrix_dtype;
+}
+
 uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path) {
   ModelWriter writer;
   writer.metadata() = model.metadata;
-  for (const auto& t : model.tensors) {
-    const bool is_bias = t.name.size() >= 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
-    writer.add_tensor(t.name, t.shape.size() >= 2 && !is_bias ? matrix_dtype : DType::F32, t.shape, t.values.data());
-  }
+  for (const auto& t : model.tensors) writer.add_tensor(t.name, stored_dtype(t, matrix_dtype), t.shape, t.values.data());
   return writer.write(path);
 }
 

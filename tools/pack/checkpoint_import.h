@@ -37,8 +37,11 @@ ImportedModel import_checkpoint(const std::string& dir);
 
 void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer);
 
-// Weight matrices (2-D and higher) are stored as `matrix_dtype`; vectors and biases (whatever
-// their shape) stay f32. Written atomically.
+// The dtype `t` is stored in when matrices are asked for as `matrix_dtype`: vectors and biases
+// (whatever their shape) stay f32; for block types, a matrix whose rows are not whole blocks and
+// the small unfolded T2R feature map fall back to f16.
+DType stored_dtype(const ImportedTensor& t, DType matrix_dtype);
+// Every tensor in its stored_dtype. Written atomically.
 uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path);
 
 }  // namespace t2r

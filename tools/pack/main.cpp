@@ -6,16 +6,19 @@
 
 #include "checkpoint_import.h"
 #include "error.h"
+#include "model_file.h"
 
 namespace {
 
 const char kUsage[] =
-    "usage: t2r-pack CHECKPOINT_DIR -o MODEL.t2r [--dtype f32|f16|bf16]\n"
+    "usage: t2r-pack CHECKPOINT_DIR -o MODEL.t2r [--dtype f32|f16|bf16|q8_0|q4_0]\n"
     "\n"
     "Reads a fairseq transformer_lm checkpoint (checkpoint.pt, dict.txt, encoder.json, vocab.bpe)\n"
     "or a Hugging Face Llama checkpoint (config.json, model.safetensors or a sharded index,\n"
     "tokenizer.json), with softmax, T2R or ELU attention, and writes one t2r model file.\n"
-    "Matrices are stored in --dtype (default f16); norms and biases stay f32.\n";
+    "Matrices are stored in --dtype (default f16); norms and biases stay f32. q8_0 and q4_0 are\n"
+    "ggml's block formats; a matrix whose rows are not whole 32-element blocks, and the small\n"
+    "unfolded T2R feature map, are stored as f16 then (each is listed).\n";
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "t2r-pack: %s\n\n%s", message.c_str(), kUsage);
@@ -36,7 +39,7 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) return usage_error(arg + " needs a value");
       const std::string value = argv[++i];
       if (arg == "--dtype") {
-        if (!t2r::dtype_from_name(value, &dtype)) return usage_error("unknown dtype '" + value + "' (f32, f16, bf16)");
+        if (!t2r::dtype_from_name(value, &dtype)) return usage_error("unknown dtype '" + value + "' (f32, f16, bf16, q8_0, q4_0)");
       } else {
         output = value;
       }
@@ -56,6 +59,13 @@ int main(int argc, char** argv) {
     t2r::ImportedModel model = t2r::import_checkpoint(input);
     std::printf("read     %s\n         %s\n         %.2fM parameters in %zu tensors\n", input.c_str(),
                 model.description.c_str(), double(model.parameter_count()) / 1e6, model.tensors.size());
+    for (const auto& t : model.tensors) {
+      const t2r::DType stored = t2r::stored_dtype(t, dtype);
+      if (t2r::dtype_is_block(dtype) && stored != dtype && stored != t2r::DType::F32) {
+        std::printf("note     %s %s stored as %s\n", t.name.c_str(), t2r::shape_string(t.shape).c_str(),
+                    std::string(t2r::dtype_name(stored)).c_str());
+      }
+    }
     const uint64_t bytes = t2r::write_model(model, dtype, output);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("wrote    %s\n         %.2f MB, matrices %s, in %.2f s\n", output.c_str(), double(bytes) / 1e6,

@@ -28,6 +28,8 @@ const char kUsage[] =
     "  --seed S               random seed; the same seed gives the same text (default 0)\n"
     "  --max-context N        KV cache positions for softmax models (default: the model's)\n"
     "  -t, --threads N        CPU threads (default: one per physical core)\n"
+    "  --backend cpu|vulkan   where the model runs (default cpu)\n"
+    "  --device N|NAME        vulkan: device index or part of its name (default: the best one)\n"
     "  --stop-at-eos          stop when the model ends the document\n"
     "  --stats                print load time, tokens/s and memory to stderr\n"
     "Checking:\n"
@@ -45,6 +47,7 @@ struct Options {
   long tokens = 64;
   t2r_sampler_options sampling = t2r_sampler_default_options();
   t2r_session_options session = t2r_session_default_options();
+  std::string backend, device;
   bool stop_at_eos = false, stats = false, info = false;
   std::string tokenize_text, ids_text, dump_logits_path, ppl_path;
   bool tokenize = false;
@@ -108,6 +111,10 @@ Options parse_options(int argc, char** argv) {
       o.sampling.seed = uint64_t(parse_integer(arg, value(), 0, 1L << 62));
     } else if (arg == "--max-context") {
       o.session.max_context = parse_integer(arg, value(), 1, 1L << 32);
+    } else if (arg == "--backend") {
+      o.backend = value();
+    } else if (arg == "--device") {
+      o.device = value();
     } else if (arg == "-t" || arg == "--threads") {
       o.session.threads = int32_t(parse_integer(arg, value(), 1, 1024));
     } else if (arg == "--stop-at-eos") {
@@ -261,7 +268,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  t2r_session* session = t2r_session_create(model, &o.session);
+  t2r_session_options session_options = o.session;
+  session_options.backend = o.backend.empty() ? nullptr : o.backend.c_str();
+  session_options.device = o.device.empty() ? nullptr : o.device.c_str();
+  t2r_session* session = t2r_session_create(model, &session_options);
   if (!session) fail(t2r_last_error());
   if (o.stats) {
     std::fprintf(stderr, "[load %.1f ms; session %zu bytes, allocated once: state, activations, logits]\n",

@@ -1,0 +1,282 @@
+// AVX2 + FMA + F16C kernels (Haswell, Zen 1 and later). CMake compiles this file, and only this
+// file, with those flags; everything in it has internal linkage (see matmul_tiles.h).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernel_table.h"
+#include "matmul_tiles.h"
+
+namespace t2r::cpu::avx2 {
+namespace {
+
+constexpr int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+// The first n (0..8) lanes set, for partial loads and stores.
+__m256i lane_mask(size_t n) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n)); }
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// The f16 scale at p, as 8 equal lanes.
+__m256 broadcast_f16(const unsigned char* p) {
+  int16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(h));
+}
+
+// Weights as f32 vectors: 8 at p, or the first n (< 8) of them with the rest zero.
+__m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__m256 load8(const tiles::F16* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+__m256 load8(const tiles::BF16* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+__m256 load_first(const float* p, size_t n) { return _mm256_maskload_ps(p, lane_mask(n)); }
+template <typename W>
+__m256 load_first(const W* p, size_t n) {
+  W part[8] = {};
+  std::memcpy(part, p, n * sizeof(W));
+  return load8(part);
+}
+
+// 32 signed bytes of w times 32 of x, summed in 8 int32 lanes (lane i: bytes 4i..4i+3).
+// maddubs multiplies unsigned by signed bytes, so the sign of w moves onto x: |w| * sign(x, w);
+// with |x| <= 127 a pair of products stays within int16 (2 * 128 * 127).
+__m256i dot_signed(__m256i w, __m256i x) {
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+// The same for unsigned w <= 15 (q4_0 nibbles), where pairs cannot overflow.
+__m256i dot_unsigned(__m256i w, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+// The 32 nibbles of a q4_0 block as bytes 0..15, in element order.
+__m256i unpack_nibbles(const unsigned char* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+}
+
+struct Avx2 {
+  // Two vectors per row per step, four for a single row: enough independent sums to hide the
+  // FMA latency.
+  template <size_t R, typename W>
+  static void dot(const W* w, size_t stride, const float* x, size_t len, float* out) {
+    constexpr size_t U = R == 1 ? 4 : 2;
+    __m256 acc[R][U];
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
+    }
+    size_t i = 0;
+    for (; i + 8 * U <= len; i += 8 * U) {
+      for (size_t u = 0; u < U; ++u) {
+        const __m256 xv = _mm256_loadu_ps(x + i + 8 * u);
+        for (size_t r = 0; r < R; ++r) acc[r][u] = _mm256_fmadd_ps(load8(w + r * stride + i + 8 * u), xv, acc[r][u]);
+      }
+    }
+    for (; i + 8 <= len; i += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + i);
+      for (size_t r = 0; r < R; ++r) acc[r][0] = _mm256_fmadd_ps(load8(w + r * stride + i), xv, acc[r][0]);
+    }
+    if (i < len) {
+      const __m256 xv = _mm256_maskload_ps(x + i, lane_mask(len - i));
+      for (size_t r = 0; r < R; ++r) acc[r][1] = _mm256_fmadd_ps(load_first(w + r * stride + i, len - i), xv, acc[r][1]);
+    }
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
+      out[r] = hsum(acc[r][0]);
+    }
+  }
+
+  template <typename W>
+  static void convert(const W* src, size_t len, float* dst) {
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) _mm256_storeu_ps(dst + i, load8(src + i));
+    if (i < len) {
+      float part[8];
+      _mm256_storeu_ps(part, load_first(src + i, len - i));
+      std::memcpy(dst + i, part, (len - i) * sizeof(float));
+    }
+  }
+
+  // q4_0 also gets c = -8 * (lane sums of q), so that the unsigned nibbles need no offset.
+  template <DType T>
+  static void quantize(const float* x, size_t blocks, int8_t* q, float* d, int32_t* c) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t b = 0; b < blocks; ++b, x += 32, q += 32, c += 8) {
+      __m256 v[4], amax = _mm256_setzero_ps();
+      for (size_t m = 0; m < 4; ++m) {
+        v[m] = _mm256_loadu_ps(x + 8 * m);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[m]));
+      }
+      d[b] = hmax(amax) / 127;
+      const __m256 inverse = _mm256_set1_ps(d[b] != 0 ? 1.0f / d[b] : 0.0f);
+      __m256i i32[4];
+      for (size_t m = 0; m < 4; ++m) {
+        const __m256 scaled = _mm256_mul_ps(v[m], inverse);
+        i32[m] = _mm256_cvtps_epi32(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      }
+      // packs works within 128-bit lanes; the permutation restores element order.
+      const __m256i i16_lo = _mm256_packs_epi32(i32[0], i32[1]), i16_hi = _mm256_packs_epi32(i32[2], i32[3]);
+      const __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16_lo, i16_hi),
+                                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), i8);
+      if constexpr (T == DType::Q4_0) {
+        const __m256i lanes = dot_unsigned(_mm256_set1_epi8(1), i8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lanes, 3)));
+      }
+    }
+  }
+
+  // acc + (sum_j w[j] x[j]) d_x d_w for block b of the row at w, in 8 partial sums.
+  template <DType T>
+  static __m256 add_block(const unsigned char* w, size_t b, const int8_t* q, const float* d, const int32_t* c,
+                          __m256 acc) {
+    const unsigned char* block = w + b * (T == DType::Q8_0 ? 34 : 18);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b));
+    __m256i sums;
+    if constexpr (T == DType::Q8_0) {
+      sums = dot_signed(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), xv);
+    } else {
+      sums = _mm256_add_epi32(dot_unsigned(unpack_nibbles(block + 2), xv),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * b)));
+    }
+    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_broadcast_ss(d + b));
+    return _mm256_fmadd_ps(scaled, broadcast_f16(block), acc);
+  }
+
+  // Four blocks in flight for a single row, one per row for four rows.
+  template <DType T, size_t R>
+  static void dot_blocks(const unsigned char* w, size_t stride, const int8_t* q, const float* d, const int32_t* c,
+                         size_t blocks, float* out) {
+    constexpr size_t U = R == 1 ? 4 : 1;
+    __m256 acc[R][U];
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
+    }
+    size_t b = 0;
+    for (; b + U <= blocks; b += U) {
+      for (size_t u = 0; u < U; ++u) {
+        for (size_t r = 0; r < R; ++r) acc[r][u] = add_block<T>(w + r * stride, b + u, q, d, c, acc[r][u]);
+      }
+    }
+    for (; b < blocks; ++b) {
+      for (size_t r = 0; r < R; ++r) acc[r][0] = add_block<T>(w + r * stride, b, q, d, c, acc[r][0]);
+    }
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
+      out[r] = hsum(acc[r][0]);
+    }
+  }
+};
+
+void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
+            size_t row_end) {
+  tiles::matmul<Avx2>(w, x, n, bias, y, row_begin, row_end);
+}
+
+// Vector m of M at p: the last one is partial (masked) when Partial is set; masked stores are slow
+// on some cores, so full vectors never use them.
+template <size_t M, bool Partial>
+__m256 load_part(const float* p, size_t m, __m256i mask) {
+  return Partial && m + 1 == M ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p);
+}
+template <size_t M, bool Partial>
+void store_part(float* p, size_t m, __m256i mask, __m256 v) {
+  if (Partial && m + 1 == M) {
+    _mm256_maskstore_ps(p, mask, v);
+  } else {
+    _mm256_storeu_ps(p, v);
+  }
+}
+
+// Columns [j, j + 8 M) of S += phi_k v^T and out = phi_q^T S * inverse, with v and out held in
+// registers across the r rows.
+template <size_t M, bool Partial>
+void linear_attention_columns(float* state, const float* phi_q, const float* phi_k, const float* v, size_t r,
+                              size_t d_v, size_t j, __m256i mask, float inverse, float* out) {
+  __m256 vv[M], acc[M];
+  for (size_t m = 0; m < M; ++m) {
+    vv[m] = load_part<M, Partial>(v + j + 8 * m, m, mask);
+    acc[m] = _mm256_setzero_ps();
+  }
+  for (size_t i = 0; i < r; ++i) {
+    float* row = state + i * d_v + j;
+    const __m256 k = _mm256_set1_ps(phi_k[i]), q = _mm256_set1_ps(phi_q[i]);
+    for (size_t m = 0; m < M; ++m) {
+      const __m256 s = _mm256_fmadd_ps(k, vv[m], load_part<M, Partial>(row + 8 * m, m, mask));
+      store_part<M, Partial>(row + 8 * m, m, mask, s);
+      acc[m] = _mm256_fmadd_ps(q, s, acc[m]);
+    }
+  }
+  for (size_t m = 0; m < M; ++m) {
+    store_part<M, Partial>(out + j + 8 * m, m, mask, _mm256_mul_ps(acc[m], _mm256_set1_ps(inverse)));
+  }
+}
+
+void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k, const float* v,
+                           size_t r, size_t d_v, float floor, float* out) {
+  __m256 dot = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= r; i += 8) {
+    const __m256 z = _mm256_add_ps(_mm256_loadu_ps(normalizer + i), _mm256_loadu_ps(phi_k + i));
+    _mm256_storeu_ps(normalizer + i, z);
+    dot = _mm256_fmadd_ps(_mm256_loadu_ps(phi_q + i), z, dot);
+  }
+  float denominator = hsum(dot);
+  for (; i < r; ++i) {
+    normalizer[i] += phi_k[i];
+    denominator += phi_q[i] * normalizer[i];
+  }
+  const float inverse = 1.0f / (denominator > floor ? denominator : floor);
+  size_t j = 0;
+  for (; j + 32 <= d_v; j += 32) linear_attention_columns<4, false>(state, phi_q, phi_k, v, r, d_v, j, _mm256_setzero_si256(), inverse, out);
+  for (; j + 8 <= d_v; j += 8) linear_attention_columns<1, false>(state, phi_q, phi_k, v, r, d_v, j, _mm256_setzero_si256(), inverse, out);
+  if (j < d_v) linear_attention_columns<1, true>(state, phi_q, phi_k, v, r, d_v, j, lane_mask(d_v - j), inverse, out);
+}
+
+// out[j, j + 8 M) = sum_t scores[t] values[t].
+template <size_t M, bool Partial>
+void weighted_sum_columns(const float* scores, const float* values, size_t length, size_t stride, size_t j,
+                          __m256i mask, float* out) {
+  __m256 acc[M];
+  for (size_t m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
+  for (size_t t = 0; t < length; ++t) {
+    const __m256 s = _mm256_set1_ps(scores[t]);
+    const float* row = values + t * stride + j;
+    for (size_t m = 0; m < M; ++m) acc[m] = _mm256_fmadd_ps(s, load_part<M, Partial>(row + 8 * m, m, mask), acc[m]);
+  }
+  for (size_t m = 0; m < M; ++m) store_part<M, Partial>(out + j + 8 * m, m, mask, acc[m]);
+}
+
+void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
+                       size_t head_dim, float* scores, float* out) {
+  for (size_t t = 0; t < length; ++t) Avx2::dot<1>(keys + t * stride, 0, q, head_dim, scores + t);
+  softmax(scores, length);
+  size_t j = 0;
+  for (; j + 32 <= head_dim; j += 32) weighted_sum_columns<4, false>(scores, values, length, stride, j, _mm256_setzero_si256(), out);
+  for (; j + 8 <= head_dim; j += 8) weighted_sum_columns<1, false>(scores, values, length, stride, j, _mm256_setzero_si256(), out);
+  if (j < head_dim) weighted_sum_columns<1, true>(scores, values, length, stride, j, lane_mask(head_dim - j), out);
+}
+
+}  // namespace
+}  // namespace t2r::cpu::avx2
+
+namespace t2r::cpu {
+
+extern const KernelTable kAvx2Kernels = {"avx2", avx2::matmul, avx2::linear_attention_step,
+                                     avx2::softmax_attention};
+
+}  // namespace t2r::cpu

@@ -1,0 +1,139 @@
+#include "ops.h"
+
+#include <algorithm>
+#include <string>
+
+#include "error.h"
+
+namespace t2r::vulkan {
+namespace {
+
+uint32_t div_up(uint64_t n, uint32_t d) { return uint32_t((n + d - 1) / d); }
+
+// Workgroup size of the kernels that reduce over a workgroup: a power of two (the shared-memory
+// reduction needs one) within the device's limits (which are at least 128).
+uint32_t reduction_workgroup(const Device& device, uint32_t wanted) {
+  const uint32_t limit = std::min(device.limits().maxComputeWorkGroupSize[0], device.limits().maxComputeWorkGroupInvocations);
+  uint32_t size = 1;
+  while (size * 2 <= std::min(wanted, limit)) size *= 2;
+  return size;
+}
+
+constexpr uint32_t kElementwiseWorkgroup = 64;
+
+std::string matrix_shader(const char* kernel, DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0: return std::string(kernel) + "_" + std::string(dtype_name(dtype));
+  }
+  throw Error("the Vulkan backend cannot read weights of dtype " + std::to_string(uint32_t(dtype)));
+}
+
+// Shared memory for `floats` floats plus the reduction scratch of a workgroup.
+void check_shared_memory(const Device& device, uint64_t floats, uint32_t workgroup, const char* kernel) {
+  const uint64_t bytes = (floats + workgroup) * sizeof(float);
+  if (bytes > device.limits().maxComputeSharedMemorySize) {
+    throw Error(std::string(kernel) + " needs " + std::to_string(bytes) + " bytes of shared memory; Vulkan device " +
+                device.name() + " has " + std::to_string(device.limits().maxComputeSharedMemorySize));
+  }
+}
+
+}  // namespace
+
+Dispatch matvec(Device& device, const Matvec& op) {
+  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matvec: block rows must be whole blocks");
+  // A team per row: a subgroup (reducing with subgroupAdd), or 32 invocations reducing in shared
+  // memory; a few teams per workgroup.
+  const uint32_t lanes = device.subgroup_arithmetic() ? device.subgroup_size() : 32;
+  const uint32_t workgroup = std::max(lanes, std::min(128u, 4 * lanes));
+  const uint32_t rows_per_group = workgroup / lanes;
+  const bool normed = op.norm_weight.buffer != VK_NULL_HANDLE;
+  const uint32_t norm = !normed ? 0 : op.norm == NormKind::LayerNorm ? 1 : 2;
+  Dispatch d;
+  d.pipeline = &device.pipeline(matrix_shader("matvec", op.w.dtype), workgroup,
+                                {rows_per_group, uint32_t(op.epilogue), norm});
+  d.bindings[0] = op.w.data;
+  d.bindings[1] = op.x;
+  d.bindings[2] = op.y;
+  d.bindings[3] = op.bias;
+  d.bindings[4] = op.epilogue == Epilogue::SwiGlu ? op.up.data : Span{};
+  d.bindings[5] = op.norm_weight;
+  d.bindings[6] = op.norm_bias;
+  d.set(0, op.w.rows);
+  d.set(1, op.w.cols);
+  d.set(2, uint32_t(op.bias.buffer != VK_NULL_HANDLE));
+  d.set(3, uint32_t(op.w.cols % 8 == 0));
+  d.set(4, op.norm_eps);
+  d.groups = div_up(op.w.rows, rows_per_group);
+  return d;
+}
+
+Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span step, Span out, Span sinusoidal_freq,
+               uint32_t position_offset) {
+  Dispatch d;
+  d.pipeline = &device.pipeline(matrix_shader("embed", table.dtype), kElementwiseWorkgroup);
+  d.bindings[0] = table.data;
+  d.bindings[1] = out;
+  d.bindings[2] = sinusoidal_freq;
+  d.bindings[7] = step;
+  d.set(0, table.cols);
+  d.set(1, scale);
+  d.set(2, uint32_t(sinusoidal_freq.buffer != VK_NULL_HANDLE));
+  d.set(3, position_offset);
+  d.groups = div_up(table.cols, kElementwiseWorkgroup);
+  return d;
+}
+
+Dispatch linear_attention(Device& device, const LinearAttention& op) {
+  const uint32_t workgroup = reduction_workgroup(device, 256);
+  check_shared_memory(device, 2 * uint64_t(op.head_dim) + 2 * uint64_t(op.features) + 2 * workgroup, workgroup,
+                      "linear attention");
+  const DType map_dtype = op.features_kind == Features::Map ? op.map.dtype : DType::F32;
+  Dispatch d;
+  d.pipeline = &device.pipeline(matrix_shader("linear_attention", map_dtype), workgroup,
+                                {uint32_t(op.features_kind), op.head_dim, op.features});
+  d.bindings[0] = op.map.data;
+  d.bindings[1] = op.q;
+  d.bindings[2] = op.k;
+  d.bindings[3] = op.v;
+  d.bindings[4] = op.state;
+  d.bindings[5] = op.out;
+  d.bindings[6] = op.map_bias;
+  d.bindings[7] = op.step;
+  d.bindings[8] = op.rotary_freq;
+  d.set(0, op.heads);
+  d.set(1, op.heads / op.kv_heads);
+  d.set(2, op.floor);
+  d.set(3, op.q_scale);
+  d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+  d.groups = op.heads;
+  return d;
+}
+
+Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
+  const uint32_t workgroup = reduction_workgroup(device, 256);
+  check_shared_memory(device, 2 * uint64_t(op.head_dim) + workgroup, workgroup, "softmax attention");
+  Dispatch d;
+  d.pipeline = &device.pipeline("softmax_attention", workgroup, {op.head_dim});
+  d.bindings[0] = op.q;
+  d.bindings[1] = op.k;
+  d.bindings[2] = op.v;
+  d.bindings[3] = op.keys;
+  d.bindings[4] = op.values;
+  d.bindings[5] = op.scores;
+  d.bindings[6] = op.out;
+  d.bindings[7] = op.step;
+  d.bindings[8] = op.rotary_freq;
+  d.set(0, op.heads);
+  d.set(1, op.heads / op.kv_heads);
+  d.set(2, op.max_context);
+  d.set(3, op.q_scale);
+  d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+  d.groups = op.heads;
+  return d;
+}
+
+}  // namespace t2r::vulkan

@@ -1,0 +1,76 @@
+// The kernels, one builder per shader: each returns a Dispatch for a Program. Their math is
+// that of the CPU kernels named in each comment (backends/cpu/kernels.h); the tests compare
+// every one with them.
+#pragma once
+
+#include <cstdint>
+
+#include "dtype.h"
+#include "model.h"
+#include "program.h"
+
+namespace t2r::vulkan {
+
+// A weight matrix on the device in its stored dtype and layout (format/SPEC.md).
+struct DeviceMatrix {
+  DType dtype = DType::F32;
+  Span data;
+  uint32_t rows = 0, cols = 0;
+};
+
+enum class Epilogue : uint32_t {
+  Store = 0,   // y = W x + bias
+  Relu = 1,    // y = relu(W x + bias)
+  Add = 2,     // y += W x + bias: the residual connection
+  SwiGlu = 3,  // y = silu(W x) * (up x)  (cpu::silu_mul)
+};
+
+// cpu::matvec, with an epilogue, of the input normed by cpu::layer_norm or cpu::rms_norm when
+// norm_weight is given (every workgroup computes the statistics: no separate dispatch).
+struct Matvec {
+  DeviceMatrix w;
+  Span x, y, bias;  // bias may be empty
+  Epilogue epilogue = Epilogue::Store;
+  DeviceMatrix up;  // SwiGlu only
+  NormKind norm = NormKind::RmsNorm;
+  Span norm_weight, norm_bias;  // no norm when norm_weight is empty; norm_bias for layernorm
+  float norm_eps = 0;
+};
+Dispatch matvec(Device& device, const Matvec& op);
+
+// cpu::matrix_row of the token in `step`, times scale; with sinusoidal_freq (d / 2 floats)
+// also cpu::add_sinusoidal_position at step's position + position_offset.
+Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span step, Span out, Span sinusoidal_freq,
+               uint32_t position_offset);
+
+enum class Features : uint32_t {
+  Given = 0,  // q and k hold phi(q) and phi(k) [heads, features] (the folded T2R map)
+  Map = 1,    // phi(u) = relu(map_h u + map_bias_h), map [heads features, head_dim]
+  Elu = 2,    // cpu::elu_plus_one (features = head_dim)
+};
+
+// One token of linear attention for every query head, from the q, k, v projections: cpu::rotary
+// (when rotary_freq is given) and q *= q_scale, the feature map, then cpu::linear_attention_step
+// on this layer's state: S [heads, features, head_dim] followed by z [heads, features].
+struct LinearAttention {
+  Features features_kind = Features::Given;
+  DeviceMatrix map;
+  Span map_bias;
+  Span q, k, v, state, out, step, rotary_freq;
+  uint32_t heads = 0, kv_heads = 0, features = 0, head_dim = 0;
+  float q_scale = 1, floor = 0;
+};
+Dispatch linear_attention(Device& device, const LinearAttention& op);
+
+// One token of softmax attention for every query head, from the q, k, v projections: cpu::rotary
+// (when rotary_freq is given), q *= q_scale, k and v stored at step's position of this layer's
+// cache ([max_context, kv_heads head_dim] each), then cpu::softmax_attention over positions
+// 0..position; scores holds heads x max_context floats.
+struct SoftmaxAttention {
+  Span q, k, v, keys, values, scores, out, step, rotary_freq;
+  uint32_t heads = 0, kv_heads = 0, head_dim = 0, max_context = 0;
+  float q_scale = 1;
+};
+Dispatch softmax_attention(Device& device, const SoftmaxAttention& op);
+
+}  // namespace t2r::vulkan

@@ -1,0 +1,153 @@
+#version 450
+// One token of causal linear attention for query head h (one workgroup each), everything after
+// the q, k, v projections in one dispatch:
+//   features: given (the folded T2R map: q and k hold phi(q) and phi(k), [heads, r]), the T2R
+//   map phi(u) = relu(W_h u + b_h) (FEATURES_MAP, W [heads r, d_h] at binding 0) or elu(u) + 1
+//   (FEATURES_ELU, cpu::elu_plus_one's rounding), applied to q_h after rotary positions (when
+//   rotary is set) and the q scale, and to k of kv head h / group after rotary;
+//   then with this layer's state in place (cpu::linear_attention_step):
+//   z += phi_k;  S += phi_k v^T;  out = phi_q^T S / max(phi_q . z, floor)
+// The state region holds S [heads, r, d_h] and then z [heads, r].
+#include "common.glsl"
+#include "reduce.glsl"
+#include "step.glsl"
+#include "trig.glsl"
+
+layout(constant_id = 1) const uint FEATURES = 0;
+const uint FEATURES_GIVEN = 0;
+const uint FEATURES_MAP = 1;
+const uint FEATURES_ELU = 2;
+layout(constant_id = 2) const uint DH = 1;  // head_dim (sizes the shared arrays)
+layout(constant_id = 3) const uint R = 1;   // features per head
+
+layout(push_constant) uniform Push {
+  uint heads;
+  uint group;  // query heads per kv head
+  float floor_;
+  float q_scale;
+  uint rotary;
+} p;
+
+layout(binding = 1) readonly buffer Q { float q[]; };
+layout(binding = 2) readonly buffer K { float k[]; };
+layout(binding = 3) readonly buffer V { float v[]; };
+layout(binding = 4) buffer State { float state[]; };
+layout(binding = 5) writeonly buffer Out { float out_[]; };
+layout(binding = 6) readonly buffer MapBias { float map_bias[]; };
+layout(binding = 8) readonly buffer Freq { float inv_freq[]; };
+#include "weights.glsl"
+
+shared float q_h[DH], k_h[DH], phi_q[R], phi_k[R];
+// Partial sums of the split loops below.
+shared float part_q[gl_WorkGroupSize.x], part_k[gl_WorkGroupSize.x];
+
+const float FLUSH_BELOW = -16.9821053;  // -24.5f * 0.69314718f rounded to float, as the CPU has it
+
+// For u <= 0 the sum lands on multiples of 2^-24 (e^u - 1 rounds there before the 1 is added
+// back), and it is 0 once e^u < 2^-24.5, as the GPU expm1f the ELU references used.
+float elu_plus_one(float u) {
+  precise float shifted = (exp(u) - 1.0) + 1.0;
+  return u > 0.0 ? u + 1.0 : u < FLUSH_BELOW ? 0.0 : shifted;
+}
+
+void main() {
+  const uint h = group_index();
+  if (h >= p.heads) return;
+  const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+  const uint kv = h / p.group, f = h * R;
+
+  if (FEATURES == FEATURES_GIVEN) {
+    for (uint i = id; i < R; i += wg) {
+      phi_q[i] = q[f + i];
+      phi_k[i] = k[f + i];
+    }
+  } else {
+    const uint halfway = DH / 2;
+    for (uint j = id; j < (p.rotary != 0 ? halfway : DH); j += wg) {
+      if (p.rotary != 0) {
+        const vec2 rq = rotate_pair(q[h * DH + j], q[h * DH + j + halfway], inv_freq[j], step.position);
+        const vec2 rk = rotate_pair(k[kv * DH + j], k[kv * DH + j + halfway], inv_freq[j], step.position);
+        q_h[j] = rq.x * p.q_scale;
+        q_h[j + halfway] = rq.y * p.q_scale;
+        k_h[j] = rk.x;
+        k_h[j + halfway] = rk.y;
+      } else {
+        q_h[j] = q[h * DH + j] * p.q_scale;
+        k_h[j] = k[kv * DH + j];
+      }
+    }
+    barrier();
+    if (FEATURES == FEATURES_MAP) {
+      // Invocation (i, c) dots columns c, c + chunks, ... of row i; the chunks are then added.
+      const uint chunks = max(wg / R, 1u), c = id / R;
+      for (uint i = id % R; i < R && c < chunks; i += wg) {
+        float dq = 0.0, dk = 0.0;
+        for (uint j = c; j < DH; j += chunks) {
+          const float w = weight_at(0, f + i, j, DH);
+          dq += w * q_h[j];
+          dk += w * k_h[j];
+        }
+        if (chunks == 1) {
+          phi_q[i] = max(dq + map_bias[f + i], 0.0);
+          phi_k[i] = max(dk + map_bias[f + i], 0.0);
+        } else {
+          part_q[id] = dq;
+          part_k[id] = dk;
+        }
+      }
+      if (chunks > 1) {
+        barrier();
+        if (id < R) {
+          float dq = 0.0, dk = 0.0;
+          for (uint i = 0; i < chunks; ++i) {
+            dq += part_q[i * R + id];
+            dk += part_k[i * R + id];
+          }
+          phi_q[id] = max(dq + map_bias[f + id], 0.0);
+          phi_k[id] = max(dk + map_bias[f + id], 0.0);
+        }
+      }
+    } else {
+      for (uint i = id; i < R; i += wg) {
+        phi_q[i] = elu_plus_one(q_h[i]);
+        phi_k[i] = elu_plus_one(k_h[i]);
+      }
+    }
+  }
+  barrier();
+
+  const uint s = h * R * DH, z = p.heads * R * DH + f;
+  float partial = 0.0;
+  for (uint i = id; i < R; i += wg) {
+    const float zi = state[z + i] + phi_k[i];
+    state[z + i] = zi;
+    partial += phi_q[i] * zi;
+  }
+  const float inv = 1.0 / max(workgroup_sum(partial), p.floor_);
+
+  // Invocation (j, c) updates rows c, c + chunks, ... of column j of S and sums their part of
+  // out[j]; the chunks are then added.
+  const uint chunks = max(wg / DH, 1u), c = id / DH;
+  for (uint j = id % DH; j < DH && c < chunks; j += wg) {
+    const float vj = v[kv * DH + j];
+    float acc = 0.0;
+    for (uint i = c; i < R; i += chunks) {
+      precise float updated = state[s + i * DH + j] + phi_k[i] * vj;
+      state[s + i * DH + j] = updated;
+      acc += phi_q[i] * updated;
+    }
+    if (chunks == 1) {
+      out_[h * DH + j] = acc * inv;
+    } else {
+      part_q[id] = acc;
+    }
+  }
+  if (chunks > 1) {
+    barrier();
+    if (id < DH) {
+      float acc = 0.0;
+      for (uint i = 0; i < chunks; ++i) acc += part_q[i * DH + id];
+      out_[h * DH + id] = acc * inv;
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// Vulkan sessions against the CPU session (the shipped model) and against the six reference
+// checkpoints' fp32 outputs, with the validation layer watching when installed.
+#include <doctest/doctest.h>
+
+#ifdef T2R_VULKAN
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "error.h"
+#include "reference.h"
+#include "session.h"
+#include "vulkan/session.h"
+
+using namespace t2r;
+
+namespace {
+
+vulkan::SessionOptions validated(int64_t max_context = 0) {
+  vulkan::SessionOptions options;
+  options.max_context = max_context;
+  options.device.validation = true;
+  return options;
+}
+
+// A Vulkan session, or none when the machine has no Vulkan device (the test then passes with a
+// warning, unless T2R_REQUIRE_VULKAN is set, as CI sets it).
+std::unique_ptr<vulkan::Session> open_session(const Model& model, int64_t max_context = 0) {
+  try {
+    return std::make_unique<vulkan::Session>(model, validated(max_context));
+  } catch (const Error& e) {
+    if (std::getenv("T2R_REQUIRE_VULKAN") || vulkan::list_devices().size() > 0) throw;
+    MESSAGE("skipped: no Vulkan device (" << e.what() << ")");
+    return nullptr;
+  }
+}
+
+void check_validation(const vulkan::Session& session) {
+  const auto messages = session.device().validation_messages();
+  for (const auto& m : messages) MESSAGE("validation: " << m);
+  CHECK(messages.empty());
+}
+
+int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
+
+double max_diff(const float* a, const float* b, int64_t n) {
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("vulkan session on the shipped model follows the CPU session and resets") {
+  auto model = Model::load(std::string(T2R_SOURCE_DIR) + "/models/default.t2r");
+  auto gpu = open_session(*model);
+  if (!gpu) return;
+  const int64_t V = model->hparams().vocab_size;
+  Session cpu(*model);
+  CHECK(gpu->max_context() == -1);
+  CHECK(gpu->bytes() > model->weight_bytes());
+  CHECK(std::all_of(gpu->logits(), gpu->logits() + V, [](float x) { return x == 0; }));
+
+  std::vector<int32_t> tokens = {model->tokenizer().eos_id()};
+  std::vector<float> first;
+  for (int t = 0; t < 24; ++t) {
+    const float* g = gpu->step(tokens.back());
+    const float* c = cpu.step(tokens.back());
+    CHECK(max_diff(g, c, V) < 1e-4);
+    if (t == 0) first.assign(g, g + V);
+    tokens.push_back(argmax(c, V));
+  }
+  CHECK(gpu->position() == 24);
+  CHECK_THROWS_AS(gpu->step(int32_t(V)), Error);
+  CHECK_THROWS_AS(gpu->step(-1), Error);
+
+  gpu->reset();
+  CHECK(gpu->position() == 0);
+  CHECK(max_diff(gpu->step(tokens[0]), first.data(), V) == 0);
+  // prefill is stepping token by token.
+  gpu->reset();
+  cpu.reset();
+  CHECK(max_diff(gpu->prefill(tokens.data(), tokens.size()), cpu.prefill(tokens.data(), tokens.size()), V) < 1e-4);
+  check_validation(*gpu);
+}
+
+#ifdef T2R_REFERENCE_MODELS
+
+using namespace t2r::test;
+
+namespace {
+
+std::vector<int32_t> ids_of(const json::Value& array) {
+  std::vector<int32_t> ids;
+  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
+  return ids;
+}
+
+// Logits of the reference input within 1e-3 of the fp32 reference, and the greedy continuations
+// of reference.json exactly, on the model packed at f32.
+void check_reference_model(const std::string& name) {
+  const Model& model = packed_reference_model(name, DType::F32);
+  auto session = open_session(model);
+  if (!session) return;
+  const ReferenceOutputs& ref = reference_outputs(name);
+  const int64_t V = model.hparams().vocab_size;
+  double worst = 0;
+  for (size_t t = 0; t < ref.input_ids.size(); ++t) {
+    worst = std::max(worst, max_diff(session->step(ref.input_ids[t]), ref.logits.data() + t * size_t(V), V));
+  }
+  MESSAGE(name << " on " << session->device().name() << ": max |logit diff| " << worst << " over "
+               << ref.input_ids.size() << " positions");
+  CHECK(worst <= 1e-3);
+
+  for (const auto& [prompt, expected] : ref.json.at("greedy").as_object()) {
+    CAPTURE(prompt);
+    const std::vector<int32_t> prompt_ids = ids_of(expected.at("prompt_ids"));
+    const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));
+    session->reset();
+    const float* logits = session->prefill(prompt_ids.data(), prompt_ids.size());
+    std::vector<int32_t> got;
+    while (got.size() < want.size()) {
+      got.push_back(argmax(logits, V));
+      logits = session->step(got.back());
+    }
+    CHECK(got == want);
+  }
+  check_validation(*session);
+}
+
+}  // namespace
+
+// One test case per model, so that ctest runs them in parallel.
+TEST_CASE("vulkan fairseq-softmax: reference logits and greedy continuations") { check_reference_model("fairseq-softmax"); }
+TEST_CASE("vulkan fairseq-t2r: reference logits and greedy continuations") { check_reference_model("fairseq-t2r"); }
+TEST_CASE("vulkan fairseq-elu: reference logits and greedy continuations") { check_reference_model("fairseq-elu"); }
+TEST_CASE("vulkan llama-softmax: reference logits and greedy continuations") { check_reference_model("llama-softmax"); }
+TEST_CASE("vulkan llama-t2r: reference logits and greedy continuations") { check_reference_model("llama-t2r"); }
+TEST_CASE("vulkan llama-elu: reference logits and greedy continuations") { check_reference_model("llama-elu"); }
+
+TEST_CASE("vulkan softmax session refuses a token beyond its KV cache") {
+  const Model& model = packed_reference_model("llama-softmax", DType::F32);
+  auto session = open_session(model, 4);
+  if (!session) return;
+  CHECK(session->max_context() == 4);
+  const int32_t tokens[4] = {1, 2, 3, 4};
+  session->prefill(tokens, 4);
+  CHECK_THROWS_AS(session->step(5), Error);
+  session->reset();
+  CHECK_NOTHROW(session->step(5));
+  check_validation(*session);
+}
+
+#endif
+#endif

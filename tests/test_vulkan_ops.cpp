@@ -1,0 +1,468 @@
+// Every Vulkan kernel against the CPU kernels (backends/cpu/kernels.h), on random data and odd
+// shapes, with the validation layer (and its synchronization checks) watching when installed.
+#include <doctest/doctest.h>
+
+#ifdef T2R_VULKAN
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "error.h"
+#include "kernels.h"
+#include "quantize.h"
+#include "vulkan/ops.h"
+
+using namespace t2r;
+using namespace t2r::vulkan;
+
+namespace {
+
+// One validated device per test process, or none (the tests then pass with a warning, unless
+// T2R_REQUIRE_VULKAN is set, as CI sets it).
+Device* test_device() {
+  static std::unique_ptr<Device> device = [] {
+    DeviceOptions options;
+    options.validation = true;
+    try {
+      return std::make_unique<Device>(options);
+    } catch (const Error& e) {
+      if (std::getenv("T2R_REQUIRE_VULKAN")) FAIL("no Vulkan device: " << e.what());
+      MESSAGE("skipped: no Vulkan device (" << e.what() << ")");
+      return std::unique_ptr<Device>();
+    }
+  }();
+  return device.get();
+}
+
+// Host-visible buffers the kernels read and write directly, and a one-dispatch Program.
+struct Gpu {
+  explicit Gpu(Device& d) : device(d) {}
+  Device& device;
+  std::vector<Buffer> buffers;
+  std::map<VkBuffer, void*> mapped;
+
+  Span bytes(const void* data, size_t size) {
+    // The padding that Weights adds: kernels may read a quad past a matrix's end.
+    buffers.emplace_back(device, (size + 15) / 16 * 16 + 16, Memory::Upload);
+    std::memset(buffers.back().mapped(), 0, buffers.back().size());
+    if (data) std::memcpy(buffers.back().mapped(), data, size);
+    const Span span = buffers.back().span();
+    mapped[span.buffer] = buffers.back().mapped();
+    return span;
+  }
+  Span floats(const std::vector<float>& v) { return bytes(v.data(), v.size() * sizeof(float)); }
+  Span zeros(size_t n) { return bytes(nullptr, n * sizeof(float)); }
+  Span step(uint32_t token, uint32_t position) {
+    const uint32_t words[2] = {token, position};
+    return bytes(words, sizeof(words));
+  }
+  void write(Span s, const std::vector<float>& v) { std::memcpy(mapped.at(s.buffer), v.data(), v.size() * sizeof(float)); }
+  void write_step(Span s, uint32_t token, uint32_t position) {
+    const uint32_t words[2] = {token, position};
+    std::memcpy(mapped.at(s.buffer), words, sizeof(words));
+  }
+  std::vector<float> read(Span s, size_t n) const {
+    const float* p = static_cast<const float*>(mapped.at(s.buffer));
+    return std::vector<float>(p, p + n);
+  }
+  void run(const Dispatch& d) {
+    Program program(device);
+    program.dispatch(d);
+    program.host_barrier();
+    program.finish();
+    program.run();
+    const auto messages = device.validation_messages();
+    for (const auto& m : messages) MESSAGE("validation: " << m);
+    CHECK(messages.empty());
+  }
+};
+
+std::vector<float> random_floats(size_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A random matrix stored in `dtype` (the bytes the kernels read) and its exact f32 values.
+struct TestMatrix {
+  DType dtype;
+  size_t rows, cols;
+  std::vector<unsigned char> stored;
+  std::vector<float> values;
+};
+
+TestMatrix random_matrix(DType dtype, size_t rows, size_t cols, uint32_t seed) {
+  TestMatrix m{dtype, rows, cols, std::vector<unsigned char>(rows * row_bytes(dtype, cols)), {}};
+  const std::vector<float> source = random_floats(rows * cols, -1, 1, seed);
+  m.values.resize(rows * cols);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* in = source.data() + r * cols;
+    float* exact = m.values.data() + r * cols;
+    unsigned char* out = m.stored.data() + r * row_bytes(dtype, cols);
+    if (dtype == DType::Q8_0) {
+      quantize_q8_0(in, cols, reinterpret_cast<BlockQ8_0*>(out));
+      dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(out), cols, exact);
+    } else if (dtype == DType::Q4_0) {
+      quantize_q4_0(in, cols, reinterpret_cast<BlockQ4_0*>(out));
+      dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(out), cols, exact);
+    } else {
+      for (size_t i = 0; i < cols; ++i) {
+        uint16_t h = 0;
+        if (dtype == DType::F32) {
+          std::memcpy(out + 4 * i, &in[i], 4);
+          exact[i] = in[i];
+          continue;
+        }
+        h = dtype == DType::F16 ? f32_to_f16(in[i]) : f32_to_bf16(in[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+        exact[i] = dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+    }
+  }
+  return m;
+}
+
+// max |got - want| / scale.
+double max_error(const std::vector<float>& got, const std::vector<float>& want, double scale = 1) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - double(want[i])) / scale);
+  return worst;
+}
+
+// W x on the CPU in f32, and the scale of each row's sum (sum of |w x|), which bounds the
+// rounding error of any summation order.
+void reference_matvec(const TestMatrix& m, const std::vector<float>& x, std::vector<float>* y,
+                      std::vector<float>* scale) {
+  y->assign(m.rows, 0);
+  scale->assign(m.rows, 0);
+  cpu::matvec(cpu::Matrix{DType::F32, m.values.data(), m.rows, m.cols}, x.data(), nullptr, y->data());
+  for (size_t r = 0; r < m.rows; ++r) {
+    for (size_t c = 0; c < m.cols; ++c) (*scale)[r] += std::fabs(m.values[r * m.cols + c] * x[c]);
+  }
+}
+
+const DType kAllDtypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+}  // namespace
+
+TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd shapes") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  struct Shape {
+    size_t rows, cols;
+  };
+  const Shape shapes[] = {{1, 32}, {3, 8}, {7, 13}, {33, 64}, {100, 96}, {257, 256}, {64, 1000}, {300, 320}};
+  uint32_t seed = 1;
+  for (DType dtype : kAllDtypes) {
+    for (const Shape& s : shapes) {
+      if (dtype_is_block(dtype) && s.cols % 32 != 0) continue;
+      for (Epilogue epilogue : {Epilogue::Store, Epilogue::Relu, Epilogue::Add, Epilogue::SwiGlu}) {
+        CAPTURE(dtype_name(dtype));
+        CAPTURE(s.rows);
+        CAPTURE(s.cols);
+        CAPTURE(int(epilogue));
+        const TestMatrix w = random_matrix(dtype, s.rows, s.cols, ++seed);
+        const TestMatrix up = random_matrix(dtype, s.rows, s.cols, ++seed);
+        const std::vector<float> x = random_floats(s.cols, -2, 2, ++seed);
+        const std::vector<float> bias = random_floats(s.rows, -1, 1, ++seed);
+        const std::vector<float> y0 = random_floats(s.rows, -1, 1, ++seed);
+
+        Gpu gpu(*device);
+        Matvec op;
+        op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+        op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+        op.x = gpu.floats(x);
+        op.y = gpu.floats(y0);
+        if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
+        op.epilogue = epilogue;
+        gpu.run(matvec(*device, op));
+
+        std::vector<float> want, scale, want_up, scale_up;
+        reference_matvec(w, x, &want, &scale);
+        reference_matvec(up, x, &want_up, &scale_up);
+        for (size_t r = 0; r < s.rows; ++r) {
+          if (epilogue == Epilogue::SwiGlu) {
+            float gate = want[r];
+            cpu::silu_mul(&gate, &want_up[r], 1);
+            want[r] = gate;
+            scale[r] = scale[r] * (std::fabs(want_up[r]) + scale_up[r]) + 1;
+            continue;
+          }
+          want[r] += bias[r];
+          if (epilogue == Epilogue::Relu) cpu::relu(&want[r], 1);
+          if (epilogue == Epilogue::Add) want[r] += y0[r];
+          scale[r] += 1;
+        }
+        const std::vector<float> got = gpu.read(op.y, s.rows);
+        double worst = 0;
+        for (size_t r = 0; r < s.rows; ++r) worst = std::max(worst, std::fabs(double(got[r]) - want[r]) / scale[r]);
+        CHECK(worst < 2e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("vulkan matvec norms its input as cpu::layer_norm and cpu::rms_norm") {
+  Device* device = test_device();
+  if (!device) return;
+  Gpu gpu(*device);
+  for (size_t n : {1, 7, 256, 1000, 2051}) {
+    for (NormKind kind : {NormKind::LayerNorm, NormKind::RmsNorm}) {
+      CAPTURE(n);
+      CAPTURE(int(kind));
+      const std::vector<float> x = random_floats(n, -3, 5, uint32_t(n));
+      const std::vector<float> weight = random_floats(n, 0.5f, 1.5f, uint32_t(n + 1));
+      const std::vector<float> bias = random_floats(n, -1, 1, uint32_t(n + 2));
+      std::vector<float> normed(n);
+      if (kind == NormKind::LayerNorm) {
+        cpu::layer_norm(x.data(), weight.data(), bias.data(), 1e-5f, n, normed.data());
+      } else {
+        cpu::rms_norm(x.data(), weight.data(), 1e-5f, n, normed.data());
+      }
+      // The identity shows the normed input itself; a random matrix, its use.
+      std::vector<float> identity(n * n, 0);
+      for (size_t i = 0; i < n; ++i) identity[i * n + i] = 1;
+      const TestMatrix w = random_matrix(DType::F16, 33, n, uint32_t(n + 3));
+      for (bool use_identity : {true, false}) {
+        Matvec op;
+        op.w = use_identity ? DeviceMatrix{DType::F32, gpu.floats(identity), uint32_t(n), uint32_t(n)}
+                            : DeviceMatrix{DType::F16, gpu.bytes(w.stored.data(), w.stored.size()), 33, uint32_t(n)};
+        op.x = gpu.floats(x);
+        op.y = gpu.zeros(op.w.rows);
+        op.norm = kind;
+        op.norm_weight = gpu.floats(weight);
+        op.norm_bias = gpu.floats(bias);
+        op.norm_eps = 1e-5f;
+        gpu.run(matvec(*device, op));
+        if (use_identity) {
+          CHECK(max_error(gpu.read(op.y, n), normed) < 2e-6 * 16);
+        } else {
+          std::vector<float> want, scale;
+          reference_matvec(w, normed, &want, &scale);
+          const std::vector<float> got = gpu.read(op.y, 33);
+          for (size_t r = 0; r < 33; ++r) CHECK(std::fabs(got[r] - want[r]) / (scale[r] + 1) < 1e-5);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("vulkan embedding lookup matches cpu::matrix_row and the sinusoidal positions") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  Gpu gpu(*device);
+  const size_t vocab = 37, dim = 96;
+  std::vector<float> freq(dim / 2);
+  for (size_t i = 0; i < freq.size(); ++i) freq[i] = std::exp(float(i) * -float(std::log(10000.0) / double(dim / 2 - 1)));
+  for (DType dtype : kAllDtypes) {
+    for (uint32_t position : {0u, 1u, 57u, 4093u, 100000u}) {
+      for (bool sinusoidal : {false, true}) {
+        CAPTURE(dtype_name(dtype));
+        CAPTURE(position);
+        CAPTURE(sinusoidal);
+        const TestMatrix table = random_matrix(dtype, vocab, dim, position + 3);
+        const uint32_t token = (position * 7 + 3) % vocab;
+        const DeviceMatrix m{dtype, gpu.bytes(table.stored.data(), table.stored.size()), uint32_t(vocab), uint32_t(dim)};
+        const Span out = gpu.zeros(dim);
+        gpu.run(embed(*device, m, 1.5f, gpu.step(token, position), out, sinusoidal ? gpu.floats(freq) : Span{}, 2));
+
+        std::vector<float> want(dim);
+        const cpu::Matrix host{dtype, table.stored.data(), vocab, dim};
+        cpu::matrix_row(host, token, 1.5f, want.data());
+        if (sinusoidal) cpu::add_sinusoidal_position(want.data(), dim, freq.data(), int64_t(position) + 2);
+        // Exact without positions; with them, sin and cos to about an ulp.
+        CHECK(max_error(gpu.read(out, dim), want) <= (sinusoidal ? 5e-7 : 0.0));
+      }
+    }
+  }
+}
+
+namespace {
+
+std::vector<float> rotary_frequencies(size_t head_dim) {
+  std::vector<float> f(head_dim / 2);
+  for (size_t i = 0; i < f.size(); ++i) f[i] = float(1.0 / std::pow(10000.0, double(2 * i) / double(head_dim)));
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("vulkan linear attention matches the CPU session's math for every feature map") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  Gpu gpu(*device);
+  struct Case {
+    Features kind;
+    uint32_t heads, kv_heads, r, dh;
+    bool rotary;
+    float spread;  // small q and k put phi_q . z below the floor
+  };
+  const Case cases[] = {{Features::Map, 4, 2, 32, 64, true, 1},   {Features::Map, 3, 3, 5, 12, false, 1},
+                        {Features::Map, 2, 1, 7, 10, true, 1e-3f}, {Features::Elu, 4, 2, 64, 64, true, 1},
+                        {Features::Elu, 3, 1, 7, 7, false, 8},     {Features::Given, 4, 4, 9, 130, false, 1},
+                        {Features::Given, 2, 2, 33, 16, false, 1e-3f}};
+  for (const Case& c : cases) {
+    for (DType map_dtype : {DType::F32, DType::F16, DType::BF16}) {
+      if (c.kind != Features::Map && map_dtype != DType::F32) continue;
+      CAPTURE(int(c.kind));
+      CAPTURE(c.r);
+      CAPTURE(c.dh);
+      CAPTURE(dtype_name(map_dtype));
+      const size_t H = c.heads, Hkv = c.kv_heads, r = c.r, dh = c.dh, group = H / Hkv;
+      const float scale = 1.0f / std::sqrt(float(dh)), floor = 0.01f;
+      const TestMatrix map = random_matrix(map_dtype, H * r, dh, 5);
+      const std::vector<float> map_bias = random_floats(H * r, -0.5f, 0.5f, 6), freq = rotary_frequencies(dh);
+      std::vector<float> state(H * r * dh + H * r, 0);
+      // Given: q and k are phi(q) and phi(k) [H, r]; otherwise projections [H, dh] and [Hkv, dh].
+      const bool given = c.kind == Features::Given;
+      LinearAttention op;
+      op.features_kind = c.kind;
+      op.map = {map_dtype, gpu.bytes(map.stored.data(), map.stored.size()), uint32_t(H * r), uint32_t(dh)};
+      op.map_bias = gpu.floats(map_bias);
+      op.q = gpu.zeros(given ? H * r : H * dh);
+      op.k = gpu.zeros(given ? H * r : Hkv * dh);
+      op.v = gpu.zeros(Hkv * dh);
+      op.state = gpu.zeros(state.size());
+      op.out = gpu.zeros(H * dh);
+      op.step = gpu.step(0, 0);
+      if (c.rotary) op.rotary_freq = gpu.floats(freq);
+      op.heads = c.heads;
+      op.kv_heads = c.kv_heads;
+      op.features = c.r;
+      op.head_dim = c.dh;
+      op.q_scale = scale;
+      op.floor = floor;
+      const Dispatch dispatch = linear_attention(*device, op);
+      for (uint32_t position : {0u, 1u, 2u, 3000u}) {
+        CAPTURE(position);
+        const std::vector<float> q = random_floats(given ? H * r : H * dh, given ? 0 : -c.spread, c.spread, position + 1);
+        const std::vector<float> k = random_floats(given ? H * r : Hkv * dh, given ? 0 : -c.spread, c.spread, position + 2);
+        const std::vector<float> v = random_floats(Hkv * dh, -1, 1, position + 3);
+        gpu.write(op.q, q);
+        gpu.write(op.k, k);
+        gpu.write(op.v, v);
+        gpu.write_step(op.step, 0, position);
+        gpu.run(dispatch);
+
+        // The CPU session's attention (runtime/session.cpp), head by head.
+        std::vector<float> phi_q(H * r), phi_k(H * r), out(H * dh);
+        if (given) {
+          phi_q = q;
+          phi_k = k;
+        } else {
+          std::vector<float> qr = q, kr = k;
+          if (c.rotary) {
+            cpu::rotary(qr.data(), H, dh, freq.data(), position);
+            cpu::rotary(kr.data(), Hkv, dh, freq.data(), position);
+          }
+          for (float& e : qr) e *= scale;
+          for (size_t h = 0; h < H; ++h) {
+            const float* k_head = kr.data() + (h / group) * dh;
+            if (c.kind == Features::Map) {
+              const cpu::Matrix m{DType::F32, map.values.data() + h * r * dh, r, dh};
+              cpu::matvec(m, qr.data() + h * dh, map_bias.data() + h * r, phi_q.data() + h * r);
+              cpu::matvec(m, k_head, map_bias.data() + h * r, phi_k.data() + h * r);
+            } else {
+              std::copy(qr.begin() + h * dh, qr.begin() + (h + 1) * dh, phi_q.begin() + h * r);
+              std::copy(k_head, k_head + dh, phi_k.begin() + h * r);
+            }
+          }
+          if (c.kind == Features::Map) {
+            cpu::relu(phi_q.data(), phi_q.size());
+            cpu::relu(phi_k.data(), phi_k.size());
+          } else {
+            cpu::elu_plus_one(phi_q.data(), phi_q.size());
+            cpu::elu_plus_one(phi_k.data(), phi_k.size());
+          }
+        }
+        for (size_t h = 0; h < H; ++h) {
+          cpu::linear_attention_step(state.data() + h * r * dh, state.data() + H * r * dh + h * r, phi_q.data() + h * r,
+                                     phi_k.data() + h * r, v.data() + (h / group) * dh, r, dh, floor,
+                                     out.data() + h * dh);
+        }
+        const std::vector<float> got = gpu.read(op.out, out.size());
+        double out_scale = 1e-30;
+        for (float e : out) out_scale = std::max(out_scale, double(std::fabs(e)));
+        CHECK(max_error(got, out, out_scale) < 1e-5);
+        CHECK(max_error(gpu.read(op.state, state.size()), state) < 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_attention") {
+  Device* device = test_device();
+  if (!device) return;
+  Gpu gpu(*device);
+  struct Case {
+    uint32_t heads, kv_heads, dh;
+    bool rotary;
+  };
+  for (const Case& c : {Case{4, 2, 20, true}, Case{3, 3, 7, false}, Case{6, 1, 64, true}}) {
+    CAPTURE(c.heads);
+    CAPTURE(c.dh);
+    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh, context = 150;
+    const float scale = 1.0f / std::sqrt(float(dh));
+    const std::vector<float> freq = rotary_frequencies(dh);
+    std::vector<float> keys(context * stride, 0), values(context * stride, 0), scores(context);
+    SoftmaxAttention op;
+    op.q = gpu.zeros(H * dh);
+    op.k = gpu.zeros(stride);
+    op.v = gpu.zeros(stride);
+    op.keys = gpu.zeros(keys.size());
+    op.values = gpu.zeros(values.size());
+    op.scores = gpu.zeros(H * context);
+    op.out = gpu.zeros(H * dh);
+    op.step = gpu.step(0, 0);
+    if (c.rotary) op.rotary_freq = gpu.floats(freq);
+    op.heads = c.heads;
+    op.kv_heads = c.kv_heads;
+    op.head_dim = c.dh;
+    op.max_context = uint32_t(context);
+    op.q_scale = scale;
+    const Dispatch dispatch = softmax_attention(*device, op);
+    for (uint32_t position = 0; position < context; ++position) {
+      CAPTURE(position);
+      std::vector<float> q = random_floats(H * dh, -2, 2, position + 1), k = random_floats(stride, -2, 2, position + 2);
+      const std::vector<float> v = random_floats(stride, -1, 1, position + 3);
+      gpu.write(op.q, q);
+      gpu.write(op.k, k);
+      gpu.write(op.v, v);
+      gpu.write_step(op.step, 0, position);
+      gpu.run(dispatch);
+
+      if (c.rotary) {
+        cpu::rotary(q.data(), H, dh, freq.data(), position);
+        cpu::rotary(k.data(), Hkv, dh, freq.data(), position);
+      }
+      for (float& e : q) e *= scale;
+      std::copy(k.begin(), k.end(), keys.begin() + position * stride);
+      std::copy(v.begin(), v.end(), values.begin() + position * stride);
+      std::vector<float> out(H * dh);
+      for (size_t h = 0; h < H; ++h) {
+        const size_t kv = (h / group) * dh;
+        cpu::softmax_attention(q.data() + h * dh, keys.data() + kv, values.data() + kv, position + 1, stride, dh,
+                               scores.data(), out.data() + h * dh);
+      }
+      // Check every few positions (each check reads the whole cache back).
+      if (position % 37 != 0 && position + 1 != context) continue;
+      CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
+      CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
+      CHECK(gpu.read(op.values, values.size()) == values);
+    }
+  }
+}
+
+#endif
