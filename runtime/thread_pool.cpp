@@ -8,9 +8,10 @@
 namespace t2r {
 namespace {
 
-// About 50 microseconds of spinning before a worker sleeps: longer than the gaps between one
-// token's jobs, far shorter than the gap between tokens of a slow app.
-constexpr int kSpinIterations = 20000;
+// A few microseconds of spinning before a worker sleeps or the caller yields: longer than the
+// gaps between one token's jobs, short enough that when there are more threads than free cores
+// (other processes, parallel tests) a waiting thread hands its core back quickly.
+constexpr int kSpinIterations = 2000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

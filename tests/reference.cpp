@@ -2,6 +2,8 @@
 
 #ifdef T2R_REFERENCE_MODELS
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -10,6 +12,7 @@
 
 #include "checkpoint_import.h"
 #include "safetensors.h"
+#include "session.h"
 
 namespace t2r::test {
 
@@ -51,6 +54,34 @@ const ReferenceOutputs& reference_outputs(const std::string& name) {
     r.json = json::parse(s.str());
   }
   return cache.emplace(name, std::move(r)).first->second;
+}
+
+std::vector<int32_t> ids_of(const json::Value& array) {
+  std::vector<int32_t> ids;
+  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
+  return ids;
+}
+
+int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
+
+double slice_perplexity(const Model& model, const std::vector<int32_t>& ids) {
+  Session session(model);
+  const int64_t V = model.hparams().vocab_size;
+  double nll = 0;
+  size_t count = 0;
+  for (size_t start = 0; start + 512 <= ids.size(); start += 512) {
+    session.reset();
+    for (size_t t = start; t + 1 < start + 512; ++t) {
+      const float* logits = session.step(ids[t]);
+      double max = logits[0];
+      for (int64_t v = 1; v < V; ++v) max = std::max(max, double(logits[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(logits[v]) - max);
+      nll += std::log(sum) + max - double(logits[ids[t + 1]]);
+      ++count;
+    }
+  }
+  return std::exp(nll / double(count));
 }
 
 }  // namespace t2r::test

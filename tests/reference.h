@@ -34,6 +34,12 @@ struct ReferenceOutputs {
 };
 const ReferenceOutputs& reference_outputs(const std::string& name);
 
+// Helpers the model tests share.
+std::vector<int32_t> ids_of(const json::Value& array);  // a JSON array of ids
+int32_t argmax(const float* x, int64_t n);
+// valid_slice_ppl as ../shared/models/README.md defines it: 512-token windows from an empty state.
+double slice_perplexity(const Model& model, const std::vector<int32_t>& ids);
+
 }  // namespace t2r::test
 
 #endif

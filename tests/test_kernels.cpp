@@ -125,7 +125,7 @@ TEST_CASE("matmul matches the reference on every path for q8_0 and q4_0") {
     for (size_t cols : {32, 64, 96, 256, 640, 2080}) {
       for (size_t n : {1, 3, 17, 64}) check_matmul(dtype, 13, cols, n, n != 3, rng);
     }
-    check_matmul(dtype, 5, 33 * 1024, 3, true, rng);  // more blocks than one activation tile holds
+    for (size_t n : {1, 3}) check_matmul(dtype, 5, 33 * 1024, n, true, rng);  // more blocks than a tile holds
     check_matmul(dtype, 1, 32, 1, false, rng);
   }
 }

@@ -161,33 +161,6 @@ namespace {
 
 using namespace t2r::test;
 
-std::vector<int32_t> ids_of(const json::Value& array) {
-  std::vector<int32_t> ids;
-  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
-  return ids;
-}
-
-// As valid_slice_ppl is defined: 512-token windows from an empty state.
-double slice_perplexity(const Model& model, const std::vector<int32_t>& ids) {
-  Session session(model);
-  const int64_t V = model.hparams().vocab_size;
-  double nll = 0;
-  size_t count = 0;
-  for (size_t start = 0; start + 512 <= ids.size(); start += 512) {
-    session.reset();
-    for (size_t t = start; t + 1 < start + 512; ++t) {
-      const float* logits = session.step(ids[t]);
-      double max = logits[0];
-      for (int64_t v = 1; v < V; ++v) max = std::max(max, double(logits[v]));
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(logits[v]) - max);
-      nll += std::log(sum) + max - double(logits[ids[t + 1]]);
-      ++count;
-    }
-  }
-  return std::exp(nll / double(count));
-}
-
 // Feeds prompt + reference continuation to the model packed at `dtype` and at f32: at every
 // position the greedy choice must be the reference's, except where the f32 model's two best
 // logits lie within `tie` of each other (a near tie that rounding the weights may decide either

@@ -14,20 +14,6 @@ using namespace t2r::test;
 
 namespace {
 
-std::vector<int32_t> ids_of(const json::Value& array) {
-  std::vector<int32_t> ids;
-  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
-  return ids;
-}
-
-int32_t argmax(const float* x, int64_t n) {
-  int32_t best = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    if (x[i] > x[best]) best = int32_t(i);
-  }
-  return best;
-}
-
 // Greedy continuation of `prompt` for `count` tokens.
 std::vector<int32_t> greedy(const Model& model, const std::vector<int32_t>& prompt, size_t count) {
   Session session(model);
@@ -38,26 +24,6 @@ std::vector<int32_t> greedy(const Model& model, const std::vector<int32_t>& prom
     logits = session.step(out.back());
   }
   return out;
-}
-
-double slice_perplexity(const Model& model, const std::vector<int32_t>& ids) {
-  Session session(model);
-  const int64_t V = model.hparams().vocab_size;
-  double nll = 0;
-  size_t count = 0;
-  for (size_t start = 0; start + 512 <= ids.size(); start += 512) {
-    session.reset();
-    for (size_t t = start; t + 1 < start + 512; ++t) {
-      const float* logits = session.step(ids[t]);
-      double max = logits[0];
-      for (int64_t v = 1; v < V; ++v) max = std::max(max, double(logits[v]));
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(double(logits[v]) - max);
-      nll += std::log(sum) + max - double(logits[ids[t + 1]]);
-      ++count;
-    }
-  }
-  return std::exp(nll / double(count));
 }
 
 }  // namespace

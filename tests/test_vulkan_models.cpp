@@ -44,8 +44,6 @@ void check_validation(const vulkan::Session& session) {
   CHECK(messages.empty());
 }
 
-int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
-
 double max_diff(const float* a, const float* b, int64_t n) {
   double worst = 0;
   for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
@@ -71,7 +69,7 @@ TEST_CASE("vulkan session on the shipped model follows the CPU session and reset
     const float* c = cpu.step(tokens.back());
     CHECK(max_diff(g, c, V) < 1e-4);
     if (t == 0) first.assign(g, g + V);
-    tokens.push_back(argmax(c, V));
+    tokens.push_back(test::argmax(c, V));
   }
   CHECK(gpu->position() == 24);
   CHECK_THROWS_AS(gpu->step(int32_t(V)), Error);
@@ -92,12 +90,6 @@ TEST_CASE("vulkan session on the shipped model follows the CPU session and reset
 using namespace t2r::test;
 
 namespace {
-
-std::vector<int32_t> ids_of(const json::Value& array) {
-  std::vector<int32_t> ids;
-  for (const auto& v : array.as_array()) ids.push_back(int32_t(v.as_int()));
-  return ids;
-}
 
 // Logits of the reference input within 1e-3 of the fp32 reference, and the greedy continuations
 // of reference.json exactly, on the model packed at f32.

@@ -63,12 +63,6 @@ __m256i dot_unsigned(__m256i w, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
 
-// The 32 nibbles of a q4_0 block as bytes 0..15, in element order.
-__m256i unpack_nibbles(const unsigned char* qs) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
-}
-
 struct Avx2 {
   // Two vectors per row per step, four for a single row: enough independent sums to hide the
   // FMA latency.
@@ -111,69 +105,118 @@ struct Avx2 {
     }
   }
 
-  // q4_0 also gets c = -8 * (lane sums of q), so that the unsigned nibbles need no offset.
+  // q8_0 needs q alone. q4_0 works on pairs of blocks (the last one padded with a zero block): q
+  // is stored per pair as the first 16 values of both blocks, then the last 16 of both, matching
+  // the low and the high nibbles of the two weight blocks in one vector; c holds -8 times the sums
+  // of x over each 32-bit lane's 8 values (the nibbles enter unsigned), then d repeated 4 times.
   template <DType T>
   static void quantize(const float* x, size_t blocks, int8_t* q, float* d, int32_t* c) {
+    const size_t slots = T == DType::Q4_0 ? (blocks + 1) / 2 * 2 : blocks;
+    float* d4 = reinterpret_cast<float*>(c + 4 * slots);
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (size_t b = 0; b < blocks; ++b, x += 32, q += 32, c += 8) {
-      __m256 v[4], amax = _mm256_setzero_ps();
-      for (size_t m = 0; m < 4; ++m) {
-        v[m] = _mm256_loadu_ps(x + 8 * m);
-        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[m]));
+    for (size_t b = 0; b < slots; ++b, x += 32) {
+      __m256i i8 = _mm256_setzero_si256();
+      float scale = 0;
+      if (b < blocks) {
+        __m256 v[4], amax = _mm256_setzero_ps();
+        for (size_t m = 0; m < 4; ++m) {
+          v[m] = _mm256_loadu_ps(x + 8 * m);
+          amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[m]));
+        }
+        scale = hmax(amax) / 127;
+        const __m256 inverse = _mm256_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
+        __m256i i32[4];
+        for (size_t m = 0; m < 4; ++m) {
+          const __m256 scaled = _mm256_mul_ps(v[m], inverse);
+          i32[m] = _mm256_cvtps_epi32(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        }
+        // packs works within 128-bit lanes; the permutation restores element order.
+        const __m256i i16_lo = _mm256_packs_epi32(i32[0], i32[1]), i16_hi = _mm256_packs_epi32(i32[2], i32[3]);
+        i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16_lo, i16_hi), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        d[b] = scale;
       }
-      d[b] = hmax(amax) / 127;
-      const __m256 inverse = _mm256_set1_ps(d[b] != 0 ? 1.0f / d[b] : 0.0f);
-      __m256i i32[4];
-      for (size_t m = 0; m < 4; ++m) {
-        const __m256 scaled = _mm256_mul_ps(v[m], inverse);
-        i32[m] = _mm256_cvtps_epi32(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-      }
-      // packs works within 128-bit lanes; the permutation restores element order.
-      const __m256i i16_lo = _mm256_packs_epi32(i32[0], i32[1]), i16_hi = _mm256_packs_epi32(i32[2], i32[3]);
-      const __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16_lo, i16_hi),
-                                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), i8);
-      if constexpr (T == DType::Q4_0) {
+      if constexpr (T == DType::Q8_0) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), i8);
+      } else {
+        int8_t* pair = q + 64 * (b / 2) + 16 * (b % 2);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(pair), _mm256_castsi256_si128(i8));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(pair + 32), _mm256_extracti128_si256(i8, 1));
         const __m256i lanes = dot_unsigned(_mm256_set1_epi8(1), i8);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lanes, 3)));
+        const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(c + 4 * b), _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(sums, 3)));
+        _mm_storeu_ps(d4 + 4 * b, _mm_set1_ps(scale));
       }
     }
   }
 
-  // acc + (sum_j w[j] x[j]) d_x d_w for block b of the row at w, in 8 partial sums.
-  template <DType T>
-  static __m256 add_block(const unsigned char* w, size_t b, const int8_t* q, const float* d, const int32_t* c,
-                          __m256 acc) {
-    const unsigned char* block = w + b * (T == DType::Q8_0 ? 34 : 18);
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b));
-    __m256i sums;
-    if constexpr (T == DType::Q8_0) {
-      sums = dot_signed(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), xv);
-    } else {
-      sums = _mm256_add_epi32(dot_unsigned(unpack_nibbles(block + 2), xv),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * b)));
-    }
+  // q8_0: acc + (sum_j w[j] x[j]) d_x d_w for block b of the row at w, in 8 partial sums.
+  static __m256 add_block(const unsigned char* w, size_t b, const int8_t* q, const float* d, __m256 acc) {
+    const unsigned char* block = w + 34 * b;
+    const __m256i sums = dot_signed(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)),
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b)));
     const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_broadcast_ss(d + b));
     return _mm256_fmadd_ps(scaled, broadcast_f16(block), acc);
   }
 
-  // Four blocks in flight for a single row, one per row for four rows.
+  // q4_0: acc + the products of pair p (blocks 2p and, when Full, 2p + 1) of the row at w; lanes
+  // 0..3 belong to block 2p, 4..7 to block 2p + 1.
+  template <bool Full>
+  static __m256 add_pair(const unsigned char* w, size_t p, const int8_t* q, const int32_t* c, const float* d4,
+                         __m256 acc) {
+    const unsigned char* block = w + 36 * p;
+    const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+    const __m128i second = Full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 20)) : _mm_setzero_si128();
+    const __m256i raw = _mm256_set_m128i(second, first);
+    const __m256i low = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
+    // Each maddubs pair is at most 2 * 15 * 127, so the two halves add within int16.
+    const __m256i pairs =
+        _mm256_add_epi16(_mm256_maddubs_epi16(low, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * p))),
+                         _mm256_maddubs_epi16(high, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * p + 32))));
+    const __m256i sums = _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * p)));
+    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_loadu_ps(d4 + 8 * p));
+    int16_t h0, h1 = 0;
+    std::memcpy(&h0, block, 2);
+    if (Full) std::memcpy(&h1, block + 18, 2);
+    const __m256 dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16(h0), _mm_set1_epi16(h1)));
+    return _mm256_fmadd_ps(scaled, dw, acc);
+  }
+
   template <DType T, size_t R>
   static void dot_blocks(const unsigned char* w, size_t stride, const int8_t* q, const float* d, const int32_t* c,
                          size_t blocks, float* out) {
+    // Four blocks (q8_0) or pairs (q4_0) in flight for a single row, one per row for four rows.
     constexpr size_t U = R == 1 ? 4 : 1;
     __m256 acc[R][U];
     for (size_t r = 0; r < R; ++r) {
       for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
     }
-    size_t b = 0;
-    for (; b + U <= blocks; b += U) {
-      for (size_t u = 0; u < U; ++u) {
-        for (size_t r = 0; r < R; ++r) acc[r][u] = add_block<T>(w + r * stride, b + u, q, d, c, acc[r][u]);
+    if constexpr (T == DType::Q8_0) {
+      size_t b = 0;
+      for (; b + U <= blocks; b += U) {
+        for (size_t u = 0; u < U; ++u) {
+          for (size_t r = 0; r < R; ++r) acc[r][u] = add_block(w + r * stride, b + u, q, d, acc[r][u]);
+        }
       }
-    }
-    for (; b < blocks; ++b) {
-      for (size_t r = 0; r < R; ++r) acc[r][0] = add_block<T>(w + r * stride, b, q, d, c, acc[r][0]);
+      for (; b < blocks; ++b) {
+        for (size_t r = 0; r < R; ++r) acc[r][0] = add_block(w + r * stride, b, q, d, acc[r][0]);
+      }
+    } else {
+      const size_t pairs = blocks / 2;
+      const float* d4 = reinterpret_cast<const float*>(c + 4 * ((blocks + 1) / 2 * 2));
+      size_t p = 0;
+      for (; p + U <= pairs; p += U) {
+        for (size_t u = 0; u < U; ++u) {
+          for (size_t r = 0; r < R; ++r) acc[r][u] = add_pair<true>(w + r * stride, p + u, q, c, d4, acc[r][u]);
+        }
+      }
+      for (; p < pairs; ++p) {
+        for (size_t r = 0; r < R; ++r) acc[r][0] = add_pair<true>(w + r * stride, p, q, c, d4, acc[r][0]);
+      }
+      if (blocks % 2 != 0) {
+        for (size_t r = 0; r < R; ++r) acc[r][0] = add_pair<false>(w + r * stride, p, q, c, d4, acc[r][0]);
+      }
     }
     for (size_t r = 0; r < R; ++r) {
       for (size_t u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
