@@ -136,7 +136,9 @@ using namespace t2r::test;
 
 TEST_CASE("the default model is llama-t2r and reproduces its greedy reference through t2r-run") {
   const auto& greedy = reference_outputs("llama-t2r").json.at("greedy");
-  for (const auto& [prompt, expected] : greedy.as_object()) {
+  for (const auto& item : greedy.as_object()) {
+    const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding
+    const t2r::json::Value& expected = item.second;
     CAPTURE(prompt);
     Result r = run(kRun + " -p '" + prompt + "' -n 40");
     CHECK(r.status == 0);

@@ -51,7 +51,9 @@ TEST_CASE("packed at f32 every reference model reproduces the reference logits")
 TEST_CASE("packed at f32 greedy continuations are identical to the reference") {
   for (const auto& name : reference_model_names()) {
     const Model& model = packed_reference_model(name, DType::F32);
-    for (const auto& [prompt, expected] : reference_outputs(name).json.at("greedy").as_object()) {
+    for (const auto& item : reference_outputs(name).json.at("greedy").as_object()) {
+      const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding
+      const json::Value& expected = item.second;
       CAPTURE(name);
       CAPTURE(prompt);
       const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));
@@ -66,7 +68,9 @@ TEST_CASE("packed at f16 and bf16 the T2R greedy continuations still match") {
       CAPTURE(name);
       CAPTURE(dtype_name(dtype));
       const Model& model = packed_reference_model(name, dtype);
-      for (const auto& [prompt, expected] : reference_outputs(name).json.at("greedy").as_object()) {
+      for (const auto& item : reference_outputs(name).json.at("greedy").as_object()) {
+        const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding
+        const json::Value& expected = item.second;
         CAPTURE(prompt);
         const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));
         CHECK(greedy(model, ids_of(expected.at("prompt_ids")), want.size()) == want);

@@ -107,7 +107,9 @@ void check_reference_model(const std::string& name) {
                << ref.input_ids.size() << " positions");
   CHECK(worst <= 1e-3);
 
-  for (const auto& [prompt, expected] : ref.json.at("greedy").as_object()) {
+  for (const auto& item : ref.json.at("greedy").as_object()) {
+    const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding
+    const json::Value& expected = item.second;
     CAPTURE(prompt);
     const std::vector<int32_t> prompt_ids = ids_of(expected.at("prompt_ids"));
     const std::vector<int32_t> want = ids_of(expected.at("continuation_ids"));

@@ -9,7 +9,8 @@
 //                                   to a multiple of 4 blocks
 //   dot_blocks<T, R>(w, stride, q, d, e, blocks, out)  R rows of T blocks (stride in bytes) . x
 //
-// Decoding (n = 1) streams the matrix row after row, the order hardware prefetchers follow best.
+// Decoding (n = 1) streams the matrix row after row, the order hardware prefetchers follow best
+// (block rows of 256 bytes or less go four at a time, still one stream).
 // Several tokens (n > 1) go through [4 rows, column tile] weight tiles that are read from memory
 // (and converted, for f16 and bf16) once and used for every token while they sit in L1.
 //
@@ -34,7 +35,7 @@ struct BF16 {
   uint16_t bits;
 };
 
-constexpr size_t kRows = 4;  // rows per micro-kernel call for n > 1: each load of x serves 4 rows
+constexpr size_t kRows = 4;  // rows per micro-kernel call when grouped: each load of x serves 4 rows
 constexpr size_t kColumns = 1024;  // a [4, 1024] tile is 16 KB as f32
 // x quantized on the stack, once per call: at most this many blocks (38 KB with the extras), as a
 // tile of up to 16 tokens (each weight block fetched from memory then serves 16 tokens, plenty to
