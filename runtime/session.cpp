@@ -16,12 +16,6 @@ constexpr uint32_t kStateVersion = 1;
 constexpr size_t kStateHeaderBytes = 40;  // magic, version, reserved, model checksum, position, payload
 constexpr size_t kAlignFloats = 16;       // 64 bytes: every buffer starts on a cache line
 
-// The share of [0, count) that thread `thread` of `threads` takes.
-inline void split(size_t count, int thread, int threads, size_t* begin, size_t* end) {
-  *begin = count * size_t(thread) / size_t(threads);
-  *end = count * size_t(thread + 1) / size_t(threads);
-}
-
 }  // namespace
 
 Session::Session(const Model& model, SessionOptions options)
@@ -92,7 +86,7 @@ void Session::reset() {
 void Session::matmul(const cpu::Matrix& w, const float* x, size_t n, const float* bias, float* y) {
   auto job = [&](int thread, int threads) {
     size_t begin, end;
-    split(w.rows, thread, threads, &begin, &end);
+    split_range(w.rows, thread, threads, &begin, &end);
     cpu::matmul(w, x, n, bias, y, begin, end);
   };
   pool_.run(job);
@@ -130,7 +124,7 @@ void Session::attention(size_t layer, const LayerWeights& w, size_t n) {
     std::memcpy(values + size_t(position_) * kv_width, v_, n * kv_width * sizeof(float));
     auto job = [&](int thread, int threads) {
       size_t begin, end;
-      split(n * H, thread, threads, &begin, &end);
+      split_range(n * H, thread, threads, &begin, &end);
       float* scores = scores_ + size_t(thread) * size_t(max_context_);
       for (size_t item = begin; item < end; ++item) {
         const size_t t = item / H, h = item % H, kv = h / group;
@@ -169,7 +163,7 @@ void Session::attention(size_t layer, const LayerWeights& w, size_t n) {
   }
   auto job = [&](int thread, int threads) {
     size_t begin, end;
-    split(H, thread, threads, &begin, &end);
+    split_range(H, thread, threads, &begin, &end);
     for (size_t h = begin; h < end; ++h) {
       const size_t head = layer * H + h;
       if (n == 1) {  // decoding: the recurrent form is the whole computation

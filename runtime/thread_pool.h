@@ -45,6 +45,12 @@ class ThreadPool {
   std::condition_variable wake_;
 };
 
+// The share of [0, count) that thread `thread` of `threads` takes in a job.
+inline void split_range(size_t count, int thread, int threads, size_t* begin, size_t* end) {
+  *begin = count * size_t(thread) / size_t(threads);
+  *end = count * size_t(thread + 1) / size_t(threads);
+}
+
 // Physical cores of this machine (hyperthreads counted once); at least 1.
 int physical_core_count();
 

@@ -14,7 +14,8 @@ double read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
   std::unique_ptr<uint64_t[]> buffer(new uint64_t[words]);
   // Every page written once, by the threads that will read it (first touch places it).
   auto fill = [&](int thread, int threads) {
-    const size_t begin = words * size_t(thread) / size_t(threads), end = words * size_t(thread + 1) / size_t(threads);
+    size_t begin, end;
+    split_range(words, thread, threads, &begin, &end);
     for (size_t i = begin; i < end; ++i) buffer[i] = i;
   };
   pool.run(fill);
@@ -22,7 +23,8 @@ double read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
   double best = 0;
   for (int pass = 0; pass < repeats; ++pass) {
     auto read = [&](int thread, int threads) {
-      const size_t begin = words * size_t(thread) / size_t(threads), end = words * size_t(thread + 1) / size_t(threads);
+      size_t begin, end;
+      split_range(words, thread, threads, &begin, &end);
       uint64_t acc[8] = {};  // independent sums: the loop vectorizes and is bound by memory
       size_t i = begin;
       for (; i + 8 <= end; i += 8) {
