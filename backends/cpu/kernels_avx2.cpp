@@ -64,33 +64,46 @@ __m256i dot_unsigned(__m256i w, __m256i x) {
 }
 
 struct Avx2 {
-  // Two vectors per row per step, four for a single row: enough independent sums to hide the
-  // FMA latency.
-  template <size_t R, typename W>
-  static void dot(const W* w, size_t stride, const float* x, size_t len, float* out) {
-    constexpr size_t U = R == 1 ? 4 : 2;
-    __m256 acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
-    }
+  // Four sums in flight: enough to hide the FMA latency.
+  template <typename W>
+  static float dot_row(const W* w, const float* x, size_t len) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     size_t i = 0;
-    for (; i + 8 * U <= len; i += 8 * U) {
-      for (size_t u = 0; u < U; ++u) {
-        const __m256 xv = _mm256_loadu_ps(x + i + 8 * u);
-        for (size_t r = 0; r < R; ++r) acc[r][u] = _mm256_fmadd_ps(load8(w + r * stride + i + 8 * u), xv, acc[r][u]);
+    for (; i + 32 <= len; i += 32) {
+      for (size_t u = 0; u < 4; ++u) acc[u] = _mm256_fmadd_ps(load8(w + i + 8 * u), _mm256_loadu_ps(x + i + 8 * u), acc[u]);
+    }
+    for (; i + 8 <= len; i += 8) acc[0] = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(x + i), acc[0]);
+    if (i < len) acc[1] = _mm256_fmadd_ps(load_first(w + i, len - i), _mm256_maskload_ps(x + i, lane_mask(len - i)), acc[1]);
+    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  }
+
+  // 12 sums and 3 token vectors: all 16 registers, the weights entering the FMAs from L1 (on
+  // Zen 5, [768, 768] x 64 tokens: 53 GMAC/s, against 36 for 4 x 2).
+  static constexpr size_t kTileRows = 4, kTileTokens = 3;
+
+  // One sum per (row, token), one vector step at a time, the tail masked.
+  template <size_t R, size_t T>
+  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+    __m256 acc[T][R];
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
+    }
+    const auto step = [&](size_t i, auto load) {
+      __m256 xv[T];
+      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t r = 0; r < R; ++r) {
+        const __m256 wv = load(w + r * stride + i);
+        for (size_t t = 0; t < T; ++t) acc[t][r] = _mm256_fmadd_ps(wv, xv[t], acc[t][r]);
       }
-    }
-    for (; i + 8 <= len; i += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + i);
-      for (size_t r = 0; r < R; ++r) acc[r][0] = _mm256_fmadd_ps(load8(w + r * stride + i), xv, acc[r][0]);
-    }
+    };
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) step(i, [](const float* p) { return _mm256_loadu_ps(p); });
     if (i < len) {
-      const __m256 xv = _mm256_maskload_ps(x + i, lane_mask(len - i));
-      for (size_t r = 0; r < R; ++r) acc[r][1] = _mm256_fmadd_ps(load_first(w + r * stride + i, len - i), xv, acc[r][1]);
+      const __m256i mask = lane_mask(len - i);
+      step(i, [mask](const float* p) { return _mm256_maskload_ps(p, mask); });
     }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
-      out[r] = hsum(acc[r][0]);
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);
     }
   }
 
@@ -183,11 +196,23 @@ struct Avx2 {
     return _mm256_fmadd_ps(scaled, dw, acc);
   }
 
-  template <DType T, size_t R>
-  static void dot_blocks(const unsigned char* w, size_t stride, const int8_t* q, const float* d, const int32_t* c,
+  // With 16 registers there is no room to keep unpacked weights for several tokens: a tile is one
+  // token, the weights coming again from L1 for the next.
+  static constexpr size_t block_tile_tokens(DType) { return 1; }
+
+  template <DType Q, size_t R, size_t T, size_t U>
+  static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
                          size_t blocks, float* out) {
-    // Four blocks (q8_0) or pairs (q4_0) in flight for a single row, one per row for four rows.
-    constexpr size_t U = R == 1 ? 4 : 1;
+    for (size_t t = 0; t < T; ++t) {
+      dot_blocks_one<Q, R, U == 1 ? 1 : 4>(w, stride, x.q_of(t0 + t), x.d_of(t0 + t), x.e_of(t0 + t), blocks,
+                                           out + t * R);
+    }
+  }
+
+  // U blocks (q8_0) or pairs (q4_0) in flight per row.
+  template <DType T, size_t R, size_t U>
+  static void dot_blocks_one(const unsigned char* w, size_t stride, const int8_t* q, const float* d,
+                             const int32_t* c, size_t blocks, float* out) {
     __m256 acc[R][U];
     for (size_t r = 0; r < R; ++r) {
       for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
@@ -306,7 +331,7 @@ void weighted_sum_columns(const float* scores, const float* values, size_t lengt
 
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
                        size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) Avx2::dot<1>(keys + t * stride, 0, q, head_dim, scores + t);
+  for (size_t t = 0; t < length; ++t) scores[t] = Avx2::dot_row(keys + t * stride, q, head_dim);
   softmax(scores, length);
   size_t j = 0;
   for (; j + 32 <= head_dim; j += 32) weighted_sum_columns<4, false>(scores, values, length, stride, j, _mm256_setzero_si256(), out);

@@ -41,30 +41,49 @@ __m512 load16(const tiles::BF16* p) {
 }
 
 struct Avx512 {
-  // Two vectors per row per step, four for a single row: enough independent sums to hide the
-  // FMA latency. Tails use masked loads.
-  template <size_t R, typename W>
-  static void dot(const W* w, size_t stride, const float* x, size_t len, float* out) {
-    constexpr size_t U = R == 1 ? 4 : 2;
-    __m512 acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
-    }
+  // Four sums in flight: enough to hide the FMA latency. The tail is masked.
+  template <typename W>
+  static float dot_row(const W* w, const float* x, size_t len) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     size_t i = 0;
-    for (; i + 16 * U <= len; i += 16 * U) {
-      for (size_t u = 0; u < U; ++u) {
-        const __m512 xv = _mm512_loadu_ps(x + i + 16 * u);
-        for (size_t r = 0; r < R; ++r) acc[r][u] = _mm512_fmadd_ps(load16(w + r * stride + i + 16 * u), xv, acc[r][u]);
-      }
+    for (; i + 64 <= len; i += 64) {
+      for (size_t u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(load16(w + i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
     }
     for (; i < len; i += 16) {
       const __mmask16 mask = first_lanes(len - i < 16 ? len - i : 16);
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i);
-      for (size_t r = 0; r < R; ++r) acc[r][1] = _mm512_fmadd_ps(load16(w + r * stride + i, mask), xv, acc[r][1]);
+      acc[1] = _mm512_fmadd_ps(load16(w + i, mask), _mm512_maskz_loadu_ps(mask, x + i), acc[1]);
     }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
-      out[r] = _mm512_reduce_add_ps(acc[r][0]);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+
+  // 24 sums, 4 token vectors and a weight vector: 29 of 32 registers. Per step, 4 loads of x
+  // (from L2: x is swept once per 6 rows) and 6 of weights (from L1) feed 24 FMAs. Measured on
+  // Zen 5 for [768, 768] x 64 tokens: 92 GMAC/s, against 85 for 4 x 4 and 71 for 8 x 2.
+  static constexpr size_t kTileRows = 6, kTileTokens = 4;
+
+  // One sum per (row, token), one vector step at a time, the tail masked.
+  template <size_t R, size_t T>
+  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+    __m512 acc[T][R];
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
+    }
+    const auto step = [&](size_t i, auto load) {
+      __m512 xv[T];
+      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t r = 0; r < R; ++r) {
+        const __m512 wv = load(w + r * stride + i);
+        for (size_t t = 0; t < T; ++t) acc[t][r] = _mm512_fmadd_ps(wv, xv[t], acc[t][r]);
+      }
+    };
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16) step(i, [](const float* p) { return _mm512_loadu_ps(p); });
+    if (i < len) {
+      const __mmask16 mask = first_lanes(len - i);
+      step(i, [mask](const float* p) { return _mm512_maskz_loadu_ps(mask, p); });
+    }
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) out[t * R + r] = _mm512_reduce_add_ps(acc[t][r]);
     }
   }
 
@@ -134,32 +153,32 @@ struct Avx512 {
     return _mm256_fmadd_ps(scaled, broadcast_f16(block), acc);
   }
 
-  // q8_0: the same for blocks b and b + 1 in one 512-bit vector: lanes 0..7 for b, 8..15 for b + 1.
-  static __m512 add_pair(const unsigned char* w, size_t b, const int8_t* q, const int32_t* c, const float* d8,
-                         __m512 acc) {
+  // A row's weights for one vpdpbusd step, unpacked once and used for every token: q8_0 blocks
+  // b and b + 1 (lanes 0..7 and 8..15) as w + 128; q4_0 group g (blocks 4g..4g + 3, lanes
+  // 4k..4k + 3 for block 4g + k) as low and high nibbles; the f16 scales widened to match.
+  struct Unpacked {
+    __m512i low, high;
+    __m512 scale;
+  };
+
+  static Unpacked unpack_pair(const unsigned char* w, size_t b) {
     const unsigned char* block = w + 34 * b;
     const __m512i raw = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2))),
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 36)), 1);
-    const __m512i weights = _mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80)));
-    const __m512i sums = _mm512_dpbusd_epi32(_mm512_loadu_si512(c + 8 * b), weights, _mm512_loadu_si512(q + 32 * b));
-    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(d8 + 8 * b));
     int16_t h0, h1;
     std::memcpy(&h0, block, 2);
     std::memcpy(&h1, block + 34, 2);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16(h1), _mm_set1_epi16(h0)));
-    return _mm512_fmadd_ps(scaled, dw, acc);
+    return {_mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80))), _mm512_setzero_si512(),
+            _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16(h1), _mm_set1_epi16(h0)))};
   }
 
-  // q4_0: acc + the products of group g (blocks 4g.. 4g + count - 1, count <= 4) of the row at w;
-  // lanes 4k..4k + 3 belong to block 4g + k.
-  template <bool Full>
-  static __m512 add_group(const unsigned char* w, size_t g, size_t count, const int8_t* q, const int32_t* c,
-                          const float* d4, __m512 acc) {
+  // count <= 4 blocks from 4g on; missing blocks are zero.
+  static Unpacked unpack_group(const unsigned char* w, size_t g, size_t count) {
     const unsigned char* block = w + 18 * 4 * g;
     __m512i raw = _mm512_setzero_si512();
     uint64_t scales = 0;  // the f16 scales, 16 bits each; zero for padding
-    for (size_t k = 0; k < (Full ? 4 : count); ++k) {
+    for (size_t k = 0; k < count; ++k) {
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18 * k + 2));
       raw = k == 0 ? _mm512_castsi128_si512(bytes)
                    : _mm512_mask_broadcast_i32x4(raw, __mmask16(0xf << (4 * k)), bytes);
@@ -167,82 +186,74 @@ struct Avx512 {
       std::memcpy(&h, block + 18 * k, 2);
       scales |= uint64_t(h) << (16 * k);
     }
-    const __m512i low = _mm512_and_si512(raw, _mm512_set1_epi8(0x0f));
-    const __m512i high = _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0f));
-    __m512i sums = _mm512_dpbusd_epi32(_mm512_loadu_si512(c + 16 * g), low, _mm512_loadu_si512(q + 128 * g));
-    sums = _mm512_dpbusd_epi32(sums, high, _mm512_loadu_si512(q + 128 * g + 64));
-    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(d4 + 16 * g));
     const __m128 dw4 = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(scales)));
-    const __m512 dw = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                            _mm512_castps128_ps512(dw4));
-    return _mm512_fmadd_ps(scaled, dw, acc);
+    return {_mm512_and_si512(raw, _mm512_set1_epi8(0x0f)),
+            _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0f)),
+            _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                  _mm512_castps128_ps512(dw4))};
   }
 
-  template <DType T, size_t R>
-  static void dot_blocks(const unsigned char* w, size_t stride, const int8_t* q, const float*, const int32_t* e,
+  // acc + one token's products with unpacked weights: step s is block pair 2s (q8_0) or group s
+  // (q4_0) of the token's q, c and scales.
+  template <DType Q>
+  static __m512 add_products(const Unpacked& w, size_t s, const int8_t* q, const int32_t* c, const float* dx,
+                             __m512 acc) {
+    __m512i sums = _mm512_dpbusd_epi32(_mm512_loadu_si512(c + 16 * s), w.low, _mm512_loadu_si512(q + (Q == DType::Q8_0 ? 64 : 128) * s));
+    if constexpr (Q == DType::Q4_0) sums = _mm512_dpbusd_epi32(sums, w.high, _mm512_loadu_si512(q + 128 * s + 64));
+    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(dx + 16 * s));
+    return _mm512_fmadd_ps(scaled, w.scale, acc);
+  }
+
+  static constexpr size_t block_tile_tokens(DType) { return 4; }
+
+  // q8_0 steps over pairs of blocks (an odd last block goes alone, in 256 bits); q4_0 over groups
+  // of 4 (the last one padded with zero blocks). U steps in flight when U > 1.
+  template <DType Q, size_t R, size_t T, size_t U>
+  static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
                          size_t blocks, float* out) {
-    if constexpr (T == DType::Q8_0) {
-      dot_q8_0<R>(w, stride, q, e, blocks, out);
-    } else {
-      dot_q4_0<R>(w, stride, q, e, blocks, out);
+    constexpr bool kQ8 = Q == DType::Q8_0;
+    const size_t steps = kQ8 ? blocks / 2 : blocks / 4;
+    const size_t padded = kQ8 ? blocks : (blocks + 3) / 4 * 4;  // the slots K::quantize filled
+    const int8_t* q[T];
+    const int32_t* c[T];
+    const float* dx[T];
+    for (size_t t = 0; t < T; ++t) {
+      q[t] = x.q_of(t0 + t);
+      c[t] = x.e_of(t0 + t);
+      dx[t] = reinterpret_cast<const float*>(c[t] + (kQ8 ? 8 : 4) * padded);
     }
-  }
-
-  // Two pairs in flight for a single row, one pair per row for four rows.
-  template <size_t R>
-  static void dot_q8_0(const unsigned char* w, size_t stride, const int8_t* q, const int32_t* e, size_t blocks,
-                       float* out) {
-    constexpr size_t U = R == 1 ? 2 : 1;
-    const float* d8 = reinterpret_cast<const float*>(e + 8 * blocks);
-    __m512 acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
-    }
-    size_t b = 0;
-    for (; b + 2 * U <= blocks; b += 2 * U) {
-      for (size_t u = 0; u < U; ++u) {
-        for (size_t r = 0; r < R; ++r) acc[r][u] = add_pair(w + r * stride, b + 2 * u, q, e, d8, acc[r][u]);
+    __m512 acc[T][R][U];
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) {
+        for (size_t u = 0; u < U; ++u) acc[t][r][u] = _mm512_setzero_ps();
       }
     }
-    for (; b + 2 <= blocks; b += 2) {
-      for (size_t r = 0; r < R; ++r) acc[r][0] = add_pair(w + r * stride, b, q, e, d8, acc[r][0]);
-    }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
-      __m256 sum = _mm256_add_ps(_mm512_castps512_ps256(acc[r][0]), _mm512_extractf32x8_ps(acc[r][0], 1));
-      if (b < blocks) sum = add_block(w + r * stride, b, q, e, d8, sum);  // an odd last block
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-      out[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-    }
-  }
-
-  // Two groups in flight for a single row, one group per row for four rows.
-  template <size_t R>
-  static void dot_q4_0(const unsigned char* w, size_t stride, const int8_t* q, const int32_t* e, size_t blocks,
-                       float* out) {
-    constexpr size_t U = R == 1 ? 2 : 1;
-    const size_t groups = blocks / 4;
-    const float* d4 = reinterpret_cast<const float*>(e + 4 * ((blocks + 3) / 4 * 4));
-    __m512 acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
-    }
-    size_t g = 0;
-    for (; g + U <= groups; g += U) {
-      for (size_t u = 0; u < U; ++u) {
-        for (size_t r = 0; r < R; ++r) acc[r][u] = add_group<true>(w + r * stride, g + u, 4, q, e, d4, acc[r][u]);
+    const auto step = [&](size_t s, size_t u, size_t count) {
+      Unpacked wv[R];
+      for (size_t r = 0; r < R; ++r) wv[r] = kQ8 ? unpack_pair(w + r * stride, 2 * s) : unpack_group(w + r * stride, s, count);
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t r = 0; r < R; ++r) acc[t][r][u] = add_products<Q>(wv[r], s, q[t], c[t], dx[t], acc[t][r][u]);
       }
+    };
+    size_t s = 0;
+    for (; s + U <= steps; s += U) {
+      for (size_t u = 0; u < U; ++u) step(s + u, u, 4);
     }
-    for (; g < groups; ++g) {
-      for (size_t r = 0; r < R; ++r) acc[r][0] = add_group<true>(w + r * stride, g, 4, q, e, d4, acc[r][0]);
-    }
-    if (blocks % 4 != 0) {
-      for (size_t r = 0; r < R; ++r) acc[r][0] = add_group<false>(w + r * stride, g, blocks % 4, q, e, d4, acc[r][0]);
-    }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][u]);
-      out[r] = _mm512_reduce_add_ps(acc[r][0]);
+    for (; s < steps; ++s) step(s, 0, 4);
+    if (!kQ8 && blocks % 4 != 0) step(s, 0, blocks % 4);
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) {
+        __m512 sum = acc[t][r][0];
+        for (size_t u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[t][r][u]);
+        if (kQ8 && blocks % 2 != 0) {
+          __m256 half = _mm256_add_ps(_mm512_castps512_ps256(sum), _mm512_extractf32x8_ps(sum, 1));
+          half = add_block(w + r * stride, blocks - 1, q[t], c[t], dx[t], half);
+          sum = _mm512_castps256_ps512(half);
+          out[t * R + r] = _mm512_mask_reduce_add_ps(0xff, sum);
+        } else {
+          out[t * R + r] = _mm512_reduce_add_ps(sum);
+        }
+      }
     }
   }
 };
@@ -314,7 +325,7 @@ void weighted_sum_columns(const float* scores, const float* values, size_t lengt
 
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
                        size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) Avx512::dot<1>(keys + t * stride, 0, q, head_dim, scores + t);
+  for (size_t t = 0; t < length; ++t) scores[t] = Avx512::dot_row(keys + t * stride, q, head_dim);
   softmax(scores, length);
   size_t j = 0;
   for (; j + 64 <= head_dim; j += 64) weighted_sum_columns<4>(scores, values, length, stride, j, 0xffff, out);

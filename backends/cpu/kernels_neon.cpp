@@ -43,31 +43,42 @@ int32x4_t dot_bytes(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
 }
 
 struct Neon {
-  template <size_t R, typename W>
-  static void dot(const W* w, size_t stride, const float* x, size_t len, float* out) {
-    constexpr size_t U = R == 1 ? 4 : 2;
-    float32x4_t acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = vdupq_n_f32(0);
-    }
+  // Four sums in flight: enough to hide the FMA latency.
+  template <typename W>
+  static float dot_row(const W* w, const float* x, size_t len) {
+    float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
     size_t i = 0;
-    for (; i + 4 * U <= len; i += 4 * U) {
-      for (size_t u = 0; u < U; ++u) {
-        const float32x4_t xv = vld1q_f32(x + i + 4 * u);
-        for (size_t r = 0; r < R; ++r) acc[r][u] = vfmaq_f32(acc[r][u], load4(w + r * stride + i + 4 * u), xv);
+    for (; i + 16 <= len; i += 16) {
+      for (size_t u = 0; u < 4; ++u) acc[u] = vfmaq_f32(acc[u], load4(w + i + 4 * u), vld1q_f32(x + i + 4 * u));
+    }
+    for (; i + 4 <= len; i += 4) acc[0] = vfmaq_f32(acc[0], load4(w + i), vld1q_f32(x + i));
+    if (i < len) acc[1] = vfmaq_f32(acc[1], load_first(w + i, len - i), load_first(x + i, len - i));
+    return vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+  }
+
+  // 16 sums, 4 token vectors and a weight vector: 21 of 32 registers.
+  static constexpr size_t kTileRows = 4, kTileTokens = 4;
+
+  // One sum per (row, token), one vector step at a time, the tail zero-padded.
+  template <size_t R, size_t T>
+  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+    float32x4_t acc[T][R];
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) acc[t][r] = vdupq_n_f32(0);
+    }
+    const auto step = [&](size_t i, auto load) {
+      float32x4_t xv[T];
+      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t r = 0; r < R; ++r) {
+        const float32x4_t wv = load(w + r * stride + i);
+        for (size_t t = 0; t < T; ++t) acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);
       }
-    }
-    for (; i + 4 <= len; i += 4) {
-      const float32x4_t xv = vld1q_f32(x + i);
-      for (size_t r = 0; r < R; ++r) acc[r][0] = vfmaq_f32(acc[r][0], load4(w + r * stride + i), xv);
-    }
-    if (i < len) {
-      const float32x4_t xv = load_first(x + i, len - i);
-      for (size_t r = 0; r < R; ++r) acc[r][1] = vfmaq_f32(acc[r][1], load_first(w + r * stride + i, len - i), xv);
-    }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = vaddq_f32(acc[r][0], acc[r][u]);
-      out[r] = vaddvq_f32(acc[r][0]);
+    };
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) step(i, [](const float* p) { return vld1q_f32(p); });
+    if (i < len) step(i, [n = len - i](const float* p) { return load_first(p, n); });
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t r = 0; r < R; ++r) out[t * R + r] = vaddvq_f32(acc[t][r]);
     }
   }
 
@@ -123,10 +134,20 @@ struct Neon {
     return vfmaq_n_f32(acc, vcvtq_f32_s32(sums), f16_at(block) * d[b]);
   }
 
-  template <DType T, size_t R>
-  static void dot_blocks(const unsigned char* w, size_t stride, const int8_t* q, const float* d, const int32_t*,
+  static constexpr size_t block_tile_tokens(DType) { return 1; }
+
+  template <DType Q, size_t R, size_t T, size_t U>
+  static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
                          size_t blocks, float* out) {
-    constexpr size_t U = R == 1 ? 4 : 1;
+    for (size_t t = 0; t < T; ++t) {
+      dot_blocks_one<Q, R, U == 1 ? 1 : 4>(w, stride, x.q_of(t0 + t), x.d_of(t0 + t), blocks, out + t * R);
+    }
+  }
+
+  // U blocks in flight per row.
+  template <DType T, size_t R, size_t U>
+  static void dot_blocks_one(const unsigned char* w, size_t stride, const int8_t* q, const float* d, size_t blocks,
+                             float* out) {
     float32x4_t acc[R][U];
     for (size_t r = 0; r < R; ++r) {
       for (size_t u = 0; u < U; ++u) acc[r][u] = vdupq_n_f32(0);
@@ -191,7 +212,7 @@ void linear_attention_step(float* state, float* normalizer, const float* phi_q, 
 
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
                        size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) Neon::dot<1>(keys + t * stride, 0, q, head_dim, scores + t);
+  for (size_t t = 0; t < length; ++t) scores[t] = Neon::dot_row(keys + t * stride, q, head_dim);
   softmax(scores, length);
   size_t j = 0;
   for (; j + 16 <= head_dim; j += 16) {
