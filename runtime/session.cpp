@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "error.h"
-#include "linear_attention.h"
+#include "kernels.h"
 
 namespace t2r {
 namespace {

@@ -239,6 +239,42 @@ TEST_CASE("linear attention steps match the reference on every path") {
   }
 }
 
+TEST_CASE("chunked linear attention matches the reference on every path") {
+  std::mt19937 rng(6);
+  // n past one and two sub-chunks of 64, r past a block of 64 features, ragged d_v; rows strided
+  // as in a session (heads side by side).
+  for (size_t n : {1, 5, 70, 131}) {
+    for (size_t r : {1, 7, 32, 70}) {
+      for (size_t d_v : {1, 5, 64, 100}) {
+        CAPTURE(n);
+        CAPTURE(r);
+        CAPTURE(d_v);
+        const size_t phi_stride = r + 3, v_stride = d_v + 2, out_stride = d_v + 1;
+        const std::vector<float> q = random_values(n * phi_stride, rng, 0, 1), k = random_values(n * phi_stride, rng, 0, 1);
+        const std::vector<float> v = random_values(n * v_stride, rng);
+        const std::vector<float> state0 = random_values(r * d_v, rng), z0 = random_values(r, rng, 0, 1);
+        std::vector<float> want_state = state0, want_z = z0, want_out(n * out_stride);
+        const auto chunk = [&](std::vector<float>& out) {
+          return LinearAttentionChunk{q.data(), k.data(), phi_stride, v.data(), v_stride, out.data(), out_stride,
+                                      n,        r,        d_v,        0.01f};
+        };
+        reference::linear_attention_chunk(chunk(want_out), want_state.data(), want_z.data());
+        for_each_path([&] {
+          std::vector<float> state = state0, z = z0, out(n * out_stride);
+          linear_attention_chunk(chunk(out), state.data(), z.data());
+          for (size_t t = 0; t < n; ++t) {
+            for (size_t j = 0; j < d_v; ++j) {
+              REQUIRE(out[t * out_stride + j] == doctest::Approx(want_out[t * out_stride + j]).epsilon(1e-4));
+            }
+          }
+          for (size_t i = 0; i < r * d_v; ++i) REQUIRE(state[i] == doctest::Approx(want_state[i]).epsilon(1e-5));
+          for (size_t i = 0; i < r; ++i) REQUIRE(z[i] == doctest::Approx(want_z[i]).epsilon(1e-6));
+        });
+      }
+    }
+  }
+}
+
 TEST_CASE("softmax attention matches the reference on every path") {
   std::mt19937 rng(6);
   for (size_t length : {1, 2, 17, 100}) {

@@ -12,6 +12,7 @@ struct KernelTable {
                  size_t row_end);
   void (*linear_attention_step)(float* state, float* normalizer, const float* phi_q, const float* phi_k,
                                 const float* v, size_t r, size_t d_v, float floor, float* out);
+  void (*linear_attention_chunk)(const LinearAttentionChunk& c, float* state, float* normalizer);
   void (*softmax_attention)(const float* q, const float* keys, const float* values, size_t length,
                             size_t stride, size_t head_dim, float* scores, float* out);
 };

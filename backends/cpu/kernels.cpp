@@ -17,7 +17,7 @@ namespace t2r::cpu {
 namespace {
 
 constexpr KernelTable kReferenceKernels = {"scalar", reference::matmul, reference::linear_attention_step,
-                                           reference::softmax_attention};
+                                           reference::linear_attention_chunk, reference::softmax_attention};
 
 std::atomic<const KernelTable*> g_kernels{&kReferenceKernels};
 
@@ -120,6 +120,10 @@ void linear_attention_step(float* state, float* normalizer, const float* phi_q, 
                            const float* v, size_t r, size_t d_v, float floor, float* out) {
   g_kernels.load(std::memory_order_relaxed)->linear_attention_step(state, normalizer, phi_q, phi_k, v, r, d_v, floor,
                                                                     out);
+}
+
+void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* normalizer) {
+  g_kernels.load(std::memory_order_relaxed)->linear_attention_chunk(c, state, normalizer);
 }
 
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length,

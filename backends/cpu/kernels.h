@@ -67,6 +67,26 @@ void add_sinusoidal_position(float* x, size_t dim, const float* freq, int64_t po
 void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k,
                            const float* v, size_t r, size_t d_v, float floor, float* out);
 
+// Causal linear attention over a chunk of n tokens for one head, in the chunked (parallel) form,
+// carrying the recurrent state across chunks:
+//   A[t][s] = phi_q_t . phi_k_s for s <= t
+//   out_t   = (phi_q_t^T S + sum_s A[t][s] v_s) / max(phi_q_t . z + sum_s A[t][s], floor)
+//   then S += sum_s phi_k_s v_s^T and z += sum_s phi_k_s.
+// Within a chunk the work is matrix-shaped; with n = 1 it is exactly one recurrent step.
+struct LinearAttentionChunk {
+  const float* phi_q;  // row t at phi_q + t * phi_stride, r floats
+  const float* phi_k;
+  size_t phi_stride;
+  const float* v;  // row t at v + t * v_stride, d_v floats
+  size_t v_stride;
+  float* out;  // row t at out + t * out_stride, d_v floats
+  size_t out_stride;
+  size_t n, r, d_v;
+  float floor;
+};
+// state [r, d_v] and normalizer [r] are updated in place.
+void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* normalizer);
+
 // Causal softmax attention of one query head over `length` cached keys/values with row stride
 // `stride` floats (the cache interleaves kv heads). scores needs `length` floats.
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length,

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
 namespace t2r::cpu::avx2 {
@@ -104,6 +105,37 @@ struct Avx2 {
     }
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);
+    }
+  }
+
+  static constexpr size_t kAxpyTokens = 2;  // 8 sums, 4 row vectors and a broadcast: 13 of 16 registers
+
+  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 32 columns at a time,
+  // held in registers across the rows of b; a narrower last block masked.
+  template <size_t T>
+  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
+                        size_t count, size_t d, float* y, size_t y_stride) {
+    for (size_t j = 0; j < d; j += 32) {
+      __m256i mask[4];
+      for (size_t m = 0; m < 4; ++m) {
+        const size_t start = j + 8 * m;
+        mask[m] = lane_mask(start >= d ? 0 : d - start < 8 ? d - start : 8);
+      }
+      __m256 acc[T][4];
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm256_maskload_ps(y + t * y_stride + j + 8 * m, mask[m]);
+      }
+      for (size_t i = 0; i < count; ++i) {
+        __m256 row[4];
+        for (size_t m = 0; m < 4; ++m) row[m] = _mm256_maskload_ps(b + i * b_stride + j + 8 * m, mask[m]);
+        for (size_t t = 0; t < T; ++t) {
+          const __m256 k = _mm256_broadcast_ss(coef + t * coef_row + i * coef_col);
+          for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm256_fmadd_ps(k, row[m], acc[t][m]);
+        }
+      }
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) _mm256_maskstore_ps(y + t * y_stride + j + 8 * m, mask[m], acc[t][m]);
+      }
     }
   }
 
@@ -345,6 +377,6 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 namespace t2r::cpu {
 
 extern const KernelTable kAvx2Kernels = {"avx2", avx2::matmul, avx2::linear_attention_step,
-                                     avx2::softmax_attention};
+                                         tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention};
 
 }  // namespace t2r::cpu

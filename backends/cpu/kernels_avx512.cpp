@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
 namespace t2r::cpu::avx512 {
@@ -84,6 +85,37 @@ struct Avx512 {
     }
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = _mm512_reduce_add_ps(acc[t][r]);
+    }
+  }
+
+  static constexpr size_t kAxpyTokens = 4;  // 16 sums, 4 row vectors and a broadcast: 21 of 32 registers
+
+  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 64 columns at a time,
+  // held in registers across the rows of b; narrower vectors masked.
+  template <size_t T>
+  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
+                        size_t count, size_t d, float* y, size_t y_stride) {
+    for (size_t j = 0; j < d; j += 64) {
+      __mmask16 mask[4];
+      for (size_t m = 0; m < 4; ++m) {
+        const size_t start = j + 16 * m;
+        mask[m] = first_lanes(start >= d ? 0 : d - start < 16 ? d - start : 16);
+      }
+      __m512 acc[T][4];
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm512_maskz_loadu_ps(mask[m], y + t * y_stride + j + 16 * m);
+      }
+      for (size_t i = 0; i < count; ++i) {
+        __m512 row[4];
+        for (size_t m = 0; m < 4; ++m) row[m] = _mm512_maskz_loadu_ps(mask[m], b + i * b_stride + j + 16 * m);
+        for (size_t t = 0; t < T; ++t) {
+          const __m512 k = _mm512_set1_ps(coef[t * coef_row + i * coef_col]);
+          for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm512_fmadd_ps(k, row[m], acc[t][m]);
+        }
+      }
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) _mm512_mask_storeu_ps(y + t * y_stride + j + 16 * m, mask[m], acc[t][m]);
+      }
     }
   }
 
@@ -340,6 +372,6 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 namespace t2r::cpu {
 
 extern const KernelTable kAvx512Kernels = {"avx512", avx512::matmul, avx512::linear_attention_step,
-                                     avx512::softmax_attention};
+                                           tiles::linear_attention_chunk<avx512::Avx512>, avx512::softmax_attention};
 
 }  // namespace t2r::cpu

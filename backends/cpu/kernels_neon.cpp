@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
 namespace t2r::cpu::neon {
@@ -79,6 +80,45 @@ struct Neon {
     if (i < len) step(i, [n = len - i](const float* p) { return load_first(p, n); });
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = vaddvq_f32(acc[t][r]);
+    }
+  }
+
+  static constexpr size_t kAxpyTokens = 4;  // 16 sums, 4 row vectors: 20 of 32 registers
+
+  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 16 columns at a time,
+  // held in registers across the rows of b; a narrower last block zero-padded.
+  template <size_t T>
+  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
+                        size_t count, size_t d, float* y, size_t y_stride) {
+    for (size_t j = 0; j < d; j += 16) {
+      const size_t width = d - j < 16 ? d - j : 16;
+      const auto load = [width](const float* p, size_t m) {
+        return 4 * m + 4 <= width ? vld1q_f32(p) : load_first(p, 4 * m < width ? width - 4 * m : 0);
+      };
+      float32x4_t acc[T][4];
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) acc[t][m] = load(y + t * y_stride + j + 4 * m, m);
+      }
+      for (size_t i = 0; i < count; ++i) {
+        float32x4_t row[4];
+        for (size_t m = 0; m < 4; ++m) row[m] = load(b + i * b_stride + j + 4 * m, m);
+        for (size_t t = 0; t < T; ++t) {
+          const float k = coef[t * coef_row + i * coef_col];
+          for (size_t m = 0; m < 4; ++m) acc[t][m] = vfmaq_n_f32(acc[t][m], row[m], k);
+        }
+      }
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t m = 0; m < 4; ++m) {
+          float* p = y + t * y_stride + j + 4 * m;
+          if (4 * m + 4 <= width) {
+            vst1q_f32(p, acc[t][m]);
+          } else if (4 * m < width) {
+            float part[4];
+            vst1q_f32(part, acc[t][m]);
+            std::memcpy(p, part, (width - 4 * m) * sizeof(float));
+          }
+        }
+      }
     }
   }
 
@@ -237,9 +277,10 @@ namespace t2r::cpu {
 
 #if defined(__ARM_FEATURE_DOTPROD)
 extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", neon::matmul, neon::linear_attention_step,
-                                                neon::softmax_attention};
+                                                tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
 #else
-extern const KernelTable kNeonKernels = {"neon", neon::matmul, neon::linear_attention_step, neon::softmax_attention};
+extern const KernelTable kNeonKernels = {"neon", neon::matmul, neon::linear_attention_step,
+                                         tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
 #endif
 
 }  // namespace t2r::cpu
