@@ -26,14 +26,16 @@ class Random {
 
 class Population {
  public:
-  Population(const EvolutionOptions& options, Random& random) : o_(options), random_(random) {}
+  Population(const EvolutionOptions& options, const Measure& measure, Random& random)
+      : o_(options), measure_(measure), random_(random) {}
 
   // On the grid, within [min_keep, 1], the first 1 and non-increasing.
   std::vector<double> snap(std::vector<double> keep) const {
     keep[0] = 1;
     for (size_t l = 1; l < keep.size(); ++l) {
       const double v = std::min(std::max(keep[l], o_.min_keep), keep[l - 1]);
-      keep[l] = std::min(keep[l - 1], std::max(o_.min_keep, std::round(v / o_.step) * o_.step));
+      // Divided rather than multiplied, so that 41 steps of 0.01 read back as 0.41.
+      keep[l] = std::min(keep[l - 1], std::max(o_.min_keep, std::round(v / o_.step) / std::round(1 / o_.step)));
     }
     return keep;
   }
@@ -44,11 +46,27 @@ class Population {
     return snap(keep);
   }
 
-  // The same fraction in every layer but the first, about `budget` of the FLOPs.
-  std::vector<double> flat(double budget) const {
-    const double L = double(o_.layers);
-    std::vector<double> keep(o_.layers, o_.layers > 1 ? (budget * L - 1) / (L - 1) : 1.0);
-    return snap(keep);
+  // `shape` scaled by the largest factor (layer 0 stays 1, none above 1) that keeps the
+  // configuration within `budget`: moves a configuration onto a budget's boundary.
+  std::vector<double> fit(const std::vector<double>& shape, double budget) const {
+    const auto scaled = [&](double factor) {
+      std::vector<double> keep = shape;
+      for (size_t l = 1; l < keep.size(); ++l) keep[l] = std::min(1.0, keep[l] * factor);
+      return snap(keep);
+    };
+    double low = 0, high = 1 / o_.min_keep;
+    for (int i = 0; i < 30; ++i) {
+      const double mid = (low + high) / 2;
+      (measure_.flops_fraction(scaled(mid)) <= budget ? low : high) = mid;
+    }
+    return scaled(low);
+  }
+
+  // Per budget: the same fraction in every layer after the first, and a geometric decay.
+  std::vector<std::vector<double>> seeds(double budget) const {
+    std::vector<double> flat(o_.layers, 1.0), geometric(o_.layers, 1.0);
+    for (size_t l = 1; l < o_.layers; ++l) geometric[l] = std::pow(0.7, double(l));
+    return {fit(flat, budget), fit(geometric, budget)};
   }
 
   // Each layer after the first moves, with probability 2 / (L - 1), to a uniform point between
@@ -79,6 +97,7 @@ class Population {
 
  private:
   const EvolutionOptions& o_;
+  const Measure& measure_;
   Random& random_;
 };
 
@@ -107,13 +126,15 @@ const Candidate* best_within(const std::vector<Candidate>& candidates, double bu
 std::vector<Candidate> evolve(const EvolutionOptions& options, const Measure& measure,
                               const std::function<void(int, const std::vector<Candidate>&)>& progress) {
   Random random(options.seed);
-  Population population(options, random);
+  Population population(options, measure, random);
   std::vector<Candidate> archive;
   std::map<std::vector<long>, size_t> seen;
 
-  // The first generation: the full configuration, a flat one per budget, the rest random.
+  // The first generation: the full configuration, two shapes fitted to each budget, the rest random.
   std::vector<std::vector<double>> batch = {std::vector<double>(options.layers, 1.0)};
-  for (double budget : options.budgets) batch.push_back(population.flat(budget));
+  for (double budget : options.budgets) {
+    for (auto& seed : population.seeds(budget)) batch.push_back(seed);
+  }
   for (int generation = 0; generation < options.generations; ++generation) {
     if (generation > 0) {
       // Parents: the frontier, and the best configuration within each budget.
@@ -124,7 +145,14 @@ std::vector<Candidate> evolve(const EvolutionOptions& options, const Measure& me
       for (int attempt = 0; int(batch.size()) < options.population && attempt < 100 * options.population; ++attempt) {
         const auto& a = parents[random.below(parents.size())].keep;
         const auto& b = parents[random.below(parents.size())].keep;
-        std::vector<double> child = random.uniform() < 0.5 ? population.mutate(a) : population.crossover(a, b);
+        // Mutation, crossover, or (a third of the time) a child fitted to the edge of a budget.
+        const double choice = random.uniform();
+        std::vector<double> child;
+        if (choice >= 0.67 && !options.budgets.empty()) {
+          child = population.fit(population.mutate(a), options.budgets[random.below(options.budgets.size())]);
+        } else {
+          child = choice < 0.35 ? population.mutate(a) : population.crossover(a, b);
+        }
         const bool repeated = seen.count(population.key(child)) > 0 ||
                               std::any_of(batch.begin(), batch.end(), [&](const std::vector<double>& other) {
                                 return population.key(other) == population.key(child);

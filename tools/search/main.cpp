@@ -141,6 +141,7 @@ Options parse_options(int argc, char** argv) {
   if (o.model_path.empty()) usage_error("no model given");
   if (o.data_path.empty()) usage_error("no data given (--data FILE)");
   if (!o.eval.empty() && !o.store.empty()) usage_error("--store goes with a search, not with --eval");
+  if (o.budgets.empty()) usage_error("--budget needs at least one FLOPs fraction");
   o.evolution.budgets = o.budgets;
   return o;
 }
