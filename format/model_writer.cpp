@@ -104,6 +104,14 @@ void ModelWriter::add_tensor(std::string name, DType dtype, std::vector<uint64_t
   entries_.push_back(std::move(entry));
 }
 
+void ModelWriter::add_stored_tensor(const TensorInfo& tensor) {
+  for (const auto& e : entries_) {
+    if (e.name == tensor.name) throw Error("tensor '" + tensor.name + "' added twice");
+  }
+  auto bytes = static_cast<const unsigned char*>(tensor.data);
+  entries_.push_back(Entry{tensor.name, tensor.dtype, tensor.shape, {bytes, bytes + tensor.size}});
+}
+
 uint64_t ModelWriter::tensor_bytes() const {
   uint64_t total = 0;
   for (const auto& e : entries_) total += e.bytes.size();

@@ -8,6 +8,7 @@
 
 #include "dtype.h"
 #include "metadata.h"
+#include "model_file.h"
 
 namespace t2r {
 
@@ -16,6 +17,8 @@ class ModelWriter {
   Metadata& metadata() { return metadata_; }
 
   void add_tensor(std::string name, DType dtype, std::vector<uint64_t> shape, const float* values);
+  // A tensor of another (validated) model file, copied as stored: rewriting a file's metadata.
+  void add_stored_tensor(const TensorInfo& tensor);
   uint64_t tensor_bytes() const;
 
   // Returns the file size. Throws t2r::Error (and removes the temporary file) on failure.

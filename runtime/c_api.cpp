@@ -8,6 +8,7 @@
 #include <string>
 
 #include "error.h"
+#include "length_config.h"
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
@@ -38,6 +39,10 @@ struct t2r_session {
 };
 struct t2r_sampler {
   t2r::Sampler sampler;
+};
+struct t2r_length_config {
+  const t2r::Model& model;
+  t2r::LengthConfig config;
 };
 struct t2r_text_stream {
   const t2r::Tokenizer& tokenizer;
@@ -141,7 +146,7 @@ const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
   return stream->text.c_str();
 }
 
-t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0, nullptr, nullptr}; }
+t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0, nullptr, nullptr, 0}; }
 
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options) {
   if (null_argument(model, "model")) return nullptr;
@@ -154,6 +159,7 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
       cpu.max_context = o.max_context;
       cpu.threads = o.threads;
       if (o.prefill_chunk != 0) cpu.prefill_chunk = o.prefill_chunk;
+      cpu.max_adaptive_prompt = o.max_adaptive_prompt;
       session->cpu = std::make_unique<t2r::Session>(*model->model, cpu);
     } else if (backend == "vulkan") {
 #ifdef T2R_VULKAN
@@ -195,6 +201,26 @@ const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t cou
   if (count > 0 && null_argument(tokens, "tokens")) return nullptr;
   return guarded<const float*>(nullptr,
                                [&] { return session->with([&](auto& s) { return s.prefill(tokens, count); }); });
+}
+
+t2r_length_config* t2r_length_config_create(const t2r_model* model, const char* text) {
+  if (null_argument(model, "model") || null_argument(text, "text")) return nullptr;
+  return guarded<t2r_length_config*>(
+      nullptr, [&] { return new t2r_length_config{*model->model, t2r::length_config_for(*model->model, text)}; });
+}
+
+void t2r_length_config_free(t2r_length_config* config) { delete config; }
+
+double t2r_length_config_flops_fraction(const t2r_length_config* config, size_t tokens) {
+  return t2r::prefill_flops_fraction(config->model.hparams(), config->config, tokens);
+}
+
+const float* t2r_prefill_adaptive(t2r_session* session, const int32_t* tokens, size_t count,
+                                  const t2r_length_config* config) {
+  if ((count > 0 && null_argument(tokens, "tokens")) || null_argument(config, "config")) return nullptr;
+  return guarded<const float*>(nullptr, [&] {
+    return session->cpu_only("length-adaptive prefill").prefill_adaptive(tokens, count, config->config);
+  });
 }
 
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity) {

@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -39,14 +40,25 @@ Session::Session(const Model& model, SessionOptions options)
     context = size_t(wanted);
   }
 
+  if (options.max_adaptive_prompt < 0 || options.max_adaptive_prompt > (int64_t(1) << 24)) {
+    throw Error("max adaptive prompt must be in [0, 16777216]");
+  }
+  if (options.max_adaptive_prompt > 0 && !hp.linear_attention()) {
+    throw Error("length-adaptive prefill needs a linear-attention model; this one uses softmax attention");
+  }
+  max_adaptive_prompt_ = size_t(options.max_adaptive_prompt);
+
   // The plan: every buffer's size in floats, laid out back to back in one allocation.
   struct Slot {
     float** view;
     size_t floats;
   };
   const size_t C = chunk_, features = hp.linear_attention() ? H * r : 0;
+  const size_t P = max_adaptive_prompt_, rows = std::max(C, P), window = P > 0 ? kLengthWindow : 0;
+  float *positions, *candidates;  // integer buffers, typed below
+  static_assert(sizeof(int64_t) == 2 * sizeof(float) && sizeof(uint32_t) == sizeof(float), "arena units");
   const Slot plan[] = {
-      {&x_, C * d},
+      {&x_, rows * d},
       {&xb_, C * d},
       {&xb2_, C * d},
       {&q_, C * H * dh},
@@ -63,16 +75,30 @@ Session::Session(const Model& model, SessionOptions options)
       {&key_cache_, L * context * Hkv * dh},
       {&value_cache_, L * context * Hkv * dh},
       {&scores_, size_t(pool_.size()) * context},
+      {&positions, 2 * rows},
+      {&prompt_phi_k_, P * features},
+      {&window_phi_q_, window * features},
+      {&significance_, P},
+      {&candidates, P},
+      {&query_sum_, window > 0 ? features : 0},
+      {&window_normalizer_, window > 0 ? features : 0},
   };
+  const auto padded = [](size_t floats) { return (floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
   size_t total = 0;
-  for (const Slot& slot : plan) total += (slot.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  for (const Slot& slot : plan) total += padded(slot.floats);
   bytes_ = total * sizeof(float);
+  // What max_adaptive_prompt adds: the rows of x_ and positions_ beyond a chunk, and its own buffers.
+  adaptive_bytes_ = (padded(rows * d) - padded(C * d) + padded(2 * rows) - padded(2 * C) + padded(P * features) +
+                     padded(window * features) + 2 * padded(P) + 2 * padded(window > 0 ? features : 0)) *
+                    sizeof(float);
   arena_ = static_cast<float*>(::operator new(bytes_, std::align_val_t(64)));
   size_t offset = 0;
   for (const Slot& slot : plan) {
     *slot.view = arena_ + offset;
-    offset += (slot.floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    offset += padded(slot.floats);
   }
+  positions_ = reinterpret_cast<int64_t*>(positions);
+  candidates_ = reinterpret_cast<uint32_t*>(candidates);
   std::memset(arena_, 0, bytes_);
 }
 
@@ -92,7 +118,7 @@ void Session::matmul(const cpu::Matrix& w, const float* x, size_t n, const float
   pool_.run(job);
 }
 
-void Session::attention(size_t layer, const LayerWeights& w, size_t n) {
+void Session::attention(size_t layer, const LayerWeights& w, const int64_t* positions, size_t n) {
   const Hyperparams& hp = model_.hparams();
   const size_t H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, r = hp.feature_dim, group = H / Hkv;
   const size_t q_width = H * dh, kv_width = Hkv * dh, features = H * r;
@@ -109,8 +135,8 @@ void Session::attention(size_t layer, const LayerWeights& w, size_t n) {
     for (size_t t = 0; t < n; ++t) {
       float* q = q_ + t * q_width;
       if (hp.positions == PositionKind::Rotary) {
-        cpu::rotary(q, H, dh, model_.position_freq().data(), position_ + int64_t(t));
-        cpu::rotary(k_ + t * kv_width, Hkv, dh, model_.position_freq().data(), position_ + int64_t(t));
+        cpu::rotary(q, H, dh, model_.position_freq().data(), positions[t]);
+        cpu::rotary(k_ + t * kv_width, Hkv, dh, model_.position_freq().data(), positions[t]);
       }
       for (size_t i = 0; i < q_width; ++i) q[i] *= scale;
     }
@@ -193,49 +219,63 @@ void Session::check_tokens(const int32_t* tokens, size_t n) const {
   }
 }
 
-void Session::forward(const int32_t* tokens, size_t n) {
+void Session::embed(const int32_t* tokens, size_t n) {
   const Hyperparams& hp = model_.hparams();
-  const size_t d = hp.dim, F = hp.ffn_dim;
-  const auto norm = [&](const Norm& weights, const float* in, float* out, size_t rows) {
-    for (size_t t = 0; t < rows; ++t) {
-      if (hp.norm == NormKind::LayerNorm) {
-        cpu::layer_norm(in + t * d, weights.weight, weights.bias, hp.norm_eps, d, out + t * d);
-      } else {
-        cpu::rms_norm(in + t * d, weights.weight, hp.norm_eps, d, out + t * d);
-      }
-    }
-  };
-
+  const size_t d = hp.dim;
   for (size_t t = 0; t < n; ++t) {
     cpu::matrix_row(model_.embedding(), size_t(tokens[t]), hp.embedding_scale, x_ + t * d);
     if (hp.positions == PositionKind::Sinusoidal) {
-      cpu::add_sinusoidal_position(x_ + t * d, d, model_.position_freq().data(),
-                                   position_ + int64_t(t) + hp.position_offset);
+      cpu::add_sinusoidal_position(x_ + t * d, d, model_.position_freq().data(), positions_[t] + hp.position_offset);
     }
   }
-  const auto& layers = model_.layers();
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerWeights& w = layers[l];
-    norm(w.attn_norm, x_, xb_, n);
-    attention(l, w, n);
-    matmul(w.o, attn_out_, n, w.o_bias, xb2_);
-    cpu::add(x_, xb2_, n * d);
+}
 
-    norm(w.ffn_norm, x_, xb_, n);
-    if (hp.ffn == FfnKind::SwiGlu) {
-      matmul(w.gate, xb_, n, nullptr, hidden_);
-      matmul(w.up, xb_, n, nullptr, hidden2_);
-      cpu::silu_mul(hidden_, hidden2_, n * F);
-    } else {
-      matmul(w.up, xb_, n, w.up_bias, hidden_);
-      cpu::relu(hidden_, n * F);
+void Session::layer_forward(size_t layer, float* x, const int64_t* positions, size_t n) {
+  const Hyperparams& hp = model_.hparams();
+  const size_t d = hp.dim, F = hp.ffn_dim;
+  const LayerWeights& w = model_.layers()[layer];
+  const auto norm = [&](const Norm& weights) {
+    for (size_t t = 0; t < n; ++t) {
+      if (hp.norm == NormKind::LayerNorm) {
+        cpu::layer_norm(x + t * d, weights.weight, weights.bias, hp.norm_eps, d, xb_ + t * d);
+      } else {
+        cpu::rms_norm(x + t * d, weights.weight, hp.norm_eps, d, xb_ + t * d);
+      }
     }
-    matmul(w.down, hidden_, n, w.down_bias, xb2_);
-    cpu::add(x_, xb2_, n * d);
+  };
+  norm(w.attn_norm);
+  attention(layer, w, positions, n);
+  matmul(w.o, attn_out_, n, w.o_bias, xb2_);
+  cpu::add(x, xb2_, n * d);
+
+  norm(w.ffn_norm);
+  if (hp.ffn == FfnKind::SwiGlu) {
+    matmul(w.gate, xb_, n, nullptr, hidden_);
+    matmul(w.up, xb_, n, nullptr, hidden2_);
+    cpu::silu_mul(hidden_, hidden2_, n * F);
+  } else {
+    matmul(w.up, xb_, n, w.up_bias, hidden_);
+    cpu::relu(hidden_, n * F);
   }
-  // Only the last token's logits are wanted.
-  norm(model_.output_norm(), x_ + (n - 1) * d, xb_, 1);
+  matmul(w.down, hidden_, n, w.down_bias, xb2_);
+  cpu::add(x, xb2_, n * d);
+}
+
+void Session::compute_logits(const float* x) {
+  const Hyperparams& hp = model_.hparams();
+  if (hp.norm == NormKind::LayerNorm) {
+    cpu::layer_norm(x, model_.output_norm().weight, model_.output_norm().bias, hp.norm_eps, size_t(hp.dim), xb_);
+  } else {
+    cpu::rms_norm(x, model_.output_norm().weight, hp.norm_eps, size_t(hp.dim), xb_);
+  }
   matmul(model_.output(), xb_, 1, nullptr, logits_);
+}
+
+void Session::forward(const int32_t* tokens, size_t n) {
+  for (size_t t = 0; t < n; ++t) positions_[t] = position_ + int64_t(t);
+  embed(tokens, n);
+  for (size_t l = 0; l < model_.layers().size(); ++l) layer_forward(l, x_, positions_, n);
+  compute_logits(x_ + (n - 1) * size_t(model_.hparams().dim));  // only the last token's logits are wanted
   position_ += int64_t(n);
 }
 
@@ -249,6 +289,120 @@ const float* Session::prefill(const int32_t* tokens, size_t count) {
   check_tokens(tokens, count);
   for (size_t done = 0; done < count; done += chunk_) forward(tokens + done, std::min(chunk_, count - done));
   return logits_;
+}
+
+const float* Session::prefill_adaptive(const int32_t* tokens, size_t count, const LengthConfig& config) {
+  const Hyperparams& hp = model_.hparams();
+  const size_t L = size_t(hp.n_layers), d = size_t(hp.dim), features = size_t(hp.n_heads * hp.feature_dim);
+  if (max_adaptive_prompt_ == 0) {
+    throw Error("length-adaptive prefill is off in this session (SessionOptions::max_adaptive_prompt is 0)");
+  }
+  if (count > max_adaptive_prompt_) {
+    throw Error("a prompt of " + std::to_string(count) + " tokens is longer than this session's max adaptive prompt (" +
+                std::to_string(max_adaptive_prompt_) + ")");
+  }
+  config.validate(L);
+  check_tokens(tokens, count);
+  if (count == 0) return logits_;
+
+  for (size_t t = 0; t < count; ++t) positions_[t] = position_ + int64_t(t);
+  embed(tokens, count);
+  size_t n = count;  // prompt tokens entering layer l: rows [0, n) of x_
+  for (size_t l = 0; l < L; ++l) {
+    const size_t next = l + 1 < L ? config.tokens_entering(l + 1, count) : n;
+    const size_t window_start = n - std::min(kLengthWindow, n);
+    // The same chunks as prefill(), so the full configuration makes the same kernel calls.
+    for (size_t s = 0; s < n; s += chunk_) {
+      const size_t m = std::min(chunk_, n - s);
+      layer_forward(l, x_ + s * d, positions_ + s, m);
+      if (next == n) continue;  // nothing dropped after this layer: no scores needed
+      std::memcpy(prompt_phi_k_ + s * features, phi_k_, m * features * sizeof(float));
+      for (size_t t = std::max(s, window_start); t < s + m; ++t) {
+        std::memcpy(window_phi_q_ + (t - window_start) * features, phi_q_ + (t - s) * features, features * sizeof(float));
+      }
+    }
+    if (next < n) {
+      select_tokens(l, n, next, config);
+      n = next;
+    }
+  }
+  compute_logits(x_ + (n - 1) * d);  // the last prompt token is always kept, and last
+  position_ += int64_t(count);
+  return logits_;
+}
+
+void Session::select_tokens(size_t layer, size_t n, size_t keep, const LengthConfig& config) {
+  const Hyperparams& hp = model_.hparams();
+  const size_t d = size_t(hp.dim), H = size_t(hp.n_heads), r = size_t(hp.feature_dim), features = H * r;
+  const size_t window_start = n - std::min(kLengthWindow, n);
+  const size_t pinned = std::min(config.pinned_head, window_start);
+  const size_t picks = keep - (n - window_start) - pinned;  // tokens_entering keeps room for the pinned ones
+
+  switch (config.significance) {
+    case Significance::Attention: {
+      // sum_i A[h, i, t] = phi(k_t) . sum_i phi(q_i) / max(phi(q_i) . z_i, floor) over the window
+      // queries i > t, per head: one vector of H r floats scores every candidate. z_i (the
+      // normalizer just after token i) is the layer's final one minus the keys after i.
+      float* z = window_normalizer_;
+      std::memcpy(z, normalizer_ + layer * features, features * sizeof(float));
+      std::memset(query_sum_, 0, features * sizeof(float));
+      for (size_t i = n; i-- > window_start;) {
+        const float* q = window_phi_q_ + (i - window_start) * features;
+        for (size_t h = 0; h < H; ++h) {
+          float dot = 0;
+          for (size_t j = h * r; j < (h + 1) * r; ++j) dot += q[j] * z[j];
+          const float inverse = 1.0f / std::max(dot, hp.denominator_floor);
+          for (size_t j = h * r; j < (h + 1) * r; ++j) query_sum_[j] += q[j] * inverse;
+        }
+        const float* k = prompt_phi_k_ + i * features;
+        for (size_t j = 0; j < features; ++j) z[j] -= k[j];
+      }
+      for (size_t t = pinned; t < window_start; ++t) {
+        const float* k = prompt_phi_k_ + t * features;
+        float score = 0;
+        for (size_t j = 0; j < features; ++j) score += k[j] * query_sum_[j];
+        significance_[t] = score;
+      }
+      break;
+    }
+    case Significance::KeyNorm:
+      for (size_t t = pinned; t < window_start; ++t) {
+        const float* k = prompt_phi_k_ + t * features;
+        float score = 0;
+        for (size_t h = 0; h < H; ++h) {
+          float squares = 0;
+          for (size_t j = h * r; j < (h + 1) * r; ++j) squares += k[j] * k[j];
+          score += std::sqrt(squares);
+        }
+        significance_[t] = score;
+      }
+      break;
+    case Significance::Recency:
+      for (size_t t = pinned; t < window_start; ++t) significance_[t] = float(t);
+      break;
+  }
+
+  // The `picks` most significant candidates (ties to the earlier token), back in prompt order.
+  uint32_t* first = candidates_;
+  uint32_t* last = candidates_ + (window_start - pinned);
+  for (size_t t = pinned; t < window_start; ++t) candidates_[t - pinned] = uint32_t(t);
+  const auto more_significant = [&](uint32_t a, uint32_t b) {
+    return significance_[a] > significance_[b] || (significance_[a] == significance_[b] && a < b);
+  };
+  std::nth_element(first, first + picks, last, more_significant);
+  std::sort(first, first + picks);
+
+  // Compact the kept rows to the front, in order; the pinned head is already in place.
+  size_t out = pinned;
+  const auto keep_row = [&](size_t from) {
+    if (from != out) {
+      std::memcpy(x_ + out * d, x_ + from * d, d * sizeof(float));
+      positions_[out] = positions_[from];
+    }
+    ++out;
+  };
+  for (size_t i = 0; i < picks; ++i) keep_row(candidates_[i]);
+  for (size_t t = window_start; t < n; ++t) keep_row(t);
 }
 
 template <typename Visit>

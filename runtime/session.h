@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "length_config.h"
 #include "model.h"
 #include "thread_pool.h"
 
@@ -17,6 +18,9 @@ struct SessionOptions {
   int64_t max_context = 0;
   int threads = 0;         // 0: one per physical core
   int prefill_chunk = 64;  // prompt tokens processed together (matrix-matrix kernels)
+  // Linear-attention models: the longest prompt prefill_adaptive takes. Its buffers (the residual
+  // stream, positions and phi(k) of a whole prompt) are planned for this many tokens. 0: off.
+  int64_t max_adaptive_prompt = 0;
 };
 
 class Session {
@@ -33,12 +37,21 @@ class Session {
   // Feeds a whole prompt in chunks; returns the logits after its last token. Gives the same
   // state and logits as stepping token by token, to float rounding.
   const float* prefill(const int32_t* tokens, size_t count);
+  // Length-adaptive prefill: the prompt goes through the model layer by layer (each layer in
+  // chunks, as prefill does), and only config.tokens_entering(l, count) of its tokens enter
+  // layer l: the last kLengthWindow always, the first config.pinned_head, and the most
+  // significant of the rest among those that entered layer l - 1, in their original order and
+  // positions. A token dropped before layer l has updated the state of the layers below only.
+  // Returns the logits after the last token. The full configuration gives exactly prefill()'s
+  // state and logits. Needs count <= SessionOptions::max_adaptive_prompt; never allocates.
+  const float* prefill_adaptive(const int32_t* tokens, size_t count, const LengthConfig& config);
   const float* logits() const { return logits_; }
   void reset();  // back to the empty sequence
 
   int64_t position() const { return position_; }
   int64_t max_context() const { return max_context_; }  // -1: unbounded (linear attention)
   size_t bytes() const { return bytes_; }              // everything this session allocated
+  size_t adaptive_bytes() const { return adaptive_bytes_; }  // the part only prefill_adaptive needs
   int threads() const { return pool_.size(); }
 
   // The recurrent state (or the filled KV cache) and the last logits, as a versioned byte
@@ -56,7 +69,15 @@ class Session {
  private:
   void check_tokens(const int32_t* tokens, size_t n) const;
   void forward(const int32_t* tokens, size_t n);  // n <= chunk_
-  void attention(size_t layer, const LayerWeights& w, size_t n);
+  // Embeds n tokens at positions_[0..n) into rows of x_.
+  void embed(const int32_t* tokens, size_t n);
+  // One layer over n tokens: rows of the residual stream x at positions (n <= chunk_).
+  void layer_forward(size_t layer, float* x, const int64_t* positions, size_t n);
+  void attention(size_t layer, const LayerWeights& w, const int64_t* positions, size_t n);
+  void compute_logits(const float* x);  // from one row of the residual stream
+  // Keeps `keep` of the n prompt tokens that entered `layer` for the next one: scores them
+  // from the phi(k) and window phi(q) stored during the layer, and compacts x_ and positions_.
+  void select_tokens(size_t layer, size_t n, size_t keep, const LengthConfig& config);
   // Y = X W^T (+ bias) for n tokens, rows split across the pool.
   void matmul(const cpu::Matrix& w, const float* x, size_t n, const float* bias, float* y);
   size_t state_payload_bytes() const;
@@ -69,13 +90,21 @@ class Session {
   size_t chunk_ = 1;
   int64_t max_context_ = -1;
   int64_t position_ = 0;
-  size_t bytes_ = 0;
+  size_t bytes_ = 0, adaptive_bytes_ = 0;
+  size_t max_adaptive_prompt_ = 0;
   float* arena_ = nullptr;
-  // Views into the arena; per-token buffers hold chunk_ rows.
+  // Views into the arena; per-token buffers hold chunk_ rows, x_ and positions_
+  // max(chunk_, max_adaptive_prompt_).
   float *x_, *xb_, *xb2_, *q_, *k_, *v_, *phi_q_, *phi_k_, *attn_out_, *hidden_, *hidden2_, *logits_;
   float *state_, *normalizer_;  // linear attention: [L, H, r, d_h] and [L, H, r]
   float *key_cache_, *value_cache_;  // softmax: [L, max_context, H_kv d_h] each
   float* scores_;                    // softmax: [threads, max_context]
+  int64_t* positions_;               // of the rows of x_
+  // Length-adaptive prefill: phi(k) [P, H r] of the tokens entering a layer, phi(q) of its last
+  // kLengthWindow tokens, each token's significance [P] and candidate order [P], and [H r]
+  // scratch for the window's summed normalized queries and the normalizer it rewinds.
+  float *prompt_phi_k_, *window_phi_q_, *significance_, *query_sum_, *window_normalizer_;
+  uint32_t* candidates_;
 };
 
 }  // namespace t2r

@@ -112,6 +112,31 @@ TEST_CASE("stepping a token allocates nothing") {
   }
 }
 
+TEST_CASE("length-adaptive prefill allocates nothing") {
+  const Model& model = packed_reference_model("llama-t2r", DType::F32);
+  const std::vector<int32_t>& ids = reference_outputs("llama-t2r").valid_ids;
+  SessionOptions options;
+  options.max_adaptive_prompt = 1000;
+  Session session(model, options);
+  std::vector<LengthConfig> configs(3, parse_length_config("1,0.7,0.5,0.3,0.2,0.1", 6));
+  configs[1].significance = Significance::KeyNorm;
+  configs[2].significance = Significance::Recency;
+  configs[2].pinned_head = 4;
+  const size_t before = g_allocations.load();
+  for (const LengthConfig& config : configs) {
+    session.reset();
+    session.prefill_adaptive(ids.data(), 1000, config);
+    session.step(ids[1000]);
+  }
+  CHECK(g_allocations.load() - before == 0);
+  // Its buffers are planned for the longest prompt: the residual stream beyond one chunk (64
+  // rows), and phi(k), position, score and order of every token.
+  const Hyperparams& hp = model.hparams();
+  const size_t planned = ((1000 - 64) * size_t(hp.dim) + 1000 * size_t(hp.n_heads * hp.feature_dim + 4)) * 4;
+  CHECK(session.adaptive_bytes() >= planned);
+  CHECK(session.adaptive_bytes() < planned + 64 * 1024);
+}
+
 TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
   const Model& t2r = packed_reference_model("llama-t2r", DType::F32);
   const Hyperparams& hp = t2r.hparams();

@@ -57,6 +57,8 @@ typedef struct {
   int32_t prefill_chunk; /* prompt tokens processed together (0: 64) */
   const char* backend;   /* "cpu" (NULL: the default) or "vulkan", where built with it */
   const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
+  int64_t max_adaptive_prompt; /* cpu, linear attention: the longest prompt t2r_prefill_adaptive
+                                  takes; its buffers are planned for it (0: off) */
 } t2r_session_options;
 t2r_session_options t2r_session_default_options(void);
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options); /* NULL: defaults */
@@ -69,6 +71,20 @@ int64_t t2r_session_position(const t2r_session* session);
  * the next call on this session; NULL on error (bad id, full KV cache). No allocation. */
 const float* t2r_step(t2r_session* session, int32_t token);
 const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count);
+
+/* Length-adaptive prefill (README, "Length-adaptive prefill"): a length configuration gives, per
+ * layer, the fraction of the prompt's tokens that enter it; the most significant pass, the last 16
+ * always. `text` is a list, "1,1,0.8,0.6,..." (one fraction per layer, the first 1, non-increasing),
+ * or the name of a configuration stored in the model file. NULL on error. */
+typedef struct t2r_length_config t2r_length_config;
+t2r_length_config* t2r_length_config_create(const t2r_model* model, const char* text);
+void t2r_length_config_free(t2r_length_config* config);
+/* The configuration's prefill FLOPs for a prompt of `tokens` tokens, over those of full prefill. */
+double t2r_length_config_flops_fraction(const t2r_length_config* config, size_t tokens);
+/* Like t2r_prefill, keeping at each layer only the tokens the configuration lets in. Needs a
+ * session created with max_adaptive_prompt >= count. No allocation. */
+const float* t2r_prefill_adaptive(t2r_session* session, const int32_t* tokens, size_t count,
+                                  const t2r_length_config* config);
 
 /* Saves the state (recurrent state or KV cache, and the last logits) into `buffer`; returns the
  * number of bytes it needs (nothing is written when that exceeds `capacity`), or -1 on error.

@@ -58,6 +58,14 @@ std::string line_chart_svg(const std::string& title, const std::string& x_label,
   }
   std::sort(xs.begin(), xs.end());
   xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+  if (xs.size() > 10) {
+    const double first = xs.front(), last = xs.back();
+    xs.clear();
+    for (int i = 0; i <= 4; ++i) {
+      const double v = tx(first) + (tx(last) - tx(first)) * i / 4;
+      xs.push_back(log_x ? std::exp2(v) : v);
+    }
+  }
   for (double x : xs) {
     svg += "<text x=\"" + number(px(x)) + "\" y=\"" + number(height - bottom + 18) + "\" text-anchor=\"middle\">" +
            number(x) + "</text>\n";
@@ -78,7 +86,7 @@ std::string line_chart_svg(const std::string& title, const std::string& x_label,
     const Series& s = series[i];
     std::string path;
     for (const auto& [x, y] : s.points) path += (path.empty() ? "M" : " L") + number(px(x)) + "," + number(py(y));
-    svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"2\"/>\n";
+    if (s.line) svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"2\"/>\n";
     for (const auto& [x, y] : s.points) {
       svg += "<circle cx=\"" + number(px(x)) + "\" cy=\"" + number(py(y)) + "\" r=\"3\" fill=\"" + s.color + "\"/>\n";
     }

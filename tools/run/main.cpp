@@ -30,6 +30,9 @@ const char kUsage[] =
     "  -t, --threads N        CPU threads (default: one per physical core)\n"
     "  --backend cpu|vulkan   where the model runs (default cpu)\n"
     "  --device N|NAME        vulkan: device index or part of its name (default: the best one)\n"
+    "  --length-config C     length-adaptive prefill of the prompt: per layer, the fraction of its\n"
+    "                         tokens kept (\"1,1,0.8,0.6,...\": the first 1, non-increasing), or the\n"
+    "                         name of a configuration stored in the model (t2r-search writes them)\n"
     "  --stop-at-eos          stop when the model ends the document\n"
     "  --stats                print load time, tokens/s and memory to stderr\n"
     "Checking:\n"
@@ -49,7 +52,7 @@ struct Options {
   t2r_session_options session = t2r_session_default_options();
   std::string backend, device;
   bool stop_at_eos = false, stats = false, info = false;
-  std::string tokenize_text, ids_text, dump_logits_path, ppl_path;
+  std::string tokenize_text, ids_text, dump_logits_path, ppl_path, length_config;
   bool tokenize = false;
 };
 
@@ -117,6 +120,8 @@ Options parse_options(int argc, char** argv) {
       o.device = value();
     } else if (arg == "-t" || arg == "--threads") {
       o.session.threads = int32_t(parse_integer(arg, value(), 1, 1024));
+    } else if (arg == "--length-config") {
+      o.length_config = value();
     } else if (arg == "--stop-at-eos") {
       o.stop_at_eos = true;
     } else if (arg == "--stats") {
@@ -141,6 +146,9 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.ids_text.empty() != o.dump_logits_path.empty()) usage_error("--ids and --dump-logits go together");
+  if (!o.length_config.empty() && (!o.dump_logits_path.empty() || !o.ppl_path.empty())) {
+    usage_error("--length-config applies to the prompt of a generation, not to --dump-logits or --ppl-ids");
+  }
   if (o.model_path.empty()) o.model_path = T2R_DEFAULT_MODEL;
   return o;
 }
@@ -268,7 +276,19 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  const bool generating = o.dump_logits_path.empty() && o.ppl_path.empty();
+  std::vector<int32_t> prompt;
+  if (generating) {
+    prompt = tokenize(model, o.prompt);
+    if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
+  }
   t2r_session_options session_options = o.session;
+  t2r_length_config* length_config = nullptr;
+  if (!o.length_config.empty()) {
+    length_config = t2r_length_config_create(model, o.length_config.c_str());
+    if (!length_config) fail(t2r_last_error());
+    session_options.max_adaptive_prompt = int64_t(prompt.size());
+  }
   session_options.backend = o.backend.empty() ? nullptr : o.backend.c_str();
   session_options.device = o.device.empty() ? nullptr : o.device.c_str();
   t2r_session* session = t2r_session_create(model, &session_options);
@@ -283,8 +303,6 @@ int main(int argc, char** argv) {
   } else if (!o.ppl_path.empty()) {
     perplexity(session, read_id_file(o.ppl_path), info.vocab_size);
   } else {
-    std::vector<int32_t> prompt = tokenize(model, o.prompt);
-    if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
     t2r_sampler* sampler = t2r_sampler_create(model, &o.sampling);
     t2r_text_stream* text = t2r_text_stream_create(model);
     if (!sampler || !text) fail(t2r_last_error());
@@ -293,7 +311,8 @@ int main(int argc, char** argv) {
     std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
     std::fflush(stdout);
     const auto prompt_start = std::chrono::steady_clock::now();
-    const float* logits = t2r_prefill(session, prompt.data(), prompt.size());
+    const float* logits = length_config ? t2r_prefill_adaptive(session, prompt.data(), prompt.size(), length_config)
+                                        : t2r_prefill(session, prompt.data(), prompt.size());
     if (!logits) fail(t2r_last_error());
     const double prompt_seconds = seconds_since(prompt_start);
 
@@ -314,14 +333,19 @@ int main(int argc, char** argv) {
     std::fwrite(rest, 1, length, stdout);
     std::printf("\n");
     const double generate_seconds = seconds_since(generate_start);
+    if (o.stats && length_config) {
+      std::fprintf(stderr, "[length config %s: %.1f%% of the prompt's prefill FLOPs]\n", o.length_config.c_str(),
+                   100 * t2r_length_config_flops_fraction(length_config, prompt.size()));
+    }
     if (o.stats) {
-      std::fprintf(stderr, "[prompt %zu tokens, %.1f tok/s; generated %ld tokens, %.1f tok/s; peak RSS %.1f MB]\n",
-                   prompt.size(), double(prompt.size()) / prompt_seconds, generated,
+      std::fprintf(stderr, "[prompt %zu tokens in %.1f ms (time to first token), %.1f tok/s; generated %ld tokens, %.1f tok/s; peak RSS %.1f MB]\n",
+                   prompt.size(), prompt_seconds * 1e3, double(prompt.size()) / prompt_seconds, generated,
                    double(generated) / generate_seconds, peak_rss_mb());
     }
     t2r_text_stream_free(text);
     t2r_sampler_free(sampler);
   }
+  t2r_length_config_free(length_config);
   t2r_session_free(session);
   t2r_model_free(model);
   return 0;
