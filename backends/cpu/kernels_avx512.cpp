@@ -21,13 +21,6 @@ namespace {
 // The first n (0..16) lanes.
 __mmask16 first_lanes(size_t n) { return __mmask16((1u << n) - 1); }
 
-// The f16 scale at p, as 8 equal lanes.
-__m256 broadcast_f16(const unsigned char* p) {
-  int16_t h;
-  std::memcpy(&h, p, 2);
-  return _mm256_cvtph_ps(_mm_set1_epi16(h));
-}
-
 // Weights as f32 vectors: the first n (<= 16) at p, the rest zero.
 __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 __m512 load16(const tiles::F16* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
@@ -130,19 +123,19 @@ struct Avx512 {
     }
   }
 
-  // q8_0: e holds c = -128 times the lane sums of each block's q, then d repeated 8 times per
-  // block. vpdpbusd multiplies unsigned by signed bytes, so the weights enter as w + 128 and
-  // starting the sum at c removes the offset exactly.
-  // q4_0 works on groups of 4 blocks (the last one padded with zero blocks): q is stored per group
-  // as the first 16 values of each of its blocks, then the last 16 of each, matching the low and
-  // the high nibbles of the 4 weight blocks in one vector; e holds c = -8 times the sums of x
-  // over each 32-bit lane's 8 values (the nibbles enter as they are), then d repeated 4 times.
+  // Both block types work on groups of 4 blocks (the last one padded with zero blocks), one
+  // group per vector: q is stored per group as the first 16 values of each of its blocks, then
+  // the last 16 of each, matching the low and high halves (q8_0) or nibbles (q4_0) of the 4 weight
+  // blocks; lanes 4k..4k + 3 belong to block k. vpdpbusd multiplies unsigned by signed bytes, so
+  // the weights enter unsigned (q8_0 as w + 128, q4_0 nibbles as they are) and e holds
+  // c = -128 (q8_0) or -8 (q4_0) times the sums of x over each 32-bit lane's 8 values, which
+  // starts each sum so as to remove the offset exactly; then d repeated 4 times per block.
   template <DType T>
   static void quantize(const float* x, size_t blocks, int8_t* q, float* d, int32_t* e) {
-    const size_t slots = T == DType::Q4_0 ? (blocks + 3) / 4 * 4 : blocks;
-    const size_t per_block = T == DType::Q8_0 ? 8 : 4;  // words of c and of d per block
+    const size_t slots = (blocks + 3) / 4 * 4;
+    const int32_t offset = T == DType::Q8_0 ? -128 : -8;
     int32_t* c = e;
-    float* dd = reinterpret_cast<float*>(e + per_block * slots);
+    float* d4 = reinterpret_cast<float*>(e + 4 * slots);
     for (size_t b = 0; b < slots; ++b, x += 32) {
       __m256i bytes = _mm256_setzero_si256();
       float scale = 0;
@@ -157,102 +150,75 @@ struct Avx512 {
         d[b] = scale;
       }
       const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), bytes);
-      if constexpr (T == DType::Q8_0) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), bytes);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8 * b),
-                            _mm256_mullo_epi32(lanes, _mm256_set1_epi32(-128)));
-        _mm256_storeu_ps(dd + 8 * b, _mm256_set1_ps(scale));
-      } else {
-        int8_t* group = q + 128 * (b / 4) + 16 * (b % 4);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(group), _mm256_castsi256_si128(bytes));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(group + 64), _mm256_extracti128_si256(bytes, 1));
-        const __m128i pairs = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(c + 4 * b), _mm_mullo_epi32(pairs, _mm_set1_epi32(-8)));
-        _mm_storeu_ps(dd + 4 * b, _mm_set1_ps(scale));
-      }
+      int8_t* group = q + 128 * (b / 4) + 16 * (b % 4);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(group), _mm256_castsi256_si128(bytes));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(group + 64), _mm256_extracti128_si256(bytes, 1));
+      const __m128i pairs = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(c + 4 * b), _mm_mullo_epi32(pairs, _mm_set1_epi32(offset)));
+      _mm_storeu_ps(d4 + 4 * b, _mm_set1_ps(scale));
     }
   }
 
-  // q8_0: acc + (sum_j w[j] x[j]) d_x d_w for block b of the row at w, in 8 partial sums.
-  static __m256 add_block(const unsigned char* w, size_t b, const int8_t* q, const int32_t* c, const float* d8,
-                          __m256 acc) {
-    const unsigned char* block = w + 34 * b;
-    const __m256i weights = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)),
-                                             _mm256_set1_epi8(char(0x80)));
-    const __m256i sums = _mm256_dpbusd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * b)), weights,
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b)));
-    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_loadu_ps(d8 + 8 * b));
-    return _mm256_fmadd_ps(scaled, broadcast_f16(block), acc);
-  }
-
-  // A row's weights for one vpdpbusd step, unpacked once and used for every token: q8_0 blocks
-  // b and b + 1 (lanes 0..7 and 8..15) as w + 128; q4_0 group g (blocks 4g..4g + 3, lanes
-  // 4k..4k + 3 for block 4g + k) as low and high nibbles; the f16 scales widened to match.
+  // A row's weights for one step, group g (blocks 4g.. 4g + count - 1, count <= 4; missing
+  // blocks zero), unpacked once and used for every token of the tile: the low and high halves
+  // (q8_0, as w + 128) or nibbles (q4_0) of its blocks, and their f16 scales widened to match.
   struct Unpacked {
     __m512i low, high;
     __m512 scale;
   };
 
-  static Unpacked unpack_pair(const unsigned char* w, size_t b) {
-    const unsigned char* block = w + 34 * b;
-    const __m512i raw = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2))),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 36)), 1);
-    int16_t h0, h1;
-    std::memcpy(&h0, block, 2);
-    std::memcpy(&h1, block + 34, 2);
-    return {_mm512_xor_si512(raw, _mm512_set1_epi8(char(0x80))), _mm512_setzero_si512(),
-            _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16(h1), _mm_set1_epi16(h0)))};
-  }
-
-  // count <= 4 blocks from 4g on; missing blocks are zero.
+  template <DType Q>
   static Unpacked unpack_group(const unsigned char* w, size_t g, size_t count) {
-    const unsigned char* block = w + 18 * 4 * g;
-    __m512i raw = _mm512_setzero_si512();
+    constexpr size_t kBlockBytes = Q == DType::Q8_0 ? 34 : 18;
+    const unsigned char* block = w + kBlockBytes * 4 * g;
+    __m512i first = _mm512_setzero_si512(), second = _mm512_setzero_si512();
     uint64_t scales = 0;  // the f16 scales, 16 bits each; zero for padding
     for (size_t k = 0; k < count; ++k) {
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18 * k + 2));
-      raw = k == 0 ? _mm512_castsi128_si512(bytes)
-                   : _mm512_mask_broadcast_i32x4(raw, __mmask16(0xf << (4 * k)), bytes);
+      const unsigned char* at = block + kBlockBytes * k;
+      const __mmask16 lanes = __mmask16(0xf << (4 * k));
+      first = _mm512_mask_broadcast_i32x4(first, lanes, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 2)));
+      if constexpr (Q == DType::Q8_0) {
+        second = _mm512_mask_broadcast_i32x4(second, lanes, _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 18)));
+      }
       uint16_t h;
-      std::memcpy(&h, block + 18 * k, 2);
+      std::memcpy(&h, at, 2);
       scales |= uint64_t(h) << (16 * k);
     }
     const __m128 dw4 = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(scales)));
-    return {_mm512_and_si512(raw, _mm512_set1_epi8(0x0f)),
-            _mm512_and_si512(_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0f)),
-            _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                  _mm512_castps128_ps512(dw4))};
+    const __m512 scale = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                               _mm512_castps128_ps512(dw4));
+    if constexpr (Q == DType::Q8_0) {
+      const __m512i sign = _mm512_set1_epi8(char(0x80));
+      return {_mm512_xor_si512(first, sign), _mm512_xor_si512(second, sign), scale};
+    } else {
+      return {_mm512_and_si512(first, _mm512_set1_epi8(0x0f)),
+              _mm512_and_si512(_mm512_srli_epi16(first, 4), _mm512_set1_epi8(0x0f)), scale};
+    }
   }
 
-  // acc + one token's products with unpacked weights: step s is block pair 2s (q8_0) or group s
-  // (q4_0) of the token's q, c and scales.
-  template <DType Q>
-  static __m512 add_products(const Unpacked& w, size_t s, const int8_t* q, const int32_t* c, const float* dx,
+  // acc + one token's products with the unpacked group g: its q, c and scales at g.
+  static __m512 add_products(const Unpacked& w, size_t g, const int8_t* q, const int32_t* c, const float* dx,
                              __m512 acc) {
-    __m512i sums = _mm512_dpbusd_epi32(_mm512_loadu_si512(c + 16 * s), w.low, _mm512_loadu_si512(q + (Q == DType::Q8_0 ? 64 : 128) * s));
-    if constexpr (Q == DType::Q4_0) sums = _mm512_dpbusd_epi32(sums, w.high, _mm512_loadu_si512(q + 128 * s + 64));
-    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(dx + 16 * s));
+    __m512i sums = _mm512_dpbusd_epi32(_mm512_loadu_si512(c + 16 * g), w.low, _mm512_loadu_si512(q + 128 * g));
+    sums = _mm512_dpbusd_epi32(sums, w.high, _mm512_loadu_si512(q + 128 * g + 64));
+    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(dx + 16 * g));
     return _mm512_fmadd_ps(scaled, w.scale, acc);
   }
 
   static constexpr size_t block_tile_tokens(DType) { return 4; }
 
-  // q8_0 steps over pairs of blocks (an odd last block goes alone, in 256 bits); q4_0 over groups
-  // of 4 (the last one padded with zero blocks). U steps in flight when U > 1.
+  // Steps over groups of 4 blocks, the last one partial; U steps in flight when U > 1.
   template <DType Q, size_t R, size_t T, size_t U>
   static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
                          size_t blocks, float* out) {
-    constexpr bool kQ8 = Q == DType::Q8_0;
-    const size_t steps = kQ8 ? blocks / 2 : blocks / 4;
-    const size_t padded = kQ8 ? blocks : (blocks + 3) / 4 * 4;  // the slots K::quantize filled
+    const size_t groups = blocks / 4, padded = (blocks + 3) / 4 * 4;  // the slots K::quantize filled
     const int8_t* q[T];
     const int32_t* c[T];
     const float* dx[T];
     for (size_t t = 0; t < T; ++t) {
       q[t] = x.q_of(t0 + t);
       c[t] = x.e_of(t0 + t);
-      dx[t] = reinterpret_cast<const float*>(c[t] + (kQ8 ? 8 : 4) * padded);
+      dx[t] = reinterpret_cast<const float*>(c[t] + 4 * padded);
     }
     __m512 acc[T][R][U];
     for (size_t t = 0; t < T; ++t) {
@@ -260,31 +226,24 @@ struct Avx512 {
         for (size_t u = 0; u < U; ++u) acc[t][r][u] = _mm512_setzero_ps();
       }
     }
-    const auto step = [&](size_t s, size_t u, size_t count) {
+    const auto step = [&](size_t g, size_t u, size_t count) {
       Unpacked wv[R];
-      for (size_t r = 0; r < R; ++r) wv[r] = kQ8 ? unpack_pair(w + r * stride, 2 * s) : unpack_group(w + r * stride, s, count);
+      for (size_t r = 0; r < R; ++r) wv[r] = unpack_group<Q>(w + r * stride, g, count);
       for (size_t t = 0; t < T; ++t) {
-        for (size_t r = 0; r < R; ++r) acc[t][r][u] = add_products<Q>(wv[r], s, q[t], c[t], dx[t], acc[t][r][u]);
+        for (size_t r = 0; r < R; ++r) acc[t][r][u] = add_products(wv[r], g, q[t], c[t], dx[t], acc[t][r][u]);
       }
     };
-    size_t s = 0;
-    for (; s + U <= steps; s += U) {
-      for (size_t u = 0; u < U; ++u) step(s + u, u, 4);
+    size_t g = 0;
+    for (; g + U <= groups; g += U) {
+      for (size_t u = 0; u < U; ++u) step(g + u, u, 4);
     }
-    for (; s < steps; ++s) step(s, 0, 4);
-    if (!kQ8 && blocks % 4 != 0) step(s, 0, blocks % 4);
+    for (; g < groups; ++g) step(g, 0, 4);
+    if (blocks % 4 != 0) step(g, 0, blocks % 4);
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) {
         __m512 sum = acc[t][r][0];
         for (size_t u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[t][r][u]);
-        if (kQ8 && blocks % 2 != 0) {
-          __m256 half = _mm256_add_ps(_mm512_castps512_ps256(sum), _mm512_extractf32x8_ps(sum, 1));
-          half = add_block(w + r * stride, blocks - 1, q[t], c[t], dx[t], half);
-          sum = _mm512_castps256_ps512(half);
-          out[t * R + r] = _mm512_mask_reduce_add_ps(0xff, sum);
-        } else {
-          out[t * R + r] = _mm512_reduce_add_ps(sum);
-        }
+        out[t * R + r] = _mm512_reduce_add_ps(sum);
       }
     }
   }
