@@ -80,6 +80,9 @@ class Session {
   void select_tokens(size_t layer, size_t n, size_t keep, const LengthConfig& config);
   // Y = X W^T (+ bias) for n tokens, rows split across the pool.
   void matmul(const cpu::Matrix& w, const float* x, size_t n, const float* bias, float* y);
+  // f(begin, end) over the tokens [0, n), split across the pool when there are several.
+  template <typename F>
+  void for_tokens(size_t n, F f);
   size_t state_payload_bytes() const;
   // Calls visit(float* block, size_t bytes) for each part of the saved state, in order.
   template <typename Visit>
