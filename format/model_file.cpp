@@ -243,7 +243,8 @@ ModelFile ModelFile::parse(std::string_view bytes, const std::string& label) {
   for (const TensorInfo& t : tensors) {
     NonFinite bad;
     if (find_non_finite(t.dtype, t.data, t.size, &bad)) {
-      fail("tensor '" + t.name + "' holds " + non_finite_name(bad.value) + " at element " + std::to_string(bad.element) + (dtype_is_block(t.dtype) ? " (its block's scale)" : ""));
+      fail("tensor '" + t.name + "' holds " + non_finite_name(bad.value) + " at element " +
+           std::to_string(bad.element) + (dtype_is_block(t.dtype) ? " (its block's scale)" : ""));
     }
   }
   return file;

@@ -25,7 +25,8 @@ uint64_t visit(const Value& v) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const t2r::pickle::Document doc = t2r::pickle::unpickle(std::string_view(reinterpret_cast<const char*>(data), size));
+    const t2r::pickle::Document doc =
+        t2r::pickle::unpickle(std::string_view(reinterpret_cast<const char*>(data), size));
     if (visit(doc.root()) != doc.root().tree_size) __builtin_trap();  // the bookkeeping behind the limits
   } catch (const t2r::Error&) {
   }

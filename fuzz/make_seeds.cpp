@@ -83,7 +83,8 @@ void safetensors_seeds() {
             float_storage({1, -2, 0.5f, 3}) + raw("\x05\0\0\0\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff") +
                 raw("\x80\x3f\x00\xc0")));
   seed("safetensors", "ints.safetensors",
-       file(R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]},"e":{"dtype":"F16","shape":[0],"data_offsets":[12,12]}})",
+       file(R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]},)"
+            R"("e":{"dtype":"F16","shape":[0],"data_offsets":[12,12]}})",
             raw("\x01\0\0\0\x02\0\0\0\x03\0\0\0")));
 }
 

@@ -141,7 +141,9 @@ const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
   return stream->text.c_str();
 }
 
-t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0, nullptr, nullptr, 0}; }
+t2r_session_options t2r_session_default_options(void) {
+  return t2r_session_options{0, 0, 0, nullptr, nullptr, 0};
+}
 
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options) {
   if (null_argument(model, "model")) return nullptr;

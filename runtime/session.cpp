@@ -1,7 +1,7 @@
 #include "session.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
@@ -374,7 +374,9 @@ StateMagnitude Session::state_magnitude() const {
   if (!hp.linear_attention()) throw Error("state_magnitude: softmax attention has no recurrent state");
   const size_t features = size_t(hp.n_layers * hp.n_heads * hp.feature_dim);
   StateMagnitude m;
-  for (size_t i = 0; i < features * size_t(hp.head_dim); ++i) m.max_abs_state = std::max(m.max_abs_state, std::fabs(state_[i]));
+  for (size_t i = 0; i < features * size_t(hp.head_dim); ++i) {
+    m.max_abs_state = std::max(m.max_abs_state, std::fabs(state_[i]));
+  }
   for (size_t i = 0; i < features; ++i) m.max_normalizer = std::max(m.max_normalizer, normalizer_[i]);
   return m;
 }

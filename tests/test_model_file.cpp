@@ -189,13 +189,11 @@ TEST_CASE("corrupt model files are refused with a specific message") {
 
 TEST_CASE("tensors holding NaN or infinity are refused by the reader and never written") {
   ModelWriter w;
-  const float ones[64] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                          1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                          1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  w.add_tensor("f32", DType::F32, {4}, ones);
-  w.add_tensor("f16", DType::F16, {2, 3}, ones);
-  w.add_tensor("bf16", DType::BF16, {5}, ones);
-  w.add_tensor("q8", DType::Q8_0, {2, 32}, ones);
+  const std::vector<float> ones(64, 1.0f);
+  w.add_tensor("f32", DType::F32, {4}, ones.data());
+  w.add_tensor("f16", DType::F16, {2, 3}, ones.data());
+  w.add_tensor("bf16", DType::BF16, {5}, ones.data());
+  w.add_tensor("q8", DType::Q8_0, {2, 32}, ones.data());
   const std::vector<unsigned char> good = w.serialize();
   const std::string copy = as_view(good);
   ModelFile file = ModelFile::parse(copy, "test.t2r");
@@ -284,12 +282,14 @@ TEST_CASE("the model binding refuses wrong hyperparameters and missing or missha
   };
   CHECK(with("model.dim", std::string("64")) == "model metadata: key 'model.dim' is not an int");
   CHECK(with("model.n_layers", int64_t(0)) == "model metadata: model.n_layers = 0 is outside 1..1024");
-  CHECK(with("model.vocab_size", int64_t(1) << 40) == "model metadata: model.vocab_size = 1099511627776 is outside 1..16777216");
+  CHECK(with("model.vocab_size", int64_t(1) << 40) ==
+        "model metadata: model.vocab_size = 1099511627776 is outside 1..16777216");
   CHECK(with("model.norm", std::string("batchnorm")) ==
         "model metadata: model.norm = 'batchnorm' is not one of layernorm, rmsnorm");
   CHECK(with("model.norm_eps", std::numeric_limits<double>::quiet_NaN()) ==
         "model metadata: model.norm_eps must be a positive number");
-  CHECK(with("attention.denominator_floor", -1.0) == "model metadata: attention.denominator_floor must be a positive number");
+  CHECK(with("attention.denominator_floor", -1.0) ==
+        "model metadata: attention.denominator_floor must be a positive number");
   CHECK(with("model.n_kv_heads", int64_t(3)) == "model metadata: model.n_kv_heads = 3 is outside 1..2");
   CHECK(with("model.ffn_dim", int64_t(32)) ==
         "tiny.t2r: tensor 'layers.0.ffn.up.weight' has shape [64, 64], expected [32, 64]");

@@ -186,7 +186,8 @@ TEST_CASE("a damaged or hostile saved state is refused and leaves the session as
   };
   CHECK(restore_error(with(12, uint32_t(1))) == "session state is damaged (its reserved field is not zero)");
   CHECK(restore_error(with(24, int64_t(-1))) == "session state position -1 does not fit this session");
-  CHECK(restore_error(with(24, int64_t(1) << 60)) == "session state position 1152921504606846976 does not fit this session");
+  CHECK(restore_error(with(24, int64_t(1) << 60)) ==
+        "session state position 1152921504606846976 does not fit this session");
   CHECK(restore_error(with(32, uint64_t(7))) ==
         "session state of " + std::to_string(good.size()) + " bytes does not match this model (expected " +
             std::to_string(good.size()) + ")");
