@@ -124,8 +124,8 @@ TEST_CASE("t2r-longrun keeps 20000 generated tokens finite with flat memory") {
   };
   const std::vector<double> early = row("1000"), late = row("20000");
   // Nothing is allocated per token: the anonymous memory (heap, session, stacks) is the same to
-  // the kilobyte. The peak and the total may still take a few pages of code run for the first
-  // time (formatting larger numbers), and the kernel's peak counter lags by tens of pages.
+  // the kilobyte. The peak and the total may still gain a few file-backed pages touched for the
+  // first time (code paths first taken), and the kernel's peak counter lags by tens of pages.
   CHECK(late[3] == early[3]);
   CHECK(late[1] - early[1] <= 0.25);
   CHECK(late[2] - early[2] <= 0.25);
