@@ -5,20 +5,17 @@
 namespace t2r {
 
 void Metadata::set(std::string key, Value value) {
-  for (auto& entry : entries_) {
-    if (entry.first == key) {
-      entry.second = std::move(value);
-      return;
-    }
+  const auto [it, added] = index_.try_emplace(key, entries_.size());
+  if (!added) {
+    entries_[it->second].second = std::move(value);
+    return;
   }
   entries_.emplace_back(std::move(key), std::move(value));
 }
 
 const Metadata::Value* Metadata::find(std::string_view key) const {
-  for (const auto& entry : entries_) {
-    if (entry.first == key) return &entry.second;
-  }
-  return nullptr;
+  const auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &entries_[it->second].second;
 }
 
 template <typename T>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,7 +34,10 @@ class Metadata {
  private:
   template <typename T>
   const T& get(std::string_view key, const char* type_name) const;
-  std::vector<std::pair<std::string, Value>> entries_;
+  std::vector<std::pair<std::string, Value>> entries_;  // in insertion (file) order
+  // key -> position in entries_: a file may hold millions of entries, so lookups and the
+  // duplicate check while reading must not be linear.
+  std::map<std::string, size_t, std::less<>> index_;
 };
 
 }  // namespace t2r

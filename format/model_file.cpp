@@ -5,6 +5,7 @@
 
 #include "checksum.h"
 #include "error.h"
+#include "finite_check.h"
 #include "mapped_file.h"
 
 namespace t2r {
@@ -20,6 +21,7 @@ class ByteReader {
 
   void raw(void* out, size_t n) {
     need(n);
+    if (n == 0) return;  // `out` may be the null data() of an empty array, which memcpy must not get
     std::memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
   }
@@ -220,28 +222,38 @@ ModelFile ModelFile::parse(std::string_view bytes, const std::string& label) {
   }
   if (!table.at_end()) table.fail("unused bytes after the last entry");
 
-  std::vector<const TensorInfo*> by_offset;
-  for (const auto& t : file.tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    if (by_offset[i - 1]->offset + by_offset[i - 1]->size > by_offset[i]->offset) {
-      fail("tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name + "' overlap");
+  const std::vector<TensorInfo>& tensors = file.tensors_;
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors[a].offset < tensors[b].offset; });
+  for (size_t i = 1; i < order.size(); ++i) {
+    const TensorInfo &before = tensors[order[i - 1]], &after = tensors[order[i]];
+    if (before.offset + before.size > after.offset) {
+      fail("tensors '" + before.name + "' and '" + after.name + "' overlap");
     }
   }
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const TensorInfo* a, const TensorInfo* b) { return a->name < b->name; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    if (by_offset[i - 1]->name == by_offset[i]->name) fail("tensor '" + by_offset[i]->name + "' appears twice");
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors[a].name < tensors[b].name; });
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (tensors[order[i - 1]].name == tensors[order[i]].name) {
+      fail("tensor '" + tensors[order[i]].name + "' appears twice");
+    }
+  }
+  file.by_name_ = std::move(order);
+
+  for (const TensorInfo& t : tensors) {
+    NonFinite bad;
+    if (find_non_finite(t.dtype, t.data, t.size, &bad)) {
+      fail("tensor '" + t.name + "' holds " + non_finite_name(bad.value) + " at element " +
+           std::to_string(bad.element) + (dtype_is_block(t.dtype) ? " (its block's scale)" : ""));
+    }
   }
   return file;
 }
 
 const TensorInfo* ModelFile::find(std::string_view name) const {
-  for (const auto& t : tensors_) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
+  const auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
+                                   [&](size_t i, std::string_view key) { return tensors_[i].name < key; });
+  return it != by_name_.end() && tensors_[*it].name == name ? &tensors_[*it] : nullptr;
 }
 
 const TensorInfo& ModelFile::require(std::string_view name, const std::vector<uint64_t>& shape) const {

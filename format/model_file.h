@@ -1,5 +1,6 @@
 // Reading a t2r model file (format/SPEC.md): every count, offset, size and shape is checked
-// against the file before anything uses it, and the checksum is verified.
+// against the file before anything uses it, the checksum is verified, and tensors holding NaN
+// or infinity are refused.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +54,8 @@ class ModelFile {
   std::string label_;
   uint64_t checksum_ = 0;
   Metadata metadata_;
-  std::vector<TensorInfo> tensors_;
+  std::vector<TensorInfo> tensors_;  // in table order
+  std::vector<size_t> by_name_;      // indices into tensors_ sorted by name, for find()
 };
 
 std::string shape_string(const std::vector<uint64_t>& shape);

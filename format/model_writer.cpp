@@ -7,6 +7,7 @@
 
 #include "checksum.h"
 #include "error.h"
+#include "finite_check.h"
 #include "model_file.h"
 #include "quantize.h"
 
@@ -100,6 +101,14 @@ void ModelWriter::add_tensor(std::string name, DType dtype, std::vector<uint64_t
         quantize_q4_0(in, cols, reinterpret_cast<BlockQ4_0*>(out));
         break;
     }
+  }
+  NonFinite bad;
+  if (find_non_finite(dtype, entry.bytes.data(), entry.bytes.size(), &bad)) {
+    const std::string where = dtype_is_block(dtype) ? "the scale of the block at element " + std::to_string(bad.element)
+                                                    : "element " + std::to_string(bad.element) + " (" +
+                                                          std::to_string(values[bad.element]) + ")";
+    throw Error("tensor '" + entry.name + "' cannot be stored as " + std::string(dtype_name(dtype)) + ": " + where +
+                " becomes " + non_finite_name(bad.value));
   }
   entries_.push_back(std::move(entry));
 }

@@ -146,7 +146,9 @@ const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length) {
   return stream->text.c_str();
 }
 
-t2r_session_options t2r_session_default_options(void) { return t2r_session_options{0, 0, 0, nullptr, nullptr, 0}; }
+t2r_session_options t2r_session_default_options(void) {
+  return t2r_session_options{0, 0, 0, nullptr, nullptr, 0, 0};
+}
 
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options) {
   if (null_argument(model, "model")) return nullptr;
@@ -160,8 +162,10 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
       cpu.threads = o.threads;
       if (o.prefill_chunk != 0) cpu.prefill_chunk = o.prefill_chunk;
       cpu.max_adaptive_prompt = o.max_adaptive_prompt;
+      cpu.memory_budget = o.memory_budget;
       session->cpu = std::make_unique<t2r::Session>(*model->model, cpu);
     } else if (backend == "vulkan") {
+      if (o.memory_budget != 0) throw t2r::Error("the vulkan backend does not support a memory budget yet");
 #ifdef T2R_VULKAN
       t2r::vulkan::SessionOptions gpu;
       gpu.max_context = o.max_context;

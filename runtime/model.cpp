@@ -180,7 +180,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   try {
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {
-    throw Error(file_.label() + ": tokenizer: " + e.what());
+    throw Error(file_.label() + ": " + e.what());  // the tokenizer's messages start with "tokenizer: "
   }
 }
 

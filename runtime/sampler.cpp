@@ -47,12 +47,14 @@ void Sampler::accept(int32_t token) {
 
 int32_t Sampler::sample(const float* logits) {
   const size_t n = size_t(vocab_size_);
-  std::copy(logits, logits + n, probs_.begin());
+  // A broken model can emit NaN or infinite logits; the choice must stay defined (sorting NaN
+  // breaks std::sort's ordering). NaN never wins: it counts as -inf.
+  for (size_t i = 0; i < n; ++i) probs_[i] = std::isnan(logits[i]) ? -INFINITY : logits[i];
   // CTRL-style penalty (Keskar et al. 2019): shrink the logit of each recent token once.
   if (options_.repetition_penalty != 1.0f) {
     for (size_t i = 0; i < history_count_; ++i) {
       const int32_t t = history_[i];
-      if (t < 0 || t >= vocab_size_ || std::isnan(probs_[size_t(t)])) continue;
+      if (t < 0 || t >= vocab_size_) continue;
       float& l = probs_[size_t(t)];
       bool seen = false;  // a token repeated in the window is penalized once
       for (size_t j = 0; j < i && !seen; ++j) seen = history_[j] == t;
@@ -61,13 +63,12 @@ int32_t Sampler::sample(const float* logits) {
   }
 
   int32_t chosen = 0;
-  if (options_.temperature == 0.0f) {
-    for (size_t i = 1; i < n; ++i) {
-      if (probs_[i] > probs_[size_t(chosen)]) chosen = int32_t(i);
-    }
-  } else {
-    float max = probs_[0];
-    for (size_t i = 1; i < n; ++i) max = std::max(max, probs_[i]);
+  for (size_t i = 1; i < n; ++i) {
+    if (probs_[i] > probs_[size_t(chosen)]) chosen = int32_t(i);
+  }
+  const float max = probs_[size_t(chosen)];
+  // Sampling needs a finite maximum (an infinite one would make exp() NaN): else stay greedy.
+  if (options_.temperature != 0.0f && std::isfinite(max)) {
     double sum = 0;
     for (size_t i = 0; i < n; ++i) {
       probs_[i] = std::exp((probs_[i] - max) / options_.temperature);

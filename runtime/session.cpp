@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "error.h"
+#include "finite_check.h"
 #include "kernels.h"
 
 namespace t2r {
@@ -16,16 +18,25 @@ constexpr char kStateMagic[8] = {'T', '2', 'R', 'S', 'T', 'A', 'T', 'E'};
 constexpr uint32_t kStateVersion = 1;
 constexpr size_t kStateHeaderBytes = 40;  // magic, version, reserved, model checksum, position, payload
 constexpr size_t kAlignFloats = 16;       // 64 bytes: every buffer starts on a cache line
+// Positions are counted in int64_t; a bound far beyond any real run (2^53 tokens) keeps that
+// count from overflowing, whatever position a restored state claims.
+constexpr int64_t kMaxPosition = int64_t(1) << 53;
+
+// Checked before the pool starts any thread: a hostile count must not spawn a billion.
+int checked_thread_count(int requested) {
+  if (requested < 0 || requested > 1024) throw Error("threads must be in [0, 1024]");
+  return requested > 0 ? requested : physical_core_count();
+}
 
 }  // namespace
 
 Session::Session(const Model& model, SessionOptions options)
-    : model_(model), pool_(options.threads > 0 ? options.threads : physical_core_count()) {
+    : model_(model), pool_(checked_thread_count(options.threads)) {
   const Hyperparams& hp = model.hparams();
   const size_t L = hp.n_layers, d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
                r = hp.feature_dim, F = hp.ffn_dim, V = hp.vocab_size;
-  if (options.threads < 0 || options.threads > 1024) throw Error("threads must be in [0, 1024]");
   if (options.prefill_chunk < 1 || options.prefill_chunk > 4096) throw Error("prefill chunk must be in [1, 4096]");
+  if (options.max_context < 0) throw Error("max context must be >= 0 (0: the model's maximum)");
   chunk_ = size_t(options.prefill_chunk);
   size_t context = 0;
   if (!hp.linear_attention()) {
@@ -91,7 +102,19 @@ Session::Session(const Model& model, SessionOptions options)
   adaptive_bytes_ = (padded(rows * d) - padded(C * d) + padded(2 * rows) - padded(2 * C) + padded(P * features) +
                      padded(window * features) + 2 * padded(P) + 2 * padded(window > 0 ? features : 0)) *
                     sizeof(float);
-  arena_ = static_cast<float*>(::operator new(bytes_, std::align_val_t(64)));
+  if (options.memory_budget > 0 && bytes_ > options.memory_budget) {
+    const std::string cache =
+        context > 0 ? " (a KV cache of " + std::to_string(context) + " positions: " +
+                          std::to_string(2 * L * context * Hkv * dh * sizeof(float)) + " bytes)"
+                    : "";
+    throw Error("the session needs " + std::to_string(bytes_) + " bytes" + cache + ", over the memory budget of " +
+                std::to_string(options.memory_budget) + " bytes");
+  }
+  try {
+    arena_ = static_cast<float*>(::operator new(bytes_, std::align_val_t(64)));
+  } catch (const std::bad_alloc&) {
+    throw Error("cannot allocate the " + std::to_string(bytes_) + " bytes the session needs");
+  }
   size_t offset = 0;
   for (const Slot& slot : plan) {
     *slot.view = arena_ + offset;
@@ -231,6 +254,9 @@ void Session::check_tokens(const int32_t* tokens, size_t n) const {
       throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
                   std::to_string(hp.vocab_size - 1) + ")");
     }
+  }
+  if (n > size_t(kMaxPosition - position_)) {
+    throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
   }
   if (max_context_ >= 0 && position_ + int64_t(n) > max_context_) {
     throw Error("the KV cache is full (" + std::to_string(max_context_) + " positions); start a larger session");
@@ -484,10 +510,11 @@ void Session::restore_state(const void* data, size_t size) {
   if (size < kStateHeaderBytes || std::memcmp(p, kStateMagic, 8) != 0) {
     throw Error("not a t2r session state");
   }
-  uint32_t version;
+  uint32_t version, reserved;
   uint64_t checksum, payload;
   int64_t position;
   std::memcpy(&version, p + 8, 4);
+  std::memcpy(&reserved, p + 12, 4);
   std::memcpy(&checksum, p + 16, 8);
   std::memcpy(&position, p + 24, 8);
   std::memcpy(&payload, p + 32, 8);
@@ -495,8 +522,9 @@ void Session::restore_state(const void* data, size_t size) {
     throw Error("session state version " + std::to_string(version) + " is not supported (expected " +
                 std::to_string(kStateVersion) + ")");
   }
+  if (reserved != 0) throw Error("session state is damaged (its reserved field is not zero)");
   if (checksum != model_.file().checksum()) throw Error("session state was saved with a different model");
-  if (position < 0 || (max_context_ >= 0 && position > max_context_)) {
+  if (position < 0 || position > kMaxPosition || (max_context_ >= 0 && position > max_context_)) {
     throw Error("session state position " + std::to_string(position) + " does not fit this session");
   }
   const int64_t current = position_;
@@ -508,10 +536,40 @@ void Session::restore_state(const void* data, size_t size) {
                 std::to_string(kStateHeaderBytes + expected) + ")");
   }
   p += kStateHeaderBytes;
+  // A saved state is always finite; NaN or infinity would poison every later output.
+  NonFinite bad;
+  if (find_non_finite(DType::F32, p, expected, &bad)) {
+    position_ = current;
+    throw Error("session state holds " + std::string(non_finite_name(bad.value)) + " at float " +
+                std::to_string(bad.element) + " of its payload");
+  }
   for_each_state_block([&](float* block, size_t bytes) {
     std::memcpy(block, p, bytes);
     p += bytes;
   });
+}
+
+StateMagnitude Session::state_magnitude() const {
+  const Hyperparams& hp = model_.hparams();
+  if (!hp.linear_attention()) throw Error("state_magnitude: softmax attention has no recurrent state");
+  const size_t features = size_t(hp.n_layers * hp.n_heads * hp.feature_dim);
+  StateMagnitude m;
+  for (size_t i = 0; i < features * size_t(hp.head_dim); ++i) {
+    m.max_abs_state = std::max(m.max_abs_state, std::fabs(state_[i]));
+  }
+  for (size_t i = 0; i < features; ++i) m.max_normalizer = std::max(m.max_normalizer, normalizer_[i]);
+  return m;
+}
+
+HeadView Session::last_layer_head(size_t head) const {
+  const Hyperparams& hp = model_.hparams();
+  if (!hp.linear_attention()) throw Error("last_layer_head: softmax attention has no recurrent state");
+  if (head >= size_t(hp.n_heads)) throw Error("last_layer_head: head " + std::to_string(head) + " does not exist");
+  const size_t r = size_t(hp.feature_dim), dh = size_t(hp.head_dim), group = size_t(hp.n_heads / hp.n_kv_heads);
+  // phi_q_, phi_k_ and v_ are reused by every layer, so after a step they hold the last layer's.
+  const size_t state_head = size_t(hp.n_layers - 1) * size_t(hp.n_heads) + head;
+  return {phi_q_ + head * r, phi_k_ + head * r, v_ + (head / group) * dh, state_ + state_head * r * dh,
+          normalizer_ + state_head * r};
 }
 
 }  // namespace t2r

@@ -21,10 +21,28 @@ struct SessionOptions {
   // Linear-attention models: the longest prompt prefill_adaptive takes. Its buffers (the residual
   // stream, positions and phi(k) of a whole prompt) are planned for this many tokens. 0: off.
   int64_t max_adaptive_prompt = 0;
+  // The most bytes the session may allocate (everything bytes() counts: state or KV cache,
+  // activations, logits); 0: no limit. A larger plan is refused when the session is created.
+  uint64_t memory_budget = 0;
+};
+
+// The magnitude of a linear-attention state: max |S| and max z over all layers and heads.
+struct StateMagnitude {
+  float max_abs_state = 0;
+  float max_normalizer = 0;
+};
+
+// One head of the last layer as of the last token stepped (for diagnostics such as comparing
+// the float32 state with a higher-precision accumulation of the same increments).
+struct HeadView {
+  const float *phi_q, *phi_k, *v;   // [r], [r], [d_h]
+  const float *state, *normalizer;  // S [r, d_h], z [r]
 };
 
 class Session {
  public:
+  // Throws t2r::Error for bad options, and when the plan exceeds options.memory_budget (the
+  // message states the bytes needed) or cannot be allocated.
   Session(const Model& model, SessionOptions options = {});
   ~Session();
   Session(const Session&) = delete;
@@ -62,9 +80,15 @@ class Session {
   // values of the filled positions [position, H_kv d_h].
   size_t state_size() const;
   void save_state(void* out, size_t size) const;
-  void restore_state(const void* data, size_t size);  // throws t2r::Error if it does not fit
+  // Throws t2r::Error, leaving the session as it was, for a state of another model or size, a
+  // nonzero reserved field, a position beyond 2^53 or the KV cache, or a NaN or infinite float.
+  void restore_state(const void* data, size_t size);
 
   const Model& model() const { return model_; }
+
+  // Linear attention only (both throw t2r::Error for softmax models). Read-only; no allocation.
+  StateMagnitude state_magnitude() const;
+  HeadView last_layer_head(size_t head) const;  // valid after step(), until the next call
 
  private:
   void check_tokens(const int32_t* tokens, size_t n) const;

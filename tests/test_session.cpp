@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #include "error.h"
 #include "reference.h"
 #include "sampler.h"
 #include "session.h"
+#include "synthetic_model.h"
 
 namespace {
 std::atomic<size_t> g_allocations{0};
@@ -83,6 +85,150 @@ TEST_CASE("the sampler is greedy at temperature 0 and reproducible with a seed")
   options = {};
   options.temperature = -1;
   CHECK_THROWS_AS(Sampler(5, options), Error);
+}
+
+TEST_CASE("the sampler makes a defined choice from NaN and infinite logits") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  SamplerOptions sampling;
+  sampling.temperature = 1.0f;
+  sampling.top_p = 0.9f;  // sorts the candidates, which NaN used to break
+  sampling.seed = 3;
+  Sampler greedy(6, {}), sampler(6, sampling);
+  const std::vector<float> with_nan = {nan, 1.0f, nan, 2.0f, nan, -1.0f};
+  CHECK(greedy.sample(with_nan.data()) == 3);
+  for (int i = 0; i < 200; ++i) {
+    const int32_t t = sampler.sample(with_nan.data());
+    CHECK((t == 1 || t == 3 || t == 5));  // never a NaN one
+  }
+  const std::vector<float> with_inf = {0.0f, inf, nan, inf, -inf, 1.0f};
+  CHECK(greedy.sample(with_inf.data()) == 1);
+  CHECK(sampler.sample(with_inf.data()) == 1);  // an infinite maximum is taken greedily
+  const std::vector<float> all_nan(6, nan);
+  CHECK(greedy.sample(all_nan.data()) == 0);
+  CHECK(sampler.sample(all_nan.data()) == 0);
+}
+
+namespace {
+
+// A tiny synthetic model (one layer, d 64, vocab 256), T2R or softmax, loaded from memory.
+struct TinyModel {
+  std::vector<unsigned char> bytes;
+  std::unique_ptr<Model> model;
+  explicit TinyModel(bool t2r) {
+    bench::SyntheticConfig config;
+    bench::synthetic_config("tiny", &config);
+    bytes = bench::synthetic_model(config, t2r, DType::F32).serialize();
+    model = Model::from_file(
+        ModelFile::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), "tiny"));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a session refuses options and plans beyond its limits with the bytes it needs") {
+  const TinyModel softmax(false), t2r(true);
+  SessionOptions options;
+  options.threads = 1;
+  options.max_context = 1000;
+  const size_t needed = Session(*softmax.model, options).bytes();
+  // 2 (keys and values) x 1 layer x 1000 positions x 32 floats (one kv head of 32) x 4 bytes.
+  const size_t cache = 2 * 1000 * 32 * 4;
+  CHECK(needed > cache);
+  options.memory_budget = needed - 1;
+  CHECK_THROWS_WITH_AS(Session(*softmax.model, options),
+                       ("the session needs " + std::to_string(needed) + " bytes (a KV cache of 1000 positions: " +
+                        std::to_string(cache) + " bytes), over the memory budget of " + std::to_string(needed - 1) +
+                        " bytes")
+                           .c_str(),
+                       Error);
+  options.memory_budget = needed;
+  CHECK(Session(*softmax.model, options).bytes() == needed);
+
+  options.memory_budget = 1000;
+  const size_t t2r_needed = Session(*t2r.model, SessionOptions{0, 1, 64, 0}).bytes();
+  CHECK_THROWS_WITH_AS(Session(*t2r.model, options),
+                       ("the session needs " + std::to_string(t2r_needed) +
+                        " bytes, over the memory budget of 1000 bytes")
+                           .c_str(),
+                       Error);
+
+  // Checked before anything is started or allocated.
+  CHECK_THROWS_WITH_AS(Session(*t2r.model, SessionOptions{0, 1 << 30, 64, 0}), "threads must be in [0, 1024]", Error);
+  CHECK_THROWS_WITH_AS(Session(*softmax.model, SessionOptions{-5, 1, 64, 0}),
+                       "max context must be >= 0 (0: the model's maximum)", Error);
+  CHECK_THROWS_WITH_AS(Session(*softmax.model, SessionOptions{int64_t(1) << 40, 1, 64, 0}),
+                       "a KV cache of 1099511627776 positions needs 281474.976711 GB; choose a smaller max context",
+                       Error);
+}
+
+TEST_CASE("a damaged or hostile saved state is refused and leaves the session as it was") {
+  const TinyModel t2r(true);
+  Session session(*t2r.model, SessionOptions{0, 1, 64, 0});
+  for (int32_t t : {5, 6, 7}) session.step(t);
+  std::vector<unsigned char> good(session.state_size());
+  session.save_state(good.data(), good.size());
+  const std::vector<float> before(session.logits(), session.logits() + 256);
+
+  auto restore_error = [&](const std::vector<unsigned char>& state) -> std::string {
+    try {
+      session.restore_state(state.data(), state.size());
+    } catch (const Error& e) {
+      CHECK(session.position() == 3);
+      CHECK(std::equal(before.begin(), before.end(), session.logits()));
+      return e.what();
+    }
+    return "";
+  };
+  auto with = [&](size_t at, const auto& value) {
+    std::vector<unsigned char> bad = good;
+    std::memcpy(bad.data() + at, &value, sizeof value);
+    return bad;
+  };
+  CHECK(restore_error(with(12, uint32_t(1))) == "session state is damaged (its reserved field is not zero)");
+  CHECK(restore_error(with(24, int64_t(-1))) == "session state position -1 does not fit this session");
+  CHECK(restore_error(with(24, int64_t(1) << 60)) ==
+        "session state position 1152921504606846976 does not fit this session");
+  CHECK(restore_error(with(32, uint64_t(7))) ==
+        "session state of " + std::to_string(good.size()) + " bytes does not match this model (expected " +
+            std::to_string(good.size()) + ")");
+  CHECK(restore_error(with(40 + 4 * 9, std::numeric_limits<float>::quiet_NaN())) ==
+        "session state holds NaN at float 9 of its payload");
+  CHECK(restore_error(with(good.size() - 4, -std::numeric_limits<float>::infinity())) ==
+        "session state holds -inf at float " + std::to_string((good.size() - 44) / 4) + " of its payload");
+
+  // The largest position a state may claim is accepted; stepping past the count is refused.
+  std::vector<unsigned char> last = with(24, int64_t(1) << 53);
+  session.restore_state(last.data(), last.size());
+  CHECK(session.position() == int64_t(1) << 53);
+  CHECK_THROWS_WITH_AS(session.step(1), "the session cannot count beyond 9007199254740992 positions; reset it", Error);
+}
+
+TEST_CASE("the state's magnitude and the last layer's heads read the recurrent state") {
+  const TinyModel t2r(true), softmax(false);
+  Session session(*t2r.model, SessionOptions{0, 1, 64, 0});
+  for (int32_t t : {10, 20, 30, 40}) session.step(t);
+  const Hyperparams& hp = t2r.model->hparams();
+  const size_t r = size_t(hp.feature_dim), dh = size_t(hp.head_dim), H = size_t(hp.n_heads);
+  std::vector<unsigned char> saved(session.state_size());
+  session.save_state(saved.data(), saved.size());
+  // The payload after the logits: S [L, H, r, d_h], then z [L, H, r].
+  std::vector<float> state(H * r * dh), normalizer(H * r);
+  std::memcpy(state.data(), saved.data() + 40 + 256 * 4, state.size() * 4);
+  std::memcpy(normalizer.data(), saved.data() + 40 + 256 * 4 + state.size() * 4, normalizer.size() * 4);
+  float max_s = 0;
+  for (float x : state) max_s = std::max(max_s, std::fabs(x));
+  const StateMagnitude m = session.state_magnitude();
+  CHECK(m.max_abs_state == max_s);
+  CHECK(m.max_normalizer == *std::max_element(normalizer.begin(), normalizer.end()));
+  CHECK(m.max_normalizer > 0);
+  for (size_t h = 0; h < H; ++h) {
+    const HeadView view = session.last_layer_head(h);
+    CHECK(std::equal(view.state, view.state + r * dh, state.data() + h * r * dh));
+    CHECK(std::equal(view.normalizer, view.normalizer + r, normalizer.data() + h * r));
+  }
+  CHECK_THROWS_WITH_AS(session.last_layer_head(H), "last_layer_head: head 2 does not exist", Error);
+  Session other(*softmax.model, SessionOptions{16, 1, 64, 0});
+  CHECK_THROWS_WITH_AS(other.state_magnitude(), "state_magnitude: softmax attention has no recurrent state", Error);
 }
 
 #ifdef T2R_REFERENCE_MODELS

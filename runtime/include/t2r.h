@@ -49,7 +49,10 @@ void t2r_text_stream_free(t2r_text_stream* stream);
 const char* t2r_text_stream_push(t2r_text_stream* stream, int32_t token, size_t* length);
 const char* t2r_text_stream_finish(t2r_text_stream* stream, size_t* length); /* flushes the rest */
 
-/* Sessions. Everything a session needs is allocated when it is created. */
+/* Sessions. Everything a session needs is allocated when it is created.
+ * Start from t2r_session_default_options() and set the fields you need: fields are only ever
+ * added at the end, and a program built against an older t2r.h must be rebuilt (the struct is
+ * passed by pointer, so its size is part of the ABI). */
 typedef struct {
   int64_t max_context;   /* softmax models: KV cache positions (0: the model's maximum); linear-
                             attention models ignore it, their state has a fixed size */
@@ -59,6 +62,10 @@ typedef struct {
   const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
   int64_t max_adaptive_prompt; /* cpu, linear attention: the longest prompt t2r_prefill_adaptive
                                   takes; its buffers are planned for it (0: off) */
+  uint64_t memory_budget; /* cpu: the most bytes the session may allocate (KV cache or state,
+                             activations, logits), 0: no limit; creating a session that needs
+                             more fails, and t2r_last_error() states the bytes it needs. The
+                             vulkan backend refuses a nonzero budget for now. */
 } t2r_session_options;
 t2r_session_options t2r_session_default_options(void);
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options); /* NULL: defaults */

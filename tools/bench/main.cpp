@@ -27,7 +27,7 @@ using namespace t2r;
 
 const char kUsage[] =
     "usage: t2r-bench [options]\n"
-    "  --model NAME|FILE     synthetic 'shipped' or 'gpt2-small' (default), or a .t2r file\n"
+    "  --model NAME|FILE     synthetic 'shipped', 'gpt2-small' (default) or 'tiny', or a .t2r file\n"
     "  --attention LIST      synthetic models: t2r,softmax (default both)\n"
     "  --dtype LIST          synthetic models: f32,f16,bf16,q8_0,q4_0 (default f32,f16)\n"
     "  --threads LIST        thread counts (default 1 and one per physical core)\n"
@@ -158,7 +158,7 @@ std::vector<LoadedModel> load_models(const Options& o) {
       const char* tmp = std::getenv("TMPDIR");
       const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/t2r-bench-" + std::to_string(getpid()) + ".t2r";
       std::fprintf(stderr, "building %s...\n", label.c_str());
-      bench::write_synthetic_model(config, attention == "t2r", dtype, path);
+      bench::synthetic_model(config, attention == "t2r", dtype).write(path);
       auto model = Model::load(path);
       std::remove(path.c_str());  // the mapping outlives the name
       models.push_back({label, attention, dtype, std::move(model)});

@@ -3,8 +3,6 @@
 #include <random>
 #include <vector>
 
-#include "model_writer.h"
-
 namespace t2r::bench {
 
 bool synthetic_config(const std::string& name, SyntheticConfig* out) {
@@ -12,13 +10,15 @@ bool synthetic_config(const std::string& name, SyntheticConfig* out) {
     *out = {name, 8192, 256, 6, 4, 2, 768, 32, true};
   } else if (name == "gpt2-small") {
     *out = {name, 32000, 768, 12, 12, 12, 2048, 32, false};
+  } else if (name == "tiny") {
+    *out = {name, 256, 64, 1, 2, 1, 64, 8, true};
   } else {
     return false;
   }
   return true;
 }
 
-void write_synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype, const std::string& path) {
+ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
   ModelWriter w;
   Metadata& m = w.metadata();
   const int64_t dh = c.dim / c.n_heads;
@@ -83,7 +83,7 @@ void write_synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype, cons
     add(p + "ffn.up.weight", {F, d}, scale, false);
     add(p + "ffn.down.weight", {d, F}, scale, false);
   }
-  w.write(path);
+  return w;
 }
 
 }  // namespace t2r::bench

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "dtype.h"
+#include "model_writer.h"
 
 namespace t2r::bench {
 
@@ -17,10 +18,12 @@ struct SyntheticConfig {
 
 // "shipped": the dimensions of models/default.t2r. "gpt2-small": 12 layers, d 768, 12 heads,
 // ffn 2048, vocab 32000, untied (134M parameters, the llama-architecture model that
-// ../shared/NOTES.md measured llama.cpp on).
+// ../shared/NOTES.md measured llama.cpp on). "tiny": one layer, d 64, 2 heads sharing one kv
+// head, vocab 256 (a few KB to a few hundred KB: seeds and subjects for the fuzzers).
 bool synthetic_config(const std::string& name, SyntheticConfig* out);
 
-// Writes a Llama-layout model (rotary, RMSNorm, SwiGLU) with T2R or softmax attention to `path`.
-void write_synthetic_model(const SyntheticConfig& config, bool t2r, DType dtype, const std::string& path);
+// A Llama-layout model (rotary, RMSNorm, SwiGLU) with T2R or softmax attention, ready to write
+// or serialize. The same arguments give the same bytes.
+ModelWriter synthetic_model(const SyntheticConfig& config, bool t2r, DType dtype);
 
 }  // namespace t2r::bench

@@ -141,8 +141,14 @@ constexpr uint64_t kMaxArgsValues = 1 << 16;
 
 TorchCheckpoint read_torch_checkpoint(const std::string& path) {
   MappedFile file(path);
+  TorchCheckpoint checkpoint = parse_torch_checkpoint(file.bytes(), path);
+  checkpoint.file = std::move(file);  // moving a mapping keeps its address
+  return checkpoint;
+}
+
+TorchCheckpoint parse_torch_checkpoint(std::string_view bytes, const std::string& label) {
   try {
-    ZipArchive zip(file.bytes(), path);
+    ZipArchive zip(bytes, label);
     const std::string prefix = find_prefix(zip);
     if (zip.contains(prefix + "byteorder") && zip.read(prefix + "byteorder") != "little")
       throw Error("byteorder is not 'little'");
@@ -169,9 +175,9 @@ TorchCheckpoint read_torch_checkpoint(const std::string& path) {
       if (!names.insert(key->text).second) throw Error("duplicate model entry '" + key->text + "'");
       tensors.push_back(make_tensor(key->text, *value, zip, prefix, &storages));
     }
-    return TorchCheckpoint{std::move(file), *to_json(*args), std::move(tensors)};
+    return TorchCheckpoint{std::nullopt, *to_json(*args), std::move(tensors)};
   } catch (const Error& e) {
-    throw Error("torch checkpoint '" + path + "': " + e.what());
+    throw Error("torch checkpoint '" + label + "': " + e.what());
   }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,7 @@ struct TorchTensor {
 };
 
 struct TorchCheckpoint {
-  MappedFile file;  // owns the bytes the tensors view
+  std::optional<MappedFile> file;  // owns the bytes the tensors view, when read from a path
   // The `args` Namespace as a JSON object: ints, floats, strings, bools, None -> null,
   // lists/tuples -> arrays, dicts with string keys -> objects; members of other types skipped.
   json::Value args;
@@ -31,6 +32,8 @@ struct TorchCheckpoint {
 // Opens, validates (archive structure, CRC-32s, every tensor lying inside its storage) and
 // unpickles without executing anything. Throws t2r::Error naming the file and the problem.
 TorchCheckpoint read_torch_checkpoint(const std::string& path);
+// The same for bytes the caller keeps alive as long as the result; `label` names them in errors.
+TorchCheckpoint parse_torch_checkpoint(std::string_view bytes, const std::string& label);
 
 // Gathers the tensor's elements in row-major order, honouring shape, stride and offset.
 // F32, F16, BF16 and F64 only.

@@ -27,6 +27,8 @@ const char kUsage[] =
     "  --repeat-penalty R     penalize the last 64 tokens (default 1: off)\n"
     "  --seed S               random seed; the same seed gives the same text (default 0)\n"
     "  --max-context N        KV cache positions for softmax models (default: the model's)\n"
+    "  --memory-budget SIZE   refuse a session needing more than SIZE bytes (K, M, G: 1024-based\n"
+    "                         suffixes, e.g. 512M; default: no limit)\n"
     "  -t, --threads N        CPU threads (default: one per physical core)\n"
     "  --backend cpu|vulkan   where the model runs (default cpu)\n"
     "  --device N|NAME        vulkan: device index or part of its name (default: the best one)\n"
@@ -86,6 +88,23 @@ float parse_float(const std::string& flag, const std::string& text, float min, f
   return value;
 }
 
+// Bytes with an optional K, M or G suffix (powers of 1024), at least 1, at most 2^62.
+uint64_t parse_size(const std::string& flag, const std::string& text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const std::string suffix(end, text.data() + text.size());
+  int shift = -1;
+  if (suffix.empty()) shift = 0;
+  else if (suffix == "K" || suffix == "k") shift = 10;
+  else if (suffix == "M" || suffix == "m") shift = 20;
+  else if (suffix == "G" || suffix == "g") shift = 30;
+  if (ec != std::errc() || shift < 0 || value < 1 || value > (uint64_t(1) << (62 - shift))) {
+    usage_error(flag + " needs a size in bytes, optionally with a K, M or G suffix (e.g. 512M), from 1 to 2^62; got '" +
+                text + "'");
+  }
+  return value << shift;
+}
+
 Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -114,6 +133,8 @@ Options parse_options(int argc, char** argv) {
       o.sampling.seed = uint64_t(parse_integer(arg, value(), 0, 1L << 62));
     } else if (arg == "--max-context") {
       o.session.max_context = parse_integer(arg, value(), 1, 1L << 32);
+    } else if (arg == "--memory-budget") {
+      o.session.memory_budget = parse_size(arg, value());
     } else if (arg == "--backend") {
       o.backend = value();
     } else if (arg == "--device") {
