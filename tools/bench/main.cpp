@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "flag_values.h"
 #include "bandwidth.h"
 #include "error.h"
 #include "session.h"
@@ -55,15 +56,6 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-long parse_positive(const std::string& flag, const std::string& text) {
-  long value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > (1L << 30)) {
-    usage_error(flag + " needs positive integers, got '" + text + "'");
-  }
-  return value;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -105,17 +97,17 @@ Options parse(int argc, char** argv) {
         o.dtypes.push_back(t);
       }
     } else if (arg == "--threads") {
-      for (const auto& n : split_list(value)) o.threads.push_back(int(parse_positive(arg, n)));
+      for (const auto& n : split_list(value)) o.threads.push_back(int(flags::integer(arg, n, 1, 1024)));
     } else if (arg == "--tokens") {
-      o.tokens = parse_positive(arg, value);
+      o.tokens = flags::integer(arg, value, 1, 1 << 20);
     } else if (arg == "--prompt") {
-      o.prompt = parse_positive(arg, value);
+      o.prompt = flags::integer(arg, value, 1, 1 << 20);
     } else if (arg == "--repeat") {
-      o.repeat = parse_positive(arg, value);
+      o.repeat = flags::integer(arg, value, 1, 1000);
     } else if (arg == "--contexts") {
       o.contexts.clear();
       if (value != "none") {
-        for (const auto& n : split_list(value)) o.contexts.push_back(parse_positive(arg, n));
+        for (const auto& n : split_list(value)) o.contexts.push_back(flags::integer(arg, n, 1, 1 << 24));
       }
     } else if (arg == "--out") {
       o.out = value;
@@ -269,7 +261,12 @@ void write_results(const Options& o, const std::string& csv, const std::vector<s
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const flags::BadFlagValue& e) {
+    usage_error(e.what());
+  }
   try {
     std::string csv = "section,model,attention,dtype,threads,context,decode_tok_s,prompt_tok_s,weight_gb_s,"
                       "bandwidth_gb_s,bandwidth_ratio,session_bytes\n";

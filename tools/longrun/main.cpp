@@ -5,7 +5,6 @@
 // last layer has drifted from a double-precision accumulation of exactly the same increments.
 #include <sys/resource.h>
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "error.h"
+#include "flag_values.h"
 #include "sampler.h"
 #include "session.h"
 
@@ -34,26 +34,6 @@ const char kUsage[] =
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "t2r-longrun: %s\n\n%s", message.c_str(), kUsage);
   std::exit(2);
-}
-
-double parse_number(const std::string& flag, const std::string& text, double min, double max) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
-    usage_error(flag + " needs a number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" + text +
-                "'");
-  }
-  return value;
-}
-
-int64_t parse_count(const std::string& flag, const std::string& text, int64_t min, int64_t max) {
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" +
-                text + "'");
-  }
-  return value;
 }
 
 double peak_rss_mb() {
@@ -155,32 +135,36 @@ int main(int argc, char** argv) {
   SamplerOptions sampling;
   sampling.temperature = 1.0f;
   sampling.seed = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--tokens") {
-      tokens = parse_count(arg, value(), 1, int64_t(1) << 40);
-    } else if (arg == "--threads" || arg == "-t") {
-      session_options.threads = int(parse_count(arg, value(), 1, 1024));
-    } else if (arg == "--seed") {
-      sampling.seed = uint64_t(parse_count(arg, value(), 0, int64_t(1) << 62));
-    } else if (arg == "--temp") {
-      sampling.temperature = float(parse_number(arg, value(), 0, 100));
-    } else if (arg == "--top-p") {
-      sampling.top_p = float(parse_number(arg, value(), 1e-6, 1));
-    } else if (!arg.empty() && arg[0] == '-') {
-      usage_error("unknown option '" + arg + "'");
-    } else if (path.empty()) {
-      path = arg;
-    } else {
-      usage_error("unexpected argument '" + arg + "'");
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) usage_error(arg + " needs a value");
+        return argv[++i];
+      };
+      if (arg == "-h" || arg == "--help") {
+        std::fputs(kUsage, stdout);
+        return 0;
+      } else if (arg == "--tokens") {
+        tokens = flags::integer(arg, value(), 1, int64_t(1) << 40);
+      } else if (arg == "--threads" || arg == "-t") {
+        session_options.threads = int(flags::integer(arg, value(), 1, 1024));
+      } else if (arg == "--seed") {
+        sampling.seed = uint64_t(flags::integer(arg, value(), 0, int64_t(1) << 62));
+      } else if (arg == "--temp") {
+        sampling.temperature = float(flags::number(arg, value(), 0, 100));
+      } else if (arg == "--top-p") {
+        sampling.top_p = float(flags::number(arg, value(), 1e-6, 1));
+      } else if (!arg.empty() && arg[0] == '-') {
+        usage_error("unknown option '" + arg + "'");
+      } else if (path.empty()) {
+        path = arg;
+      } else {
+        usage_error("unexpected argument '" + arg + "'");
+      }
     }
+  } catch (const flags::BadFlagValue& e) {
+    usage_error(e.what());
   }
   if (path.empty()) usage_error("no model given");
 

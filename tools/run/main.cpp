@@ -2,7 +2,6 @@
 // (tokenize, dump logits, perplexity). Built on the public C API only.
 #include <sys/resource.h>
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "flag_values.h"
 #include "t2r.h"
+
+namespace flags = t2r::flags;
 
 namespace {
 
@@ -68,43 +70,6 @@ struct Options {
   std::exit(1);
 }
 
-long parse_integer(const std::string& flag, const std::string& text, long min, long max) {
-  long value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    usage_error(flag + " needs an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" +
-                text + "'");
-  }
-  return value;
-}
-
-float parse_float(const std::string& flag, const std::string& text, float min, float max) {
-  char* end = nullptr;
-  const float value = std::strtof(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
-    usage_error(flag + " needs a number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" +
-                text + "'");
-  }
-  return value;
-}
-
-// Bytes with an optional K, M or G suffix (powers of 1024), at least 1, at most 2^62.
-uint64_t parse_size(const std::string& flag, const std::string& text) {
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const std::string suffix(end, text.data() + text.size());
-  int shift = -1;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K" || suffix == "k") shift = 10;
-  else if (suffix == "M" || suffix == "m") shift = 20;
-  else if (suffix == "G" || suffix == "g") shift = 30;
-  if (ec != std::errc() || shift < 0 || value < 1 || value > (uint64_t(1) << (62 - shift))) {
-    usage_error(flag + " needs a size in bytes, optionally with a K, M or G suffix (e.g. 512M), from 1 to 2^62; got '" +
-                text + "'");
-  }
-  return value << shift;
-}
-
 Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -120,27 +85,27 @@ Options parse_options(int argc, char** argv) {
       o.prompt = value();
       o.has_prompt = true;
     } else if (arg == "-n" || arg == "--tokens") {
-      o.tokens = parse_integer(arg, value(), 0, 1L << 40);
+      o.tokens = flags::integer(arg, value(), 0, 1L << 40);
     } else if (arg == "--temp") {
-      o.sampling.temperature = parse_float(arg, value(), 0, 100);
+      o.sampling.temperature = float(flags::number(arg, value(), 0, 100));
     } else if (arg == "--top-k") {
-      o.sampling.top_k = int32_t(parse_integer(arg, value(), 0, 1 << 30));
+      o.sampling.top_k = int32_t(flags::integer(arg, value(), 0, 1 << 30));
     } else if (arg == "--top-p") {
-      o.sampling.top_p = parse_float(arg, value(), 1e-6f, 1);
+      o.sampling.top_p = float(flags::number(arg, value(), 1e-6f, 1));
     } else if (arg == "--repeat-penalty") {
-      o.sampling.repetition_penalty = parse_float(arg, value(), 1e-3f, 100);
+      o.sampling.repetition_penalty = float(flags::number(arg, value(), 1e-3f, 100));
     } else if (arg == "--seed") {
-      o.sampling.seed = uint64_t(parse_integer(arg, value(), 0, 1L << 62));
+      o.sampling.seed = uint64_t(flags::integer(arg, value(), 0, 1L << 62));
     } else if (arg == "--max-context") {
-      o.session.max_context = parse_integer(arg, value(), 1, 1L << 32);
+      o.session.max_context = flags::integer(arg, value(), 1, 1L << 32);
     } else if (arg == "--memory-budget") {
-      o.session.memory_budget = parse_size(arg, value());
+      o.session.memory_budget = flags::size(arg, value());
     } else if (arg == "--backend") {
       o.backend = value();
     } else if (arg == "--device") {
       o.device = value();
     } else if (arg == "-t" || arg == "--threads") {
-      o.session.threads = int32_t(parse_integer(arg, value(), 1, 1024));
+      o.session.threads = int32_t(flags::integer(arg, value(), 1, 1024));
     } else if (arg == "--length-config") {
       o.length_config = value();
     } else if (arg == "--stop-at-eos") {
@@ -202,7 +167,11 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     if (comma == std::string::npos) comma = text.size();
-    ids.push_back(int32_t(parse_integer("--ids", text.substr(start, comma - start), 0, INT32_MAX)));
+    try {
+      ids.push_back(int32_t(flags::integer("--ids", text.substr(start, comma - start), 0, INT32_MAX)));
+    } catch (const flags::BadFlagValue& e) {
+      usage_error(e.what());
+    }
     start = comma + 1;
   }
   return ids;
@@ -277,8 +246,16 @@ void print_info(const t2r_model* model, const std::string& path) {
 
 }  // namespace
 
+Options parse_options_or_exit(int argc, char** argv) {
+  try {
+    return parse_options(argc, argv);
+  } catch (const flags::BadFlagValue& e) {
+    usage_error(e.what());
+  }
+}
+
 int main(int argc, char** argv) {
-  const Options o = parse_options(argc, argv);
+  const Options o = parse_options_or_exit(argc, argv);
   const auto load_start = std::chrono::steady_clock::now();
   t2r_model* model = t2r_model_load(o.model_path.c_str());
   if (!model) fail(t2r_last_error());

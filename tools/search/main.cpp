@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "evolution.h"
+#include "flag_values.h"
 #include "length_config.h"
 #include "model_writer.h"
 #include "session.h"
@@ -64,21 +65,6 @@ struct Options {
   std::exit(2);
 }
 
-double parse_number(const std::string& flag, const std::string& text, double min, double max) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
-    usage_error(flag + " needs a number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" + text + "'");
-  }
-  return value;
-}
-
-long parse_count(const std::string& flag, const std::string& text, long min, long max) {
-  const double value = parse_number(flag, text, double(min), double(max));
-  if (value != std::floor(value)) usage_error(flag + " needs an integer, got '" + text + "'");
-  return long(value);
-}
-
 Options parse_options(int argc, char** argv) {
   Options o;
   o.evolution.population = 24;
@@ -95,11 +81,11 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--data") {
       o.data_path = value();
     } else if (arg == "--prompts") {
-      o.prompts = parse_count(arg, value(), 1, 10000);
+      o.prompts = flags::integer(arg, value(), 1, 10000);
     } else if (arg == "--prompt-len") {
-      o.prompt_len = parse_count(arg, value(), 1, 1 << 24);
+      o.prompt_len = flags::integer(arg, value(), 1, 1 << 24);
     } else if (arg == "--continuation") {
-      o.continuation = parse_count(arg, value(), 1, 1 << 20);
+      o.continuation = flags::integer(arg, value(), 1, 1 << 20);
     } else if (arg == "--significance") {
       try {
         o.significance = parse_significance(value());
@@ -107,21 +93,21 @@ Options parse_options(int argc, char** argv) {
         usage_error(e.what());
       }
     } else if (arg == "--pinned-head") {
-      o.pinned_head = parse_count(arg, value(), 0, 1 << 20);
+      o.pinned_head = flags::integer(arg, value(), 0, 1 << 20);
     } else if (arg == "-t" || arg == "--threads") {
-      o.threads = parse_count(arg, value(), 1, 1024);
+      o.threads = flags::integer(arg, value(), 1, 1024);
     } else if (arg == "--budget") {
       o.budgets.clear();
       std::stringstream list(value());
-      for (std::string item; std::getline(list, item, ',');) o.budgets.push_back(parse_number(arg, item, 1e-3, 1));
+      for (std::string item; std::getline(list, item, ',');) o.budgets.push_back(flags::number(arg, item, 1e-3, 1));
     } else if (arg == "--population") {
-      o.evolution.population = int(parse_count(arg, value(), 2, 10000));
+      o.evolution.population = int(flags::integer(arg, value(), 2, 10000));
     } else if (arg == "--generations") {
-      o.evolution.generations = int(parse_count(arg, value(), 1, 10000));
+      o.evolution.generations = int(flags::integer(arg, value(), 1, 10000));
     } else if (arg == "--seed") {
-      o.evolution.seed = uint64_t(parse_count(arg, value(), 0, 1L << 52));
+      o.evolution.seed = uint64_t(flags::integer(arg, value(), 0, 1L << 52));
     } else if (arg == "--min-keep") {
-      o.evolution.min_keep = parse_number(arg, value(), 1e-3, 1);
+      o.evolution.min_keep = flags::number(arg, value(), 1e-3, 1);
     } else if (arg == "--out") {
       o.out = value();
     } else if (arg == "--store") {
@@ -129,7 +115,7 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--eval") {
       o.eval.push_back(value());
     } else if (arg == "--repeats") {
-      o.repeats = parse_count(arg, value(), 1, 1000);
+      o.repeats = flags::integer(arg, value(), 1, 1000);
     } else if (!arg.empty() && arg[0] == '-') {
       usage_error("unknown option '" + arg + "'");
     } else if (o.model_path.empty()) {
@@ -400,7 +386,12 @@ void run_search(const Options& o, Scorer& scorer) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse_options(argc, argv);
+  Options o;
+  try {
+    o = parse_options(argc, argv);
+  } catch (const flags::BadFlagValue& e) {
+    usage_error(e.what());
+  }
   try {
     const std::unique_ptr<Model> model = Model::load(o.model_path);
     const std::vector<std::vector<int32_t>> windows = cut_windows(read_tokens(*model, o.data_path), o);
