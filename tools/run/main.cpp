@@ -330,6 +330,7 @@ int main(int argc, char** argv) {
     const char* rest = t2r_text_stream_finish(text, &length);
     std::fwrite(rest, 1, length, stdout);
     std::printf("\n");
+    std::fflush(stdout);  // before the statistics on stderr, also when both go to one file
     const double generate_seconds = seconds_since(generate_start);
     if (o.stats && length_config) {
       std::fprintf(stderr, "[length config %s: %.1f%% of the prompt's prefill FLOPs]\n", o.length_config.c_str(),
