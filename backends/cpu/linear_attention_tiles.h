@@ -17,14 +17,13 @@
 #include <cstddef>
 
 #include "kernels.h"
+#include "matmul_tiles.h"  // smaller()
 
 namespace t2r::cpu::tiles {
 namespace {
 
 constexpr size_t kSubChunk = 64;     // tokens whose scores sit on the stack at once (16 KB)
 constexpr size_t kFeatureBlock = 64;  // features of phi_q^T transposed at once (16 KB)
-
-constexpr size_t fewer(size_t a, size_t b) { return a < b ? a : b; }
 
 // axpy_tile over `rows` rows of y, T at a time.
 template <typename K>
@@ -45,7 +44,7 @@ void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* 
   float denominator[kSubChunk];
   const size_t r = c.r, d_v = c.d_v;
   for (size_t t0 = 0; t0 < c.n; t0 += kSubChunk) {
-    const size_t m = fewer(kSubChunk, c.n - t0);
+    const size_t m = smaller(kSubChunk, c.n - t0);
     const float* phi_q = c.phi_q + t0 * c.phi_stride;
     const float* phi_k = c.phi_k + t0 * c.phi_stride;
     const float* v = c.v + t0 * c.v_stride;
@@ -54,7 +53,7 @@ void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* 
     // A^T[s][t] = phi_k_s . phi_q_t, then the part above the diagonal (t < s) cleared.
     for (size_t i = 0; i < m * kSubChunk; ++i) scores[i] = 0;
     for (size_t f0 = 0; f0 < r; f0 += kFeatureBlock) {
-      const size_t features = fewer(kFeatureBlock, r - f0);
+      const size_t features = smaller(kFeatureBlock, r - f0);
       for (size_t t = 0; t < m; ++t) {
         for (size_t f = 0; f < features; ++f) q_t[f * kSubChunk + t] = phi_q[t * c.phi_stride + f0 + f];
       }
