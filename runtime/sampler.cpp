@@ -87,13 +87,14 @@ int32_t Sampler::sample(const float* logits) {
       std::nth_element(order_.begin(), order_.begin() + long(candidates), order_.end(), more_likely);
     }
     if (options_.top_p < 1.0f) {
-      // Tokens below (1 - p) / (n - 1) can never be in the nucleus; dropping them first keeps
-      // the sort short.
+      // A token other than the most likely one is in the nucleus only if it and the tokens after
+      // it hold more than 1 - p, so tokens below (1 - p) / (n - 1) can be dropped before the sort.
+      // The most likely token always stays: for p < 1 / n the cutoff can exceed its probability.
+      const int32_t most_likely = chosen;
       const float cutoff = (1.0f - options_.top_p) / float(n - 1);
       candidates = size_t(std::partition(order_.begin(), order_.begin() + long(candidates),
-                                         [&](int32_t t) { return probs_[size_t(t)] >= cutoff; }) -
+                                         [&](int32_t t) { return t == most_likely || probs_[size_t(t)] >= cutoff; }) -
                           order_.begin());
-      if (candidates == 0) candidates = 1;  // unreachable unless probabilities are degenerate
     }
     std::sort(order_.begin(), order_.begin() + long(candidates), more_likely);
     double mass = 0;

@@ -72,6 +72,15 @@ TEST_CASE("the sampler is greedy at temperature 0 and reproducible with a seed")
     int32_t t = nucleus.sample(logits.data());
     CHECK((t == 1 || t == 3));
   }
+  // A nucleus smaller than 1 / n holds the most likely token alone, even when the pre-filter's
+  // cutoff (1 - p) / (n - 1) exceeds that token's probability.
+  SamplerOptions tiny_nucleus;
+  tiny_nucleus.temperature = 1.0f;
+  tiny_nucleus.top_p = 0.1f;
+  tiny_nucleus.seed = 7;
+  Sampler tiny(4, tiny_nucleus);
+  const std::vector<float> nearly_flat = {0.0f, 0.0f, 0.0f, 0.01f};
+  for (int i = 0; i < 50; ++i) CHECK(tiny.sample(nearly_flat.data()) == 3);
   // A strong repetition penalty moves greedy decoding off a token it just produced.
   SamplerOptions penalized;
   penalized.repetition_penalty = 10.0f;

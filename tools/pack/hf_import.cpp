@@ -6,6 +6,7 @@
 
 #include "checkpoint_import.h"
 #include "error.h"
+#include "hf_config.h"
 #include "json.h"
 #include "mapped_file.h"
 #include "safetensors.h"
@@ -55,36 +56,70 @@ class TensorSource {
   std::map<std::string, const SafetensorsFile*> located_;
 };
 
+// The rotary base, from transformers 5's "rope_parameters" or the older top-level "rope_theta"
+// (both forms give the same model); any rotary scaling is refused by name.
+double rope_theta(HfConfig& config) {
+  const json::Value* top = config.find("rope_theta");
+  double theta = top ? top->as_number() : 10000.0;  // LlamaConfig's default
+  if (const json::Value* scaling = config.find("rope_scaling")) {
+    const json::Value* type = scaling->find("rope_type") ? scaling->find("rope_type") : scaling->find("type");
+    if (!type || type->as_string() != "default" || scaling->as_object().size() != 1) {
+      config.unsupported("\"rope_scaling\": " + json_text(*scaling));
+    }
+  }
+  if (const json::Value* params = config.find("rope_parameters")) {
+    for (const auto& [key, value] : params->as_object()) {
+      if (key == "rope_type" && value.as_string() == "default") continue;
+      if (key == "rope_theta") {
+        if (top && value.as_number() != top->as_number()) {
+          config.unsupported("\"rope_theta\": " + json_text(*top) + " and \"rope_parameters\".rope_theta " +
+                             json_text(value) + " disagree");
+        }
+        theta = value.as_number();
+        continue;
+      }
+      config.unsupported("\"rope_parameters\".\"" + key + "\": " + json_text(value));
+    }
+  }
+  if (!(theta > 0) || !std::isfinite(theta)) config.unsupported("rope_theta " + std::to_string(theta));
+  return theta;
+}
+
 }  // namespace
 
 ImportedModel import_huggingface(const std::string& dir) {
-  const std::string config_path = dir + "/config.json";
-  const json::Value config = json::parse(MappedFile(config_path).bytes());
-  auto unsupported = [&](const std::string& what) -> void {
-    throw Error(config_path + ": unsupported model: " + what);
-  };
-  const json::Value* model_type = config.find("model_type");
-  if (!model_type || model_type->as_string() != "llama") unsupported("model_type must be \"llama\"");
-  auto flag = [&](const char* key, bool fallback) {
-    const json::Value* v = config.find(key);
-    return v && !v->is_null() ? v->as_bool() : fallback;
-  };
-  if (flag("attention_bias", false) || flag("mlp_bias", false)) unsupported("biases in attention or mlp");
+  HfConfig config(dir + "/config.json");
+  auto unsupported = [&](const std::string& what) { config.unsupported(what); };
+  if (config.at("model_type").as_string() != "llama") unsupported("model_type must be \"llama\"");
+  if (config.flag("attention_bias", false) || config.flag("mlp_bias", false)) unsupported("biases in attention or mlp");
   if (const json::Value* act = config.find("hidden_act"); act && act->as_string() != "silu") {
     unsupported("hidden_act " + act->as_string());
   }
-  if (const json::Value* scaling = config.find("rope_scaling"); scaling && !scaling->is_null()) {
-    unsupported("rope_scaling");
+  for (const char* key : {"torch_dtype", "dtype"}) {  // the checkpoint's storage type, either generation's name
+    const json::Value* dtype = config.find(key);
+    if (dtype && dtype->as_string() != "float32" && dtype->as_string() != "float16" &&
+        dtype->as_string() != "bfloat16") {
+      unsupported("\"" + std::string(key) + "\": " + json_text(*dtype));
+    }
   }
+  config.require_absent_or("partial_rotary_factor", json::Value::number(1));
+  config.require_absent_or("sliding_window", json::Value());
+  config.require_absent_or("use_sliding_window", json::Value::boolean(false));
+  config.require_absent_or("attention_logit_softcapping", json::Value());
+  config.require_absent_or("final_logit_softcapping", json::Value());
+  const double theta = rope_theta(config);
 
   const int64_t V = config.at("vocab_size").as_int(), d = config.at("hidden_size").as_int(),
                 F = config.at("intermediate_size").as_int(), L = config.at("num_hidden_layers").as_int(),
                 H = config.at("num_attention_heads").as_int();
-  const int64_t Hkv = config.find("num_key_value_heads") ? config.at("num_key_value_heads").as_int() : H;
+  const int64_t Hkv = config.integer("num_key_value_heads", H);
   if (V <= 0 || d <= 0 || F <= 0 || L <= 0 || H <= 0 || Hkv <= 0 || H % Hkv != 0) unsupported("inconsistent sizes");
-  const json::Value* head_dim_value = config.find("head_dim");
-  const int64_t dh = head_dim_value && !head_dim_value->is_null() ? head_dim_value->as_int() : d / H;
+  const int64_t dh = config.integer("head_dim", d / H);
   if (dh <= 0 || dh % 2 != 0) unsupported("head_dim must be positive and even");
+  const double norm_eps = config.number("rms_norm_eps", 1e-6);
+  const int64_t max_positions = config.integer("max_position_embeddings", 2048);
+  const bool tied = config.flag("tie_word_embeddings", false);
+  const json::Value* eos = config.find("eos_token_id");
 
   std::string attention = "softmax";
   int64_t r = 0;
@@ -107,6 +142,7 @@ ImportedModel import_huggingface(const std::string& dir) {
       unsupported("t2r.feature_map '" + map + "'");
     }
   }
+  config.check_all_read();
 
   ImportedModel m;
   m.metadata.set("general.architecture", std::string("llama"));
@@ -119,13 +155,12 @@ ImportedModel import_huggingface(const std::string& dir) {
   m.metadata.set("model.head_dim", dh);
   m.metadata.set("model.ffn_dim", F);
   m.metadata.set("model.norm", std::string("rmsnorm"));
-  m.metadata.set("model.norm_eps", config.find("rms_norm_eps") ? config.at("rms_norm_eps").as_number() : 1e-6);
+  m.metadata.set("model.norm_eps", norm_eps);
   m.metadata.set("model.ffn", std::string("swiglu"));
   m.metadata.set("model.embedding_scale", 1.0);
   m.metadata.set("model.positions", std::string("rotary"));
-  m.metadata.set("model.rope_theta", config.find("rope_theta") ? config.at("rope_theta").as_number() : 10000.0);
-  m.metadata.set("model.max_positions",
-                 config.find("max_position_embeddings") ? config.at("max_position_embeddings").as_int() : 2048);
+  m.metadata.set("model.rope_theta", theta);
+  m.metadata.set("model.max_positions", max_positions);
   m.metadata.set("attention.kind", attention);
   if (attention != "softmax") m.metadata.set("attention.denominator_floor", floor);
   if (attention == "t2r") {
@@ -136,7 +171,7 @@ ImportedModel import_huggingface(const std::string& dir) {
   TensorSource source(dir);
   const auto u = [](int64_t v) { return uint64_t(v); };
   m.add("token_embedding", {u(V), u(d)}, source.get("model.embed_tokens.weight", {V, d}));
-  if (!flag("tie_word_embeddings", false)) {
+  if (!tied) {
     m.add("output", {u(V), u(d)}, source.get("lm_head.weight", {V, d}));
   } else if (source.has("lm_head.weight")) {
     unsupported("tie_word_embeddings is true but lm_head.weight is present");
@@ -162,8 +197,10 @@ ImportedModel import_huggingface(const std::string& dir) {
   }
 
   TokenizerData tokenizer = import_hf_tokenizer(dir + "/tokenizer.json", int32_t(V));
-  if (const json::Value* eos = config.find("eos_token_id"); eos && eos->type() == json::Value::Type::Number) {
-    tokenizer.eos_id = int32_t(eos->as_int());
+  if (eos) {  // one id, or a list of them whose first ends documents
+    const bool list = eos->type() == json::Value::Type::Array;
+    if (list && eos->as_array().empty()) unsupported("\"eos_token_id\": []");
+    tokenizer.eos_id = int32_t((list ? eos->as_array()[0] : *eos).as_int());
   }
   put_tokenizer(m.metadata, tokenizer);
   m.description = "Hugging Face llama, " + attention + " attention" +
