@@ -88,16 +88,15 @@ void t2r_model_free(t2r_model* model) { delete model; }
 
 void t2r_model_get_info(const t2r_model* model, t2r_model_info* info) {
   const t2r::Hyperparams& hp = model->model->hparams();
-  static const char* const kAttention[] = {"softmax", "t2r", "elu"};
   info->architecture = hp.architecture.c_str();
-  info->attention = kAttention[int(hp.attention)];
+  info->attention = hp.attention_summary().data();  // static text
   info->vocab_size = hp.vocab_size;
   info->dim = hp.dim;
   info->n_layers = hp.n_layers;
   info->n_heads = hp.n_heads;
   info->n_kv_heads = hp.n_kv_heads;
   info->head_dim = hp.head_dim;
-  info->feature_dim = hp.feature_dim;
+  info->feature_dim = hp.feature_dim();
   info->ffn_dim = hp.ffn_dim;
   info->max_positions = hp.max_positions;
   info->parameter_count = model->model->parameter_count();

@@ -135,24 +135,28 @@ LengthConfig length_config_for(const Model& model, std::string_view list_or_name
   return parse_length_config(metadata.get_string(length_config_key(list_or_name)), n_layers);
 }
 
-double prefill_flops(const Hyperparams& hp, const LengthConfig& config, size_t prompt) {
+double layer_flops_per_token(const Hyperparams& hp, size_t layer) {
+  const AttentionSpec& spec = hp.attention(layer);
   const double d = double(hp.dim), H = double(hp.n_heads), Hkv = double(hp.n_kv_heads), dh = double(hp.head_dim),
-               r = double(hp.feature_dim), F = double(hp.ffn_dim);
-  double projections = hp.feature_map_folded ? 2 * d * H * r : d * H * dh + d * Hkv * dh;
+               r = double(spec.linear.features), F = double(hp.ffn_dim);
+  const bool folded = spec.is_linear() && spec.linear.folded;
+  double projections = folded ? 2 * d * H * r : d * H * dh + d * Hkv * dh;
   projections += d * Hkv * dh + H * dh * d;  // v and o
-  if (hp.attention == AttentionKind::T2R && !hp.feature_map_folded) projections += 2 * H * r * dh;
+  if (spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp && !folded) projections += 2 * H * r * dh;
   const double ffn = (hp.ffn == FfnKind::SwiGlu ? 3 : 2) * d * F;
   // Recurrent form: phi(q)^T S and phi(q) . z, then S += phi(k) v^T and z += phi(k).
   const double attention = H * (2 * r * dh + 2 * r);
-  const double per_token = 2 * (projections + ffn + attention);
-  const double features = H * r;
+  return 2 * (projections + ffn + attention);
+}
 
-  double flops = 2 * d * double(hp.vocab_size);  // logits of the last prompt token
+double prefill_flops(const Hyperparams& hp, const LengthConfig& config, size_t prompt) {
+  double flops = 2 * double(hp.dim) * double(hp.vocab_size);  // logits of the last prompt token
   size_t entering = prompt;
   for (size_t l = 0; l < config.keep.size(); ++l) {
-    flops += per_token * double(entering);
+    flops += layer_flops_per_token(hp, l) * double(entering);
     const size_t next = l + 1 < config.keep.size() ? config.tokens_entering(l + 1, prompt) : entering;
     // Scoring: one phi(k) . sum-of-queries per candidate, and w queries normalized.
+    const double features = double(hp.n_heads * hp.attention(l).linear.features);
     if (next < entering && config.significance != Significance::Recency) {
       flops += 2 * features * double(entering) + 6 * features * double(std::min(kLengthWindow, entering));
     }

@@ -57,6 +57,8 @@ LengthConfig length_config_for(const Model& model, std::string_view list_or_name
 // Multiply-adds counted twice, for a prompt of `prompt` tokens: per layer, the matrix products,
 // the feature maps and the recurrent attention of every token that enters it; the significance
 // scores where tokens are dropped; and the logits of the last token.
+// Multiply-adds times 2 of one token through layer `layer` in the recurrent form.
+double layer_flops_per_token(const Hyperparams& hp, size_t layer);
 double prefill_flops(const Hyperparams& hp, const LengthConfig& config, size_t prompt);
 // prefill_flops of `config` over that of the full configuration.
 double prefill_flops_fraction(const Hyperparams& hp, const LengthConfig& config, size_t prompt);

@@ -3,81 +3,9 @@
 #include <cmath>
 
 #include "error.h"
+#include "schema.h"
 
 namespace t2r {
-namespace {
-
-int64_t positive(const Metadata& m, const char* key, int64_t max) {
-  int64_t v = m.get_int(key);
-  if (v < 1 || v > max) {
-    throw Error("model metadata: " + std::string(key) + " = " + std::to_string(v) + " is outside 1.." +
-                std::to_string(max));
-  }
-  return v;
-}
-
-float positive_float(const Metadata& m, const char* key) {
-  double v = m.get_float(key);
-  if (!(v > 0 && v < 1e30)) throw Error("model metadata: " + std::string(key) + " must be a positive number");
-  return float(v);
-}
-
-template <typename Enum>
-Enum choice(const Metadata& m, const char* key, std::initializer_list<std::pair<const char*, Enum>> options) {
-  const std::string& value = m.get_string(key);
-  std::string allowed;
-  for (const auto& [name, e] : options) {
-    if (value == name) return e;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(name);
-  }
-  throw Error("model metadata: " + std::string(key) + " = '" + value + "' is not one of " + allowed);
-}
-
-}  // namespace
-
-Hyperparams Hyperparams::from_metadata(const Metadata& m) {
-  Hyperparams hp;
-  hp.architecture = m.get_string("general.architecture");
-  hp.vocab_size = positive(m, "model.vocab_size", 1 << 24);
-  hp.dim = positive(m, "model.dim", 1 << 16);
-  hp.n_layers = positive(m, "model.n_layers", 1024);
-  hp.n_heads = positive(m, "model.n_heads", 1024);
-  hp.n_kv_heads = positive(m, "model.n_kv_heads", hp.n_heads);
-  hp.head_dim = positive(m, "model.head_dim", 1 << 12);
-  hp.ffn_dim = positive(m, "model.ffn_dim", 1 << 18);
-  hp.max_positions = positive(m, "model.max_positions", int64_t(1) << 40);
-  if (hp.n_heads % hp.n_kv_heads != 0) {
-    throw Error("model metadata: n_heads " + std::to_string(hp.n_heads) + " is not a multiple of n_kv_heads " +
-                std::to_string(hp.n_kv_heads));
-  }
-  hp.norm = choice<NormKind>(m, "model.norm", {{"layernorm", NormKind::LayerNorm}, {"rmsnorm", NormKind::RmsNorm}});
-  hp.norm_eps = positive_float(m, "model.norm_eps");
-  hp.ffn = choice<FfnKind>(m, "model.ffn", {{"relu", FfnKind::Relu}, {"swiglu", FfnKind::SwiGlu}});
-  hp.embedding_scale = positive_float(m, "model.embedding_scale");
-  hp.positions = choice<PositionKind>(m, "model.positions",
-                                      {{"sinusoidal", PositionKind::Sinusoidal}, {"rotary", PositionKind::Rotary}});
-  if (hp.positions == PositionKind::Sinusoidal) {
-    hp.position_offset = m.get_int("model.position_offset");
-    if (hp.position_offset < 0 || hp.position_offset > 1024) throw Error("model metadata: model.position_offset out of range");
-    if (hp.dim % 2 != 0 || hp.dim < 4) throw Error("model metadata: sinusoidal positions need an even dim >= 4");
-  } else {
-    hp.rope_theta = positive_float(m, "model.rope_theta");
-    if (hp.head_dim % 2 != 0) throw Error("model metadata: rotary positions need an even head_dim");
-  }
-  hp.attention = choice<AttentionKind>(
-      m, "attention.kind", {{"softmax", AttentionKind::Softmax}, {"t2r", AttentionKind::T2R}, {"elu", AttentionKind::Elu}});
-  if (hp.attention == AttentionKind::T2R) {
-    hp.feature_dim = positive(m, "attention.feature_dim", 1 << 14);
-    hp.feature_map_folded = m.get_int("attention.feature_map_folded", 0) != 0;
-    if (hp.feature_map_folded && hp.positions == PositionKind::Rotary) {
-      throw Error("model metadata: a folded feature map cannot be combined with rotary positions");
-    }
-  } else if (hp.attention == AttentionKind::Elu) {
-    hp.feature_dim = hp.head_dim;
-  }
-  if (hp.linear_attention()) hp.denominator_floor = positive_float(m, "attention.denominator_floor");
-  return hp;
-}
 
 std::unique_ptr<Model> Model::load(const std::string& path) { return from_file(ModelFile::open(path)); }
 
@@ -90,7 +18,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   const Metadata& m = file_.metadata();
   hp_ = Hyperparams::from_metadata(m);
   const uint64_t V = hp_.vocab_size, d = hp_.dim, H = hp_.n_heads, Hkv = hp_.n_kv_heads, dh = hp_.head_dim,
-                 r = hp_.feature_dim, F = hp_.ffn_dim;
+                 F = hp_.ffn_dim;
   const bool layernorm = hp_.norm == NormKind::LayerNorm;
 
   auto matrix = [&](const std::string& name, uint64_t rows, uint64_t cols) {
@@ -102,52 +30,53 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     if (t.dtype != DType::F32) throw Error(file_.label() + ": tensor '" + name + "' must be f32");
     return static_cast<const float*>(t.data);
   };
-  auto optional_vector = [&](const std::string& name, uint64_t n) -> const float* {
-    return file_.find(name) ? vector(name, n) : nullptr;
+  // A projection [rows, cols]; its bias is optional unless `bias_required`.
+  auto linear = [&](const std::string& part, uint64_t rows, uint64_t cols, bool bias_required = false) {
+    const std::string bias = schema::bias(part);
+    return Linear{matrix(schema::weight(part), rows, cols),
+                  bias_required || file_.find(bias) ? vector(bias, rows) : nullptr};
   };
-  auto norm = [&](const std::string& prefix) {
-    return Norm{vector(prefix + ".weight", d), layernorm ? vector(prefix + ".bias", d) : nullptr};
+  auto norm = [&](const std::string& part) {
+    return Norm{vector(schema::weight(part), d), layernorm ? vector(schema::bias(part), d) : nullptr};
   };
 
-  embedding_ = matrix("token_embedding", V, d);
-  output_ = file_.find("output") ? matrix("output", V, d) : embedding_;
-  output_norm_ = norm("output_norm");
+  embedding_ = matrix(schema::kTokenEmbedding, V, d);
+  output_ = file_.find(schema::kOutput) ? matrix(schema::kOutput, V, d) : embedding_;
+  output_norm_ = norm(schema::kOutputNorm);
   for (int64_t l = 0; l < hp_.n_layers; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    LayerWeights w;
-    w.attn_norm = norm(p + "attn_norm");
-    w.ffn_norm = norm(p + "ffn_norm");
-    if (hp_.feature_map_folded) {
-      w.feature_q = matrix(p + "attn.feature_q.weight", H * r, d);
-      w.feature_q_bias = vector(p + "attn.feature_q.bias", H * r);
-      w.feature_k = matrix(p + "attn.feature_k.weight", H * r, d);
-      w.feature_k_bias = vector(p + "attn.feature_k.bias", H * r);
+    const auto part = [&](const std::string& name) { return schema::layer(l, name); };
+    const AttentionSpec& spec = hp_.attention(size_t(l));
+    const bool relu_mlp = spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp;
+    const uint64_t r = uint64_t(spec.linear.features);
+    BlockWeights w;
+    w.attn_norm = norm(part(schema::kAttnNorm));
+    w.ffn_norm = norm(part(schema::kFfnNorm));
+    AttentionWeights& a = w.attention;
+    if (relu_mlp && spec.linear.folded) {
+      a.feature_q = linear(part(schema::kFeatureQ), H * r, d, true);
+      a.feature_k = linear(part(schema::kFeatureK), H * r, d, true);
     } else {
-      w.q = matrix(p + "attn.q.weight", H * dh, d);
-      w.q_bias = optional_vector(p + "attn.q.bias", H * dh);
-      w.k = matrix(p + "attn.k.weight", Hkv * dh, d);
-      w.k_bias = optional_vector(p + "attn.k.bias", Hkv * dh);
-      if (hp_.attention == AttentionKind::T2R) {
-        const TensorInfo& fm = file_.require(p + "attn.feature_map.weight", {H, r, dh});
-        w.feature_map = cpu::Matrix{fm.dtype, fm.data, H * r, dh};
-        const TensorInfo& fb = file_.require(p + "attn.feature_map.bias", {H, r});
-        if (fb.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
-        w.feature_map_bias = static_cast<const float*>(fb.data);
+      a.q = linear(part(schema::kAttnQ), H * dh, d);
+      a.k = linear(part(schema::kAttnK), Hkv * dh, d);
+      if (relu_mlp) {  // stored [H, r, d_h]: used as [H r, d_h], r rows per head
+        const TensorInfo& map = file_.require(schema::weight(part(schema::kFeatureMap)), {H, r, dh});
+        const TensorInfo& bias = file_.require(schema::bias(part(schema::kFeatureMap)), {H, r});
+        if (bias.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
+        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, H * r, dh}, static_cast<const float*>(bias.data)};
       }
     }
-    w.v = matrix(p + "attn.v.weight", Hkv * dh, d);
-    w.v_bias = optional_vector(p + "attn.v.bias", Hkv * dh);
-    w.o = matrix(p + "attn.o.weight", d, H * dh);
-    w.o_bias = optional_vector(p + "attn.o.bias", d);
-    w.up = matrix(p + "ffn.up.weight", F, d);
-    w.down = matrix(p + "ffn.down.weight", d, F);
+    a.v = linear(part(schema::kAttnV), Hkv * dh, d);
+    a.o = linear(part(schema::kAttnO), d, H * dh);
+    FfnWeights& f = w.ffn;
     if (hp_.ffn == FfnKind::SwiGlu) {
-      w.gate = matrix(p + "ffn.gate.weight", F, d);
+      f.up = Linear{matrix(schema::weight(part(schema::kFfnUp)), F, d)};
+      f.gate = Linear{matrix(schema::weight(part(schema::kFfnGate)), F, d)};
+      f.down = Linear{matrix(schema::weight(part(schema::kFfnDown)), d, F)};
     } else {
-      w.up_bias = optional_vector(p + "ffn.up.bias", F);
-      w.down_bias = optional_vector(p + "ffn.down.bias", d);
+      f.up = linear(part(schema::kFfnUp), F, d);
+      f.down = linear(part(schema::kFfnDown), d, F);
     }
-    layers_.push_back(w);
+    blocks_.push_back(w);
   }
 
   if (hp_.positions == PositionKind::Rotary) {

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "reference.h"
 #include "sampler.h"
+#include "sequence_state.h"
 #include "session.h"
 #include "synthetic_model.h"
 
@@ -217,13 +218,14 @@ TEST_CASE("the state's magnitude and the last layer's heads read the recurrent s
   Session session(*t2r.model, SessionOptions{0, 1, 64, 0});
   for (int32_t t : {10, 20, 30, 40}) session.step(t);
   const Hyperparams& hp = t2r.model->hparams();
-  const size_t r = size_t(hp.feature_dim), dh = size_t(hp.head_dim), H = size_t(hp.n_heads);
+  const size_t r = size_t(hp.feature_dim()), dh = size_t(hp.head_dim), H = size_t(hp.n_heads);
   std::vector<unsigned char> saved(session.state_size());
   session.save_state(saved.data(), saved.size());
-  // The payload after the logits: S [L, H, r, d_h], then z [L, H, r].
+  // The payload after the logits: S [L, H, r, d_h], then z [L, H, r] (runtime/sequence_state.h).
   std::vector<float> state(H * r * dh), normalizer(H * r);
-  std::memcpy(state.data(), saved.data() + 40 + 256 * 4, state.size() * 4);
-  std::memcpy(normalizer.data(), saved.data() + 40 + 256 * 4 + state.size() * 4, normalizer.size() * 4);
+  const size_t payload = kStateHeaderBytes + size_t(hp.vocab_size) * 4;
+  std::memcpy(state.data(), saved.data() + payload, state.size() * 4);
+  std::memcpy(normalizer.data(), saved.data() + payload + state.size() * 4, normalizer.size() * 4);
   float max_s = 0;
   for (float x : state) max_s = std::max(max_s, std::fabs(x));
   const StateMagnitude m = session.state_magnitude();
@@ -287,7 +289,7 @@ TEST_CASE("length-adaptive prefill allocates nothing") {
   // Its buffers are planned for the longest prompt: the residual stream beyond one chunk (64
   // rows), and phi(k), position, score and order of every token.
   const Hyperparams& hp = model.hparams();
-  const size_t planned = ((1000 - 64) * size_t(hp.dim) + 1000 * size_t(hp.n_heads * hp.feature_dim + 4)) * 4;
+  const size_t planned = ((1000 - 64) * size_t(hp.dim) + 1000 * size_t(hp.n_heads * hp.feature_dim() + 4)) * 4;
   CHECK(session.adaptive_bytes() >= planned);
   CHECK(session.adaptive_bytes() < planned + 64 * 1024);
 }
@@ -300,7 +302,7 @@ TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
   decode_only.threads = 1;
   Session session(t2r, decode_only);
   // The recurrent state is L x H x r x (d_h + 1) floats, whatever the context length.
-  const size_t state_bytes = size_t(hp.n_layers * hp.n_heads * hp.feature_dim * (hp.head_dim + 1)) * 4;
+  const size_t state_bytes = size_t(hp.n_layers * hp.n_heads * hp.feature_dim() * (hp.head_dim + 1)) * 4;
   CHECK(session.bytes() >= state_bytes + size_t(hp.vocab_size) * 4);
   CHECK(session.bytes() < state_bytes + size_t(hp.vocab_size) * 4 + 64 * 1024);
   CHECK(session.max_context() == -1);
@@ -309,7 +311,7 @@ TEST_CASE("a session's memory is fixed when it starts and reported exactly") {
   chunked.prefill_chunk = 64;
   const size_t activations_per_token = size_t(3 * hp.dim + 2 * hp.n_heads * hp.head_dim +
                                               2 * hp.n_kv_heads * hp.head_dim +
-                                              2 * hp.n_heads * hp.feature_dim + 2 * hp.ffn_dim) * 4;
+                                              2 * hp.n_heads * hp.feature_dim() + 2 * hp.ffn_dim) * 4;
   CHECK(Session(t2r, chunked).bytes() <= session.bytes() + 64 * activations_per_token + 16 * 64);
 
   const Model& softmax = packed_reference_model("llama-softmax", DType::F32);

@@ -14,7 +14,8 @@ namespace t2r::vulkan {
 // Regions of the activation and state arenas.
 struct Session::Activations {
   size_t step, x, q, k, v, attn_out, hidden, logits, scores;
-  std::vector<size_t> state, keys, values;  // per layer; state is S then z
+  // Per layer: state (S then z) for linear attention, keys and values for softmax; the other unused.
+  std::vector<size_t> state, keys, values;
 };
 
 Session::Session(const Model& model, const SessionOptions& options)
@@ -24,7 +25,7 @@ Session::Session(const Model& model, const SessionOptions& options)
       activations_(*device_),
       state_(*device_) {
   const Hyperparams& hp = model.hparams();
-  if (!hp.linear_attention()) max_context_ = options.max_context > 0 ? options.max_context : hp.max_positions;
+  if (hp.has_softmax_attention()) max_context_ = options.max_context > 0 ? options.max_context : hp.max_positions;
   Activations a;
   plan(a);
   activations_.allocate(Memory::Device);
@@ -40,7 +41,7 @@ Session::~Session() = default;
 void Session::plan(Activations& a) {
   const Hyperparams& hp = model_.hparams();
   const uint64_t L = hp.n_layers, d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
-                 r = hp.feature_dim, F = hp.ffn_dim, V = hp.vocab_size;
+                 r = uint64_t(hp.max_linear_features()) / H, F = hp.ffn_dim, V = hp.vocab_size;
   const uint64_t context = max_context_ > 0 ? uint64_t(max_context_) : 0, f = sizeof(float);
   Arena& act = activations_;
   a.step = act.reserve(2 * sizeof(uint32_t), "the step input");
@@ -55,10 +56,14 @@ void Session::plan(Activations& a) {
   a.scores = act.reserve(H * context * f, "the attention scores");
   for (uint64_t l = 0; l < L; ++l) {
     const std::string layer = "layer " + std::to_string(l) + "'s ";
-    if (hp.linear_attention()) {
-      a.state.push_back(state_.reserve((H * r * dh + H * r) * f, layer + "linear-attention state"));
+    if (hp.attention(l).is_linear()) {
+      const uint64_t features = uint64_t(hp.attention(l).linear.features);
+      a.state.push_back(state_.reserve((H * features * dh + H * features) * f, layer + "linear-attention state"));
+      a.keys.push_back(0);
+      a.values.push_back(0);
     } else {
       const std::string hint = " (of " + std::to_string(context) + " positions; choose a smaller max context)";
+      a.state.push_back(0);
       a.keys.push_back(state_.reserve(context * Hkv * dh * f, layer + "key cache" + hint));
       a.values.push_back(state_.reserve(context * Hkv * dh * f, layer + "value cache" + hint));
     }
@@ -72,13 +77,12 @@ void Session::record(const Activations& a) {
   const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
   auto act = [&](size_t region) { return activations_[region]; };
   // W norm(x) (+ bias), or W x when `norm` is null.
-  auto project = [&](const cpu::Matrix& m, const float* bias, const Norm* norm, size_t in, size_t out,
-                     Epilogue e = Epilogue::Store) {
+  auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
-    op.w = w.matrix(m);
+    op.w = w.matrix(m.weight);
     op.x = act(in);
     op.y = act(out);
-    op.bias = w.vector(bias);
+    op.bias = w.vector(m.bias);
     op.epilogue = e;
     if (norm) {
       op.norm = hp.norm;
@@ -102,26 +106,28 @@ void Session::record(const Activations& a) {
   p.dispatch(embed(dev, w.matrix(model_.embedding()), hp.embedding_scale, act(a.step), act(a.x),
                    sinusoidal ? w.position_freq() : Span{}, uint32_t(hp.position_offset)));
   p.barrier();
-  const auto& layers = model_.layers();
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerWeights& lw = layers[l];
-    if (hp.feature_map_folded) {
-      p.dispatch(project(lw.feature_q, lw.feature_q_bias, &lw.attn_norm, a.x, a.q, Epilogue::Relu));
-      p.dispatch(project(lw.feature_k, lw.feature_k_bias, &lw.attn_norm, a.x, a.k, Epilogue::Relu));
+  const auto& blocks = model_.blocks();
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const BlockWeights& block = blocks[l];
+    const AttentionWeights& aw = block.attention;
+    const AttentionSpec& spec = hp.attention(l);
+    if (spec.is_linear() && spec.linear.folded) {
+      p.dispatch(project(aw.feature_q, &block.attn_norm, a.x, a.q, Epilogue::Relu));
+      p.dispatch(project(aw.feature_k, &block.attn_norm, a.x, a.k, Epilogue::Relu));
     } else {
-      p.dispatch(project(lw.q, lw.q_bias, &lw.attn_norm, a.x, a.q));
-      p.dispatch(project(lw.k, lw.k_bias, &lw.attn_norm, a.x, a.k));
+      p.dispatch(project(aw.q, &block.attn_norm, a.x, a.q));
+      p.dispatch(project(aw.k, &block.attn_norm, a.x, a.k));
     }
-    p.dispatch(project(lw.v, lw.v_bias, &lw.attn_norm, a.x, a.v));
+    p.dispatch(project(aw.v, &block.attn_norm, a.x, a.v));
     p.barrier();
-    if (hp.linear_attention()) {
+    if (spec.is_linear()) {
       LinearAttention la;
-      la.features_kind = hp.feature_map_folded ? Features::Given
-                         : hp.attention == AttentionKind::T2R ? Features::Map
-                                                              : Features::Elu;
+      la.features_kind = spec.linear.folded                             ? Features::Given
+                         : spec.linear.feature_map == FeatureMap::ReluMlp ? Features::Map
+                                                                          : Features::Elu;
       if (la.features_kind == Features::Map) {
-        la.map = w.matrix(lw.feature_map);
-        la.map_bias = w.vector(lw.feature_map_bias);
+        la.map = w.matrix(aw.feature_map.weight);
+        la.map_bias = w.vector(aw.feature_map.bias);
       }
       la.q = act(a.q);
       la.k = act(a.k);
@@ -132,10 +138,10 @@ void Session::record(const Activations& a) {
       la.rotary_freq = rotary;
       la.heads = H;
       la.kv_heads = Hkv;
-      la.features = uint32_t(hp.feature_dim);
+      la.features = uint32_t(spec.linear.features);
       la.head_dim = dh;
       la.q_scale = q_scale;
-      la.floor = hp.denominator_floor;
+      la.floor = spec.linear.floor;
       p.dispatch(linear_attention(dev, la));
     } else {
       SoftmaxAttention sa;
@@ -156,36 +162,41 @@ void Session::record(const Activations& a) {
       p.dispatch(softmax_attention(dev, sa));
     }
     p.barrier();
-    p.dispatch(project(lw.o, lw.o_bias, nullptr, a.attn_out, a.x, Epilogue::Add));
+    p.dispatch(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add));
     p.barrier();
     if (hp.ffn == FfnKind::SwiGlu) {
       Matvec gate;
-      gate.w = w.matrix(lw.gate);
-      gate.up = w.matrix(lw.up);
+      gate.w = w.matrix(block.ffn.gate.weight);
+      gate.up = w.matrix(block.ffn.up.weight);
       gate.x = act(a.x);
       gate.y = act(a.hidden);
       gate.epilogue = Epilogue::SwiGlu;
       gate.norm = hp.norm;
-      gate.norm_weight = w.vector(lw.ffn_norm.weight);
-      gate.norm_bias = w.vector(lw.ffn_norm.bias);
+      gate.norm_weight = w.vector(block.ffn_norm.weight);
+      gate.norm_bias = w.vector(block.ffn_norm.bias);
       gate.norm_eps = hp.norm_eps;
       p.dispatch(matvec(dev, gate));
     } else {
-      p.dispatch(project(lw.up, lw.up_bias, &lw.ffn_norm, a.x, a.hidden, Epilogue::Relu));
+      p.dispatch(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu));
     }
     p.barrier();
-    p.dispatch(project(lw.down, lw.down_bias, nullptr, a.hidden, a.x, Epilogue::Add));
+    p.dispatch(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add));
     p.barrier();
   }
-  p.dispatch(project(model_.output(), nullptr, &model_.output_norm(), a.x, a.logits));
+  p.dispatch(project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits));
   p.barrier();
   p.copy(act(a.logits), readback_.span());
   p.host_barrier();
   p.finish();
 
   clear_ = std::make_unique<Program>(dev);
-  for (const auto* regions : {&a.state, &a.keys, &a.values}) {
-    for (size_t region : *regions) clear_->fill_zero(state_[region]);
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    if (hp.attention(l).is_linear()) {
+      clear_->fill_zero(state_[a.state[l]]);
+    } else {
+      clear_->fill_zero(state_[a.keys[l]]);
+      clear_->fill_zero(state_[a.values[l]]);
+    }
   }
   clear_->fill_zero(readback_.span());  // zero logits before the first step, as the CPU session has
   clear_->host_barrier();

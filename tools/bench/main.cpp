@@ -15,6 +15,7 @@
 #include "flag_values.h"
 #include "bandwidth.h"
 #include "error.h"
+#include "sequence_state.h"
 #include "session.h"
 #include "svg_chart.h"
 #include "synthetic_model.h"
@@ -140,7 +141,7 @@ std::vector<LoadedModel> load_models(const Options& o) {
   bench::SyntheticConfig config;
   if (!bench::synthetic_config(o.model, &config)) {
     auto model = Model::load(o.model);
-    const std::string attention = model->hparams().attention == AttentionKind::Softmax ? "softmax" : "t2r";
+    const std::string attention(model->hparams().attention_summary());
     models.push_back({o.model, attention, model->file().tensors().front().dtype, std::move(model)});
     return models;
   }
@@ -216,24 +217,16 @@ double prompt_speed(AnySession& session, const std::vector<int32_t>& prompt, lon
 // prefill would take far longer than the measurement.
 void seek(Session& session, int64_t position) {
   const Hyperparams& hp = session.model().hparams();
-  const size_t V = size_t(hp.vocab_size);
-  const size_t floats = V + (hp.linear_attention()
-                                 ? size_t(hp.n_layers * hp.n_heads * hp.feature_dim * (hp.head_dim + 1))
-                                 : 2 * size_t(hp.n_layers * position * hp.n_kv_heads * hp.head_dim));
-  // The layout documented at Session::save_state.
-  std::vector<unsigned char> state(40 + floats * sizeof(float));
-  const uint32_t version = 1;
-  const uint64_t checksum = session.model().file().checksum(), payload = floats * sizeof(float);
-  std::memcpy(state.data(), "T2RSTATE", 8);
-  std::memcpy(state.data() + 8, &version, 4);
-  std::memcpy(state.data() + 16, &checksum, 8);
-  std::memcpy(state.data() + 24, &position, 8);
-  std::memcpy(state.data() + 32, &payload, 8);
+  const size_t floats =
+      size_t(hp.vocab_size) + state_payload_floats(hp, session.context().state_layout(), position);
+  std::vector<unsigned char> state(kStateHeaderBytes + floats * sizeof(float));
+  write_state_header(state.data(), {kSessionStateVersion, session.model().file().checksum(), position,
+                                    uint64_t(floats * sizeof(float))});
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> uniform(0.0f, 0.1f);
   for (size_t i = 0; i < floats; ++i) {
     const float v = uniform(rng);
-    std::memcpy(state.data() + 40 + i * sizeof(float), &v, sizeof(float));
+    std::memcpy(state.data() + kStateHeaderBytes + i * sizeof(float), &v, sizeof(float));
   }
   session.restore_state(state.data(), state.size());
 }

@@ -3,6 +3,9 @@
 #include <random>
 #include <vector>
 
+#include "hyperparams.h"
+#include "schema.h"
+
 namespace t2r::bench {
 
 bool synthetic_config(const std::string& name, SyntheticConfig* out) {
@@ -22,27 +25,25 @@ ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
   ModelWriter w;
   Metadata& m = w.metadata();
   const int64_t dh = c.dim / c.n_heads;
-  m.set("general.architecture", std::string("llama"));
+  Hyperparams hp;
+  hp.architecture = "llama";
+  hp.vocab_size = c.vocab_size;
+  hp.dim = c.dim;
+  hp.n_layers = c.n_layers;
+  hp.n_heads = c.n_heads;
+  hp.n_kv_heads = c.n_kv_heads;
+  hp.head_dim = dh;
+  hp.ffn_dim = c.ffn_dim;
+  hp.norm = NormKind::RmsNorm;
+  hp.norm_eps = 1e-5f;
+  hp.ffn = FfnKind::SwiGlu;
+  hp.positions = PositionKind::Rotary;
+  hp.rope_theta = 10000.0;
+  hp.max_positions = int64_t(1) << 20;
+  hp.layers.assign(size_t(c.n_layers), LayerSpec{t2r ? t2r_attention_spec(c.feature_dim, false, 0.01f)
+                                                     : softmax_attention_spec()});
+  hp.to_metadata(m);
   m.set("general.source", "synthetic " + c.name + (t2r ? " t2r" : " softmax"));
-  m.set("model.vocab_size", c.vocab_size);
-  m.set("model.dim", c.dim);
-  m.set("model.n_layers", c.n_layers);
-  m.set("model.n_heads", c.n_heads);
-  m.set("model.n_kv_heads", c.n_kv_heads);
-  m.set("model.head_dim", dh);
-  m.set("model.ffn_dim", c.ffn_dim);
-  m.set("model.norm", std::string("rmsnorm"));
-  m.set("model.norm_eps", 1e-5);
-  m.set("model.ffn", std::string("swiglu"));
-  m.set("model.embedding_scale", 1.0);
-  m.set("model.positions", std::string("rotary"));
-  m.set("model.rope_theta", 10000.0);
-  m.set("model.max_positions", int64_t(1) << 20);
-  m.set("attention.kind", std::string(t2r ? "t2r" : "softmax"));
-  if (t2r) {
-    m.set("attention.feature_dim", c.feature_dim);
-    m.set("attention.denominator_floor", 0.01);
-  }
   // A byte-level tokenizer: enough for the runtime to load; the benchmark feeds ids directly.
   std::vector<std::string> bytes(256);
   for (int b = 0; b < 256; ++b) bytes[size_t(b)] = std::string(1, char(b));
@@ -64,24 +65,24 @@ ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
                  Hkv = uint64_t(c.n_kv_heads), F = uint64_t(c.ffn_dim), r = uint64_t(c.feature_dim),
                  h = uint64_t(dh);
   const float scale = 0.05f;
-  add("token_embedding", {V, d}, scale, false);
-  if (!c.tied_output) add("output", {V, d}, scale, false);
-  add("output_norm.weight", {d}, 0, true);
+  add(schema::kTokenEmbedding, {V, d}, scale, false);
+  if (!c.tied_output) add(schema::kOutput, {V, d}, scale, false);
+  add(schema::weight(schema::kOutputNorm), {d}, 0, true);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    add(p + "attn_norm.weight", {d}, 0, true);
-    add(p + "ffn_norm.weight", {d}, 0, true);
-    add(p + "attn.q.weight", {H * h, d}, scale, false);
-    add(p + "attn.k.weight", {Hkv * h, d}, scale, false);
-    add(p + "attn.v.weight", {Hkv * h, d}, scale, false);
-    add(p + "attn.o.weight", {d, H * h}, scale, false);
+    const auto p = [&](const std::string& part) { return schema::layer(l, part); };
+    add(schema::weight(p(schema::kAttnNorm)), {d}, 0, true);
+    add(schema::weight(p(schema::kFfnNorm)), {d}, 0, true);
+    add(schema::weight(p(schema::kAttnQ)), {H * h, d}, scale, false);
+    add(schema::weight(p(schema::kAttnK)), {Hkv * h, d}, scale, false);
+    add(schema::weight(p(schema::kAttnV)), {Hkv * h, d}, scale, false);
+    add(schema::weight(p(schema::kAttnO)), {d, H * h}, scale, false);
     if (t2r) {
-      add(p + "attn.feature_map.weight", {H, r, h}, scale, false);
-      add(p + "attn.feature_map.bias", {H, r}, 0, true);
+      add(schema::weight(p(schema::kFeatureMap)), {H, r, h}, scale, false);
+      add(schema::bias(p(schema::kFeatureMap)), {H, r}, 0, true);
     }
-    add(p + "ffn.gate.weight", {F, d}, scale, false);
-    add(p + "ffn.up.weight", {F, d}, scale, false);
-    add(p + "ffn.down.weight", {d, F}, scale, false);
+    add(schema::weight(p(schema::kFfnGate)), {F, d}, scale, false);
+    add(schema::weight(p(schema::kFfnUp)), {F, d}, scale, false);
+    add(schema::weight(p(schema::kFfnDown)), {d, F}, scale, false);
   }
   return w;
 }

@@ -171,15 +171,16 @@ int main(int argc, char** argv) {
   try {
     const std::unique_ptr<Model> model = Model::load(path);
     const Hyperparams& hp = model->hparams();
-    if (!hp.linear_attention()) throw Error(path + ": softmax attention; t2r-longrun runs linear-attention models");
+    if (hp.has_softmax_attention()) throw Error(path + ": softmax attention; t2r-longrun runs linear-attention models");
     Session session(*model, session_options);
     Sampler sampler(int32_t(hp.vocab_size), sampling);
-    DoubleShadow shadow(size_t(hp.n_heads), size_t(hp.feature_dim), size_t(hp.head_dim), hp.denominator_floor);
+    const LinearAttentionSpec& last = hp.attention(size_t(hp.n_layers - 1)).linear;
+    DoubleShadow shadow(size_t(hp.n_heads), size_t(last.features), size_t(hp.head_dim), last.floor);
     const size_t V = size_t(hp.vocab_size);
 
     std::printf("%s: %lld layers x %lld heads, state r %lld x d_h %lld; %d thread(s), seed %llu, temperature %g\n",
                 path.c_str(), static_cast<long long>(hp.n_layers), static_cast<long long>(hp.n_heads),
-                static_cast<long long>(hp.feature_dim), static_cast<long long>(hp.head_dim), session.threads(),
+                static_cast<long long>(last.features), static_cast<long long>(hp.head_dim), session.threads(),
                 static_cast<unsigned long long>(sampling.seed), double(sampling.temperature));
     std::printf("float32 drift: largest |float32 - float64| / largest |float64| over the last layer's heads\n");
     std::printf("%10s %9s %12s %9s %9s %10s %10s %9s %9s %9s\n", "tokens", "tok/s", "peak RSS MB", "RSS MB",

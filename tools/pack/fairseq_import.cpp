@@ -6,6 +6,8 @@
 #include "checkpoint_import.h"
 #include "error.h"
 #include "feature_map_fold.h"
+#include "hyperparams.h"
+#include "schema.h"
 #include "tokenizer_import.h"
 #include "torch_checkpoint.h"
 
@@ -93,44 +95,41 @@ ImportedModel import_fairseq(const std::string& dir) {
 
   ImportedModel m;
   const auto id = [](uint64_t v) { return int64_t(v); };
-  m.metadata.set("general.architecture", std::string("fairseq_transformer_lm"));
+  Hyperparams hp;
+  hp.architecture = "fairseq_transformer_lm";
+  hp.vocab_size = V;
+  hp.dim = id(d);
+  hp.n_layers = id(L);
+  hp.n_heads = hp.n_kv_heads = id(H);
+  hp.head_dim = id(dh);
+  hp.ffn_dim = id(F);
+  hp.norm = NormKind::LayerNorm;
+  hp.norm_eps = 1e-5f;
+  hp.ffn = FfnKind::Relu;
+  hp.embedding_scale = args.flag("no_scale_embedding", false) ? 1.0f : float(std::sqrt(double(d)));
+  hp.positions = PositionKind::Sinusoidal;
+  hp.position_offset = 2;  // padding_idx 1, positions start at padding_idx + 1
+  hp.max_positions = args.find("max_target_positions") ? args.integer("max_target_positions") : 1024;
+  const AttentionSpec spec = attention == "t2r"   ? t2r_attention_spec(id(r), true, 0.01f)
+                             : attention == "elu" ? elu_attention_spec(id(dh), 1e-6f)
+                                                  : softmax_attention_spec();
+  hp.layers.assign(L, LayerSpec{spec});
+  hp.to_metadata(m.metadata);
   m.metadata.set("general.source", path);
-  m.metadata.set("model.vocab_size", int64_t(V));
-  m.metadata.set("model.dim", id(d));
-  m.metadata.set("model.n_layers", id(L));
-  m.metadata.set("model.n_heads", id(H));
-  m.metadata.set("model.n_kv_heads", id(H));
-  m.metadata.set("model.head_dim", id(dh));
-  m.metadata.set("model.ffn_dim", id(F));
-  m.metadata.set("model.norm", std::string("layernorm"));
-  m.metadata.set("model.norm_eps", 1e-5);
-  m.metadata.set("model.ffn", std::string("relu"));
-  m.metadata.set("model.embedding_scale", args.flag("no_scale_embedding", false) ? 1.0 : std::sqrt(double(d)));
-  m.metadata.set("model.positions", std::string("sinusoidal"));
-  m.metadata.set("model.position_offset", int64_t(2));  // padding_idx 1, positions start at padding_idx + 1
-  m.metadata.set("model.max_positions", args.find("max_target_positions") ? args.integer("max_target_positions") : 1024);
-  m.metadata.set("attention.kind", attention);
-  if (attention == "t2r") {
-    m.metadata.set("attention.feature_dim", id(r));
-    m.metadata.set("attention.feature_map_folded", int64_t(1));
-    m.metadata.set("attention.denominator_floor", 0.01);
-  } else if (attention == "elu") {
-    m.metadata.set("attention.denominator_floor", 1e-6);
-  }
 
   const std::vector<int64_t> vec_d = {int64_t(d)}, mat_dd = {int64_t(d), int64_t(d)};
-  m.add("token_embedding", {uint64_t(V), d}, tensor("decoder.embed_tokens.weight", {V, int64_t(d)}));
+  m.add(schema::kTokenEmbedding, {uint64_t(V), d}, tensor("decoder.embed_tokens.weight", {V, int64_t(d)}));
   if (!args.flag("share_decoder_input_output_embed", false)) {
-    m.add("output", {uint64_t(V), d}, tensor("decoder.output_projection.weight", {V, int64_t(d)}));
+    m.add(schema::kOutput, {uint64_t(V), d}, tensor("decoder.output_projection.weight", {V, int64_t(d)}));
   }
-  m.add("output_norm.weight", {d}, tensor("decoder.layer_norm.weight", vec_d));
-  m.add("output_norm.bias", {d}, tensor("decoder.layer_norm.bias", vec_d));
+  m.add(schema::weight(schema::kOutputNorm), {d}, tensor("decoder.layer_norm.weight", vec_d));
+  m.add(schema::bias(schema::kOutputNorm), {d}, tensor("decoder.layer_norm.bias", vec_d));
 
   for (uint64_t l = 0; l < L; ++l) {
     const std::string src = "decoder.layers." + std::to_string(l) + ".";
-    const std::string dst = "layers." + std::to_string(l) + ".";
-    m.add(dst + "attn_norm.weight", {d}, tensor(src + "self_attn_layer_norm.weight", vec_d));
-    m.add(dst + "attn_norm.bias", {d}, tensor(src + "self_attn_layer_norm.bias", vec_d));
+    const auto dst = [&](const std::string& part) { return schema::layer(l, part); };
+    m.add(schema::weight(dst(schema::kAttnNorm)), {d}, tensor(src + "self_attn_layer_norm.weight", vec_d));
+    m.add(schema::bias(dst(schema::kAttnNorm)), {d}, tensor(src + "self_attn_layer_norm.bias", vec_d));
     std::vector<float> qw = tensor(src + "self_attn.q_proj.weight", mat_dd), qb = tensor(src + "self_attn.q_proj.bias", vec_d);
     std::vector<float> kw = tensor(src + "self_attn.k_proj.weight", mat_dd), kb = tensor(src + "self_attn.k_proj.bias", vec_d);
     if (attention == "t2r") {
@@ -148,26 +147,26 @@ ImportedModel import_fairseq(const std::string& dir) {
       }
       FoldedProjection fq = fold_feature_map(w, b, qw, qb, 1.0 / std::sqrt(double(dh)), H, r, dh, d);
       FoldedProjection fk = fold_feature_map(w, b, kw, kb, 1.0, H, r, dh, d);
-      m.add(dst + "attn.feature_q.weight", {H * r, d}, std::move(fq.weight));
-      m.add(dst + "attn.feature_q.bias", {H * r}, std::move(fq.bias));
-      m.add(dst + "attn.feature_k.weight", {H * r, d}, std::move(fk.weight));
-      m.add(dst + "attn.feature_k.bias", {H * r}, std::move(fk.bias));
+      m.add(schema::weight(dst(schema::kFeatureQ)), {H * r, d}, std::move(fq.weight));
+      m.add(schema::bias(dst(schema::kFeatureQ)), {H * r}, std::move(fq.bias));
+      m.add(schema::weight(dst(schema::kFeatureK)), {H * r, d}, std::move(fk.weight));
+      m.add(schema::bias(dst(schema::kFeatureK)), {H * r}, std::move(fk.bias));
     } else {
-      m.add(dst + "attn.q.weight", {d, d}, std::move(qw));
-      m.add(dst + "attn.q.bias", {d}, std::move(qb));
-      m.add(dst + "attn.k.weight", {d, d}, std::move(kw));
-      m.add(dst + "attn.k.bias", {d}, std::move(kb));
+      m.add(schema::weight(dst(schema::kAttnQ)), {d, d}, std::move(qw));
+      m.add(schema::bias(dst(schema::kAttnQ)), {d}, std::move(qb));
+      m.add(schema::weight(dst(schema::kAttnK)), {d, d}, std::move(kw));
+      m.add(schema::bias(dst(schema::kAttnK)), {d}, std::move(kb));
     }
-    m.add(dst + "attn.v.weight", {d, d}, tensor(src + "self_attn.v_proj.weight", mat_dd));
-    m.add(dst + "attn.v.bias", {d}, tensor(src + "self_attn.v_proj.bias", vec_d));
-    m.add(dst + "attn.o.weight", {d, d}, tensor(src + "self_attn.out_proj.weight", mat_dd));
-    m.add(dst + "attn.o.bias", {d}, tensor(src + "self_attn.out_proj.bias", vec_d));
-    m.add(dst + "ffn_norm.weight", {d}, tensor(src + "final_layer_norm.weight", vec_d));
-    m.add(dst + "ffn_norm.bias", {d}, tensor(src + "final_layer_norm.bias", vec_d));
-    m.add(dst + "ffn.up.weight", {F, d}, tensor(src + "fc1.weight", {int64_t(F), int64_t(d)}));
-    m.add(dst + "ffn.up.bias", {F}, tensor(src + "fc1.bias", {int64_t(F)}));
-    m.add(dst + "ffn.down.weight", {d, F}, tensor(src + "fc2.weight", {int64_t(d), int64_t(F)}));
-    m.add(dst + "ffn.down.bias", {d}, tensor(src + "fc2.bias", vec_d));
+    m.add(schema::weight(dst(schema::kAttnV)), {d, d}, tensor(src + "self_attn.v_proj.weight", mat_dd));
+    m.add(schema::bias(dst(schema::kAttnV)), {d}, tensor(src + "self_attn.v_proj.bias", vec_d));
+    m.add(schema::weight(dst(schema::kAttnO)), {d, d}, tensor(src + "self_attn.out_proj.weight", mat_dd));
+    m.add(schema::bias(dst(schema::kAttnO)), {d}, tensor(src + "self_attn.out_proj.bias", vec_d));
+    m.add(schema::weight(dst(schema::kFfnNorm)), {d}, tensor(src + "final_layer_norm.weight", vec_d));
+    m.add(schema::bias(dst(schema::kFfnNorm)), {d}, tensor(src + "final_layer_norm.bias", vec_d));
+    m.add(schema::weight(dst(schema::kFfnUp)), {F, d}, tensor(src + "fc1.weight", {int64_t(F), int64_t(d)}));
+    m.add(schema::bias(dst(schema::kFfnUp)), {F}, tensor(src + "fc1.bias", {int64_t(F)}));
+    m.add(schema::weight(dst(schema::kFfnDown)), {d, F}, tensor(src + "fc2.weight", {int64_t(d), int64_t(F)}));
+    m.add(schema::bias(dst(schema::kFfnDown)), {d}, tensor(src + "fc2.bias", vec_d));
   }
 
   TokenizerData tokenizer = import_fairseq_tokenizer(dir);

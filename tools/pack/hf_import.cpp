@@ -7,9 +7,12 @@
 #include "checkpoint_import.h"
 #include "error.h"
 #include "hf_config.h"
+#include "hyperparams.h"
 #include "json.h"
+#include "length_config.h"
 #include "mapped_file.h"
 #include "safetensors.h"
+#include "schema.h"
 #include "tokenizer_import.h"
 
 namespace t2r {
@@ -142,58 +145,70 @@ ImportedModel import_huggingface(const std::string& dir) {
       unsupported("t2r.feature_map '" + map + "'");
     }
   }
+  // This project's record of LengthDrop training: the window of queries that scores tokens and the
+  // tail that always passes must be the runtime's (the rest describes the training).
+  if (const json::Value* adaptive = config.find("length_adaptive")) {
+    for (const char* key : {"observation_window_w", "pinned_tail"}) {
+      const json::Value* value = adaptive->find(key);
+      if (value && value->as_int() != int64_t(kLengthWindow)) {
+        unsupported("length_adaptive." + std::string(key) + " " + json_text(*value) + " (t2r scores with the last " +
+                    std::to_string(kLengthWindow) + " prompt tokens)");
+      }
+    }
+  }
   config.check_all_read();
 
+  Hyperparams hp;
+  hp.architecture = "llama";
+  hp.vocab_size = V;
+  hp.dim = d;
+  hp.n_layers = L;
+  hp.n_heads = H;
+  hp.n_kv_heads = Hkv;
+  hp.head_dim = dh;
+  hp.ffn_dim = F;
+  hp.norm = NormKind::RmsNorm;
+  hp.norm_eps = float(norm_eps);
+  hp.ffn = FfnKind::SwiGlu;
+  hp.embedding_scale = 1;
+  hp.positions = PositionKind::Rotary;
+  hp.rope_theta = theta;
+  hp.max_positions = max_positions;
+  // Rotary sits between the projections and a T2R feature map, so the map cannot be folded.
+  const AttentionSpec spec = attention == "t2r"   ? t2r_attention_spec(r, false, float(floor))
+                             : attention == "elu" ? elu_attention_spec(dh, float(floor))
+                                                  : softmax_attention_spec();
+  hp.layers.assign(size_t(L), LayerSpec{spec});
   ImportedModel m;
-  m.metadata.set("general.architecture", std::string("llama"));
+  hp.to_metadata(m.metadata);
   m.metadata.set("general.source", dir);
-  m.metadata.set("model.vocab_size", V);
-  m.metadata.set("model.dim", d);
-  m.metadata.set("model.n_layers", L);
-  m.metadata.set("model.n_heads", H);
-  m.metadata.set("model.n_kv_heads", Hkv);
-  m.metadata.set("model.head_dim", dh);
-  m.metadata.set("model.ffn_dim", F);
-  m.metadata.set("model.norm", std::string("rmsnorm"));
-  m.metadata.set("model.norm_eps", norm_eps);
-  m.metadata.set("model.ffn", std::string("swiglu"));
-  m.metadata.set("model.embedding_scale", 1.0);
-  m.metadata.set("model.positions", std::string("rotary"));
-  m.metadata.set("model.rope_theta", theta);
-  m.metadata.set("model.max_positions", max_positions);
-  m.metadata.set("attention.kind", attention);
-  if (attention != "softmax") m.metadata.set("attention.denominator_floor", floor);
-  if (attention == "t2r") {
-    m.metadata.set("attention.feature_dim", r);
-    m.metadata.set("attention.feature_map_folded", int64_t(0));  // rotary sits between projection and map
-  }
 
   TensorSource source(dir);
   const auto u = [](int64_t v) { return uint64_t(v); };
-  m.add("token_embedding", {u(V), u(d)}, source.get("model.embed_tokens.weight", {V, d}));
+  m.add(schema::kTokenEmbedding, {u(V), u(d)}, source.get("model.embed_tokens.weight", {V, d}));
   if (!tied) {
-    m.add("output", {u(V), u(d)}, source.get("lm_head.weight", {V, d}));
+    m.add(schema::kOutput, {u(V), u(d)}, source.get("lm_head.weight", {V, d}));
   } else if (source.has("lm_head.weight")) {
     unsupported("tie_word_embeddings is true but lm_head.weight is present");
   }
-  m.add("output_norm.weight", {u(d)}, source.get("model.norm.weight", {d}));
+  m.add(schema::weight(schema::kOutputNorm), {u(d)}, source.get("model.norm.weight", {d}));
   for (int64_t l = 0; l < L; ++l) {
     const std::string src = "model.layers." + std::to_string(l) + ".";
-    const std::string dst = "layers." + std::to_string(l) + ".";
-    m.add(dst + "attn_norm.weight", {u(d)}, source.get(src + "input_layernorm.weight", {d}));
-    m.add(dst + "ffn_norm.weight", {u(d)}, source.get(src + "post_attention_layernorm.weight", {d}));
-    m.add(dst + "attn.q.weight", {u(H * dh), u(d)}, source.get(src + "self_attn.q_proj.weight", {H * dh, d}));
-    m.add(dst + "attn.k.weight", {u(Hkv * dh), u(d)}, source.get(src + "self_attn.k_proj.weight", {Hkv * dh, d}));
-    m.add(dst + "attn.v.weight", {u(Hkv * dh), u(d)}, source.get(src + "self_attn.v_proj.weight", {Hkv * dh, d}));
-    m.add(dst + "attn.o.weight", {u(d), u(H * dh)}, source.get(src + "self_attn.o_proj.weight", {d, H * dh}));
+    const auto dst = [&](const std::string& part) { return schema::layer(l, part); };
+    m.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, source.get(src + "input_layernorm.weight", {d}));
+    m.add(schema::weight(dst(schema::kFfnNorm)), {u(d)}, source.get(src + "post_attention_layernorm.weight", {d}));
+    m.add(schema::weight(dst(schema::kAttnQ)), {u(H * dh), u(d)}, source.get(src + "self_attn.q_proj.weight", {H * dh, d}));
+    m.add(schema::weight(dst(schema::kAttnK)), {u(Hkv * dh), u(d)}, source.get(src + "self_attn.k_proj.weight", {Hkv * dh, d}));
+    m.add(schema::weight(dst(schema::kAttnV)), {u(Hkv * dh), u(d)}, source.get(src + "self_attn.v_proj.weight", {Hkv * dh, d}));
+    m.add(schema::weight(dst(schema::kAttnO)), {u(d), u(H * dh)}, source.get(src + "self_attn.o_proj.weight", {d, H * dh}));
     if (attention == "t2r") {
-      m.add(dst + "attn.feature_map.weight", {u(H), u(r), u(dh)},
+      m.add(schema::weight(dst(schema::kFeatureMap)), {u(H), u(r), u(dh)},
             source.get(src + "self_attn.feature_map.weight", {H, r, dh}));
-      m.add(dst + "attn.feature_map.bias", {u(H), u(r)}, source.get(src + "self_attn.feature_map.bias", {H, r}));
+      m.add(schema::bias(dst(schema::kFeatureMap)), {u(H), u(r)}, source.get(src + "self_attn.feature_map.bias", {H, r}));
     }
-    m.add(dst + "ffn.gate.weight", {u(F), u(d)}, source.get(src + "mlp.gate_proj.weight", {F, d}));
-    m.add(dst + "ffn.up.weight", {u(F), u(d)}, source.get(src + "mlp.up_proj.weight", {F, d}));
-    m.add(dst + "ffn.down.weight", {u(d), u(F)}, source.get(src + "mlp.down_proj.weight", {d, F}));
+    m.add(schema::weight(dst(schema::kFfnGate)), {u(F), u(d)}, source.get(src + "mlp.gate_proj.weight", {F, d}));
+    m.add(schema::weight(dst(schema::kFfnUp)), {u(F), u(d)}, source.get(src + "mlp.up_proj.weight", {F, d}));
+    m.add(schema::weight(dst(schema::kFfnDown)), {u(d), u(F)}, source.get(src + "mlp.down_proj.weight", {d, F}));
   }
 
   TokenizerData tokenizer = import_hf_tokenizer(dir + "/tokenizer.json", int32_t(V));

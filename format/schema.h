@@ -1,0 +1,29 @@
+// The tensor names of a model file (format/SPEC.md, "Tensors"): spelled here once, used by the
+// packer and the synthetic models to write and by the runtime to read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace t2r::schema {
+
+inline const std::string kTokenEmbedding = "token_embedding";
+inline const std::string kOutput = "output";          // absent: tied to the token embedding
+inline const std::string kOutputNorm = "output_norm";  // a norm: .weight (and .bias for layernorm)
+
+// Parts of layer N, named "layers.N.<part>".
+inline const std::string kAttnNorm = "attn_norm";
+inline const std::string kFfnNorm = "ffn_norm";
+inline const std::string kAttnQ = "attn.q", kAttnK = "attn.k", kAttnV = "attn.v", kAttnO = "attn.o";
+inline const std::string kFeatureMap = "attn.feature_map";  // unfolded relu-mlp feature map [H, r, d_h]
+inline const std::string kFeatureQ = "attn.feature_q";      // folded relu-mlp feature maps [H r, d]
+inline const std::string kFeatureK = "attn.feature_k";
+inline const std::string kFfnUp = "ffn.up", kFfnGate = "ffn.gate", kFfnDown = "ffn.down";
+
+inline std::string layer(int64_t index, const std::string& part) {
+  return "layers." + std::to_string(index) + "." + part;
+}
+inline std::string weight(const std::string& part) { return part + ".weight"; }
+inline std::string bias(const std::string& part) { return part + ".bias"; }
+
+}  // namespace t2r::schema

@@ -1,0 +1,96 @@
+#include "architecture.h"
+
+#include <utility>
+
+#include "error.h"
+
+namespace t2r {
+namespace {
+
+template <typename Enum, size_t N>
+using Names = std::pair<Enum, std::string_view>[N];
+
+template <typename Enum, size_t N>
+std::string_view lookup(const Names<Enum, N>& names, Enum value) {
+  for (const auto& [e, name] : names) {
+    if (e == value) return name;
+  }
+  return "?";
+}
+
+template <typename Enum, size_t N>
+Enum parse(const Names<Enum, N>& names, std::string_view name, std::string_view what) {
+  std::string allowed;
+  for (const auto& [e, n] : names) {
+    if (n == name) return e;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(n);
+  }
+  throw Error(std::string(what) + " = '" + std::string(name) + "' is not one of " + allowed);
+}
+
+const Names<NormKind, 2> kNorms = {{NormKind::LayerNorm, "layernorm"}, {NormKind::RmsNorm, "rmsnorm"}};
+const Names<FfnKind, 2> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}};
+const Names<PositionKind, 2> kPositions = {{PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}};
+const Names<FeatureMap, 2> kFeatureMaps = {{FeatureMap::ReluMlp, "relu-mlp"}, {FeatureMap::EluPlusOne, "elu+1"}};
+const Names<Readout, 1> kReadouts = {{Readout::Normalized, "normalized"}};
+const Names<AttentionForm, 2> kForms = {{AttentionForm::Softmax, "softmax"}, {AttentionForm::Linear, "linear"}};
+
+// The model file's attention kinds: a form with its feature map.
+enum class AttentionKind { Softmax, T2R, Elu };
+const Names<AttentionKind, 3> kAttentionKinds = {
+    {AttentionKind::Softmax, "softmax"}, {AttentionKind::T2R, "t2r"}, {AttentionKind::Elu, "elu"}};
+
+}  // namespace
+
+std::string_view name_of(NormKind kind) { return lookup(kNorms, kind); }
+std::string_view name_of(FfnKind kind) { return lookup(kFfns, kind); }
+std::string_view name_of(PositionKind kind) { return lookup(kPositions, kind); }
+std::string_view name_of(FeatureMap map) { return lookup(kFeatureMaps, map); }
+std::string_view name_of(Readout readout) { return lookup(kReadouts, readout); }
+std::string_view name_of(AttentionForm form) { return lookup(kForms, form); }
+
+NormKind parse_norm_kind(std::string_view name, std::string_view what) { return parse(kNorms, name, what); }
+FfnKind parse_ffn_kind(std::string_view name, std::string_view what) { return parse(kFfns, name, what); }
+PositionKind parse_position_kind(std::string_view name, std::string_view what) {
+  return parse(kPositions, name, what);
+}
+
+AttentionSpec softmax_attention_spec() { return AttentionSpec{}; }
+
+AttentionSpec t2r_attention_spec(int64_t features, bool folded, float floor) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear = {FeatureMap::ReluMlp, features, folded, Readout::Normalized, floor};
+  return spec;
+}
+
+AttentionSpec elu_attention_spec(int64_t head_dim, float floor) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear = {FeatureMap::EluPlusOne, head_dim, false, Readout::Normalized, floor};
+  return spec;
+}
+
+std::string_view attention_kind_name(const AttentionSpec& spec) {
+  if (!spec.is_linear()) return lookup(kAttentionKinds, AttentionKind::Softmax);
+  return lookup(kAttentionKinds,
+                spec.linear.feature_map == FeatureMap::ReluMlp ? AttentionKind::T2R : AttentionKind::Elu);
+}
+
+AttentionSpec parse_attention_kind(std::string_view name, std::string_view what) {
+  AttentionSpec spec;
+  switch (parse(kAttentionKinds, name, what)) {
+    case AttentionKind::Softmax: break;
+    case AttentionKind::T2R:
+      spec.form = AttentionForm::Linear;
+      spec.linear.feature_map = FeatureMap::ReluMlp;
+      break;
+    case AttentionKind::Elu:
+      spec.form = AttentionForm::Linear;
+      spec.linear.feature_map = FeatureMap::EluPlusOne;
+      break;
+  }
+  return spec;
+}
+
+}  // namespace t2r

@@ -1,0 +1,94 @@
+// What every layer of a model computes, decided once when the model is loaded and then read by
+// every consumer: the CPU forward pass, the Vulkan backend, the FLOP counter, the C API and the
+// tools. No dependencies, so backends include this instead of the model. Each enum has one name
+// table (architecture.cpp): its names are parsed and printed in one place.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace t2r {
+
+enum class NormKind { LayerNorm, RmsNorm };
+enum class FfnKind { Relu, SwiGlu };
+enum class PositionKind { Sinusoidal, Rotary };
+
+// phi, applied per head to queries and keys.
+enum class FeatureMap {
+  ReluMlp,     // T2R: relu(W x + b), W [r, d_h] per head (or folded into the projections)
+  EluPlusOne,  // elu(x) + 1 on the head itself: r = d_h
+};
+// How a linear-attention head turns phi(q), S and z into its output.
+enum class Readout {
+  Normalized,  // phi(q)^T S / max(phi(q) . z, floor)
+};
+
+struct LinearAttentionSpec {
+  FeatureMap feature_map = FeatureMap::ReluMlp;
+  int64_t features = 0;  // r: features per head
+  // ReluMlp only: W and b are folded into the query and key projections, which then produce the
+  // pre-activation of phi directly ([H r, d] matrices); the runtime never forms q or k.
+  bool folded = false;
+  Readout readout = Readout::Normalized;
+  float floor = 0;  // Normalized: the least denominator
+};
+
+enum class AttentionForm {
+  Softmax,  // over a KV cache of every past position
+  Linear,   // over a fixed-size recurrent state S [r, d_h] and z [r] per head
+};
+
+struct AttentionSpec {
+  AttentionForm form = AttentionForm::Softmax;
+  bool causal = true;  // decoder self-attention; an encoder's is not
+  bool cross = false;  // attends to another sequence (an encoder's output)
+  LinearAttentionSpec linear;  // form == Linear only
+  bool is_linear() const { return form == AttentionForm::Linear; }
+};
+
+struct LayerSpec {
+  AttentionSpec attention;
+};
+
+// The attention of the paper's models, for importers and synthetic models.
+AttentionSpec softmax_attention_spec();
+AttentionSpec t2r_attention_spec(int64_t features, bool folded, float floor);  // relu(W x + b)
+AttentionSpec elu_attention_spec(int64_t head_dim, float floor);               // elu(x) + 1
+
+// The names a model file uses for a layer's attention (metadata attention.kind and
+// attention.layer_kinds): "softmax", "t2r" (Linear, ReluMlp) and "elu" (Linear, EluPlusOne).
+std::string_view attention_kind_name(const AttentionSpec& spec);
+
+std::string_view name_of(NormKind kind);
+std::string_view name_of(FfnKind kind);
+std::string_view name_of(PositionKind kind);
+std::string_view name_of(FeatureMap map);
+std::string_view name_of(Readout readout);
+std::string_view name_of(AttentionForm form);
+
+// Each throws t2r::Error "<what> = '<name>' is not one of <the names>".
+NormKind parse_norm_kind(std::string_view name, std::string_view what);
+FfnKind parse_ffn_kind(std::string_view name, std::string_view what);
+PositionKind parse_position_kind(std::string_view name, std::string_view what);
+// "softmax", "t2r" or "elu": the form and feature map; the caller fills sizes and the floor.
+AttentionSpec parse_attention_kind(std::string_view name, std::string_view what);
+
+// Where one sequence's state lives in its flat buffer of floats: per layer, for linear attention
+// S [H, r, d_h] then z [H, r]; for softmax attention keys then values [max_context, H_kv d_h]. A
+// sequence's state is this one block, so copying a sequence is one memcpy.
+struct StateLayout {
+  struct Layer {
+    size_t offset = 0;  // floats from the start of the sequence's block
+    // Linear: S at offset, z at offset + state_floats. Softmax: keys at offset, values after.
+    size_t state_floats = 0, normalizer_floats = 0;  // linear
+    size_t cache_row_floats = 0;                     // softmax: H_kv d_h per position
+  };
+  std::vector<Layer> layers;
+  size_t floats = 0;        // the whole block
+  int64_t max_context = 0;  // softmax layers' positions; 0 when every layer is linear
+};
+
+}  // namespace t2r

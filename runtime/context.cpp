@@ -1,0 +1,285 @@
+#include "context.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "error.h"
+#include "sequence_state.h"
+
+namespace t2r {
+namespace {
+
+constexpr size_t kAlignFloats = 16;  // 64 bytes: every buffer starts on a cache line
+
+// Checked before the pool starts any thread: a hostile count must not spawn a billion.
+int checked_thread_count(int requested) {
+  if (requested < 0 || requested > 1024) throw Error("threads must be in [0, 1024]");
+  return requested > 0 ? requested : physical_core_count();
+}
+
+// Positions of each softmax layer's cache: checked in double first, so that a hostile
+// max_positions cannot wrap the size computation.
+int64_t checked_context(const Hyperparams& hp, const ContextOptions& options) {
+  if (options.max_context < 0) throw Error("max context must be >= 0 (0: the model's maximum)");
+  if (!hp.has_softmax_attention()) return 0;
+  const int64_t wanted = options.max_context > 0 ? options.max_context : hp.max_positions;
+  size_t softmax_layers = 0;
+  for (const LayerSpec& layer : hp.layers) softmax_layers += !layer.attention.is_linear();
+  const double cache_bytes = 2.0 * double(softmax_layers) * double(wanted) * double(hp.n_kv_heads * hp.head_dim) *
+                             sizeof(float) * double(std::max(options.max_sequences, 1));
+  if (cache_bytes > double(size_t(1) << 46)) {
+    throw Error("a KV cache of " + std::to_string(wanted) + " positions needs " + std::to_string(cache_bytes / 1e9) +
+                " GB; choose a smaller max context");
+  }
+  return wanted;
+}
+
+}  // namespace
+
+Context::Context(const Model& model, ContextOptions options)
+    : model_(model), pool_(checked_thread_count(options.threads)) {
+  const Hyperparams& hp = model.hparams();
+  if (options.max_sequences < 1 || options.max_sequences > 4096) throw Error("max sequences must be in [1, 4096]");
+  if (options.max_batch < 1 || options.max_batch > 4096) throw Error("prefill chunk must be in [1, 4096]");
+  if (options.max_outputs < 0 || options.max_outputs > options.max_batch) {
+    throw Error("max outputs must be in [0, max batch] (0: max sequences)");
+  }
+  layout_ = plan_state_layout(hp, checked_context(hp, options));
+  max_sequences_ = options.max_sequences;
+  max_batch_ = size_t(options.max_batch);
+  max_outputs_ = options.max_outputs > 0 ? size_t(options.max_outputs)
+                                         : std::min(size_t(options.max_sequences), max_batch_);
+  if (options.max_adaptive_prompt < 0 || options.max_adaptive_prompt > (int64_t(1) << 24)) {
+    throw Error("max adaptive prompt must be in [0, 16777216]");
+  }
+  if (options.max_adaptive_prompt > 0 && hp.has_softmax_attention()) {
+    throw Error("length-adaptive prefill needs a linear-attention model; this one uses softmax attention");
+  }
+  max_adaptive_prompt_ = size_t(options.max_adaptive_prompt);
+  positions_of_.assign(size_t(max_sequences_), 0);
+
+  // The plan: every buffer's size in floats, laid out back to back in one allocation.
+  struct Slot {
+    float** view;
+    size_t floats;
+  };
+  const size_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, F = hp.ffn_dim,
+               V = hp.vocab_size, C = max_batch_, features = size_t(hp.max_linear_features());
+  const size_t context = size_t(layout_.max_context), S = size_t(max_sequences_);
+  const size_t P = max_adaptive_prompt_, rows = std::max(C, P), window = P > 0 ? kLengthWindow : 0;
+  float *positions, *runs, *output_rows, *candidates;  // integer buffers, typed below
+  static_assert(sizeof(int64_t) == 2 * sizeof(float) && sizeof(uint32_t) == sizeof(float) &&
+                    sizeof(Run) == 3 * sizeof(float),
+                "arena units");
+  const Slot plan[] = {
+      {&x_, rows * d},
+      {&xb_, C * d},
+      {&xb2_, C * d},
+      {&q_, C * H * dh},
+      {&k_, C * Hkv * dh},
+      {&v_, C * Hkv * dh},
+      {&phi_q_, C * features},
+      {&phi_k_, C * features},
+      {&attn_out_, C * H * dh},
+      {&hidden_, C * F},
+      {&hidden2_, C * F},
+      {&logits_, max_outputs_ * V},
+      {&states_, S * layout_.floats},
+      {&scores_, size_t(pool_.size()) * context},
+      {&positions, 2 * rows},
+      {&runs, 3 * C},
+      {&output_rows, max_outputs_},
+      {&prompt_phi_k_, P * features},
+      {&window_phi_q_, window * features},
+      {&significance_, P},
+      {&candidates, P},
+      {&query_sum_, window > 0 ? features : 0},
+      {&window_normalizer_, window > 0 ? features : 0},
+  };
+  const auto padded = [](size_t floats) { return (floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
+  size_t total = 0;
+  for (const Slot& slot : plan) total += padded(slot.floats);
+  bytes_ = total * sizeof(float);
+  // What max_adaptive_prompt adds: the rows of x_ and positions_ beyond a batch, and its own buffers.
+  adaptive_bytes_ = (padded(rows * d) - padded(C * d) + padded(2 * rows) - padded(2 * C) + padded(P * features) +
+                     padded(window * features) + 2 * padded(P) + 2 * padded(window > 0 ? features : 0)) *
+                    sizeof(float);
+  if (options.memory_budget > 0 && bytes_ > options.memory_budget) {
+    const size_t cache_bytes = (S * layout_.floats) * sizeof(float);
+    const std::string cache = context > 0 ? " (a KV cache of " + std::to_string(context) + " positions: " +
+                                                std::to_string(cache_bytes) + " bytes)"
+                                          : "";
+    throw Error("the session needs " + std::to_string(bytes_) + " bytes" + cache + ", over the memory budget of " +
+                std::to_string(options.memory_budget) + " bytes");
+  }
+  try {
+    arena_ = static_cast<float*>(::operator new(bytes_, std::align_val_t(64)));
+  } catch (const std::bad_alloc&) {
+    throw Error("cannot allocate the " + std::to_string(bytes_) + " bytes the session needs");
+  }
+  size_t offset = 0;
+  for (const Slot& slot : plan) {
+    *slot.view = arena_ + offset;
+    offset += padded(slot.floats);
+  }
+  positions_ = reinterpret_cast<int64_t*>(positions);
+  runs_ = reinterpret_cast<Run*>(runs);
+  output_rows_ = reinterpret_cast<uint32_t*>(output_rows);
+  candidates_ = reinterpret_cast<uint32_t*>(candidates);
+  std::memset(arena_, 0, bytes_);
+}
+
+Context::~Context() { ::operator delete(arena_, std::align_val_t(64)); }
+
+int Context::check_sequence(int sequence) const {
+  if (sequence < 0 || sequence >= max_sequences_) {
+    throw Error("sequence " + std::to_string(sequence) + " does not exist (this context holds " +
+                std::to_string(max_sequences_) + ")");
+  }
+  return sequence;
+}
+
+void Context::check_rows(const BatchRow* rows, size_t count) const {
+  const Hyperparams& hp = model_.hparams();
+  if (count > max_batch_) {
+    throw Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
+                std::to_string(max_batch_) + ")");
+  }
+  size_t outputs = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const BatchRow& row = rows[i];
+    if (row.token < 0 || row.token >= hp.vocab_size) {
+      throw Error("token id " + std::to_string(row.token) + " is outside the vocabulary (0.." +
+                  std::to_string(hp.vocab_size - 1) + ")");
+    }
+    check_sequence(row.sequence);
+    outputs += row.logits;
+    const bool continues_run = i > 0 && rows[i - 1].sequence == row.sequence;
+    const int64_t expected = continues_run ? rows[i - 1].position + 1 : positions_of_[size_t(row.sequence)];
+    if (!continues_run) {
+      for (size_t j = 0; j + 1 < i; ++j) {
+        if (rows[j].sequence == row.sequence) {
+          throw Error("batch row " + std::to_string(i) + ": the rows of sequence " + std::to_string(row.sequence) +
+                      " must be consecutive");
+        }
+      }
+    }
+    if (row.position != expected) {
+      throw Error("batch row " + std::to_string(i) + ": sequence " + std::to_string(row.sequence) +
+                  " continues at position " + std::to_string(expected) + ", not " + std::to_string(row.position));
+    }
+    if (row.position >= kMaxPosition) {
+      throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
+    }
+    if (layout_.max_context > 0 && row.position >= layout_.max_context) {
+      throw Error("the KV cache is full (" + std::to_string(layout_.max_context) +
+                  " positions); start a larger session");
+    }
+  }
+  if (outputs > max_outputs_) {
+    throw Error("a batch asks for the logits of " + std::to_string(outputs) + " rows, more than this context's " +
+                "max outputs (" + std::to_string(max_outputs_) + ")");
+  }
+}
+
+const float* Context::decode(const BatchRow* rows, size_t count) {
+  check_rows(rows, count);
+  size_t n_runs = 0;
+  outputs_ = 0;
+  for (size_t i = 0; i < count; ++i) {
+    positions_[i] = rows[i].position;
+    if (i == 0 || rows[i - 1].sequence != rows[i].sequence) runs_[n_runs++] = Run{rows[i].sequence, uint32_t(i), 0};
+    ++runs_[n_runs - 1].count;
+    if (rows[i].logits) output_rows_[outputs_++] = uint32_t(i);
+  }
+  if (count == 0) return logits_;
+  const size_t d = size_t(model_.hparams().dim);
+  for (size_t i = 0; i < count; ++i) embed(rows[i].token, positions_[i], x_ + i * d);
+  for (size_t l = 0; l < model_.blocks().size(); ++l) layer_forward(l, x_, positions_, count, runs_, n_runs);
+  compute_logits(x_, output_rows_, outputs_);
+  for (size_t r = 0; r < n_runs; ++r) positions_of_[size_t(runs_[r].sequence)] += runs_[r].count;
+  return logits_;
+}
+
+int64_t Context::position(int sequence) const { return positions_of_[size_t(check_sequence(sequence))]; }
+
+void Context::clear(int sequence) {
+  std::memset(sequence_state(sequence), 0, layout_.floats * sizeof(float));
+  positions_of_[size_t(sequence)] = 0;
+}
+
+void Context::copy(int from, int to) {
+  const float* source = sequence_state(from);
+  float* target = sequence_state(to);
+  if (source != target) std::memcpy(target, source, layout_.floats * sizeof(float));
+  positions_of_[size_t(to)] = positions_of_[size_t(from)];
+}
+
+size_t Context::state_size(int sequence) const {
+  return kStateHeaderBytes + state_payload_floats(model_.hparams(), layout_, position(sequence)) * sizeof(float);
+}
+
+void Context::save(int sequence, void* out, size_t size) const {
+  const size_t needed = state_size(sequence);
+  if (size < needed) {
+    throw Error("state buffer of " + std::to_string(size) + " bytes is too small (needs " + std::to_string(needed) +
+                ")");
+  }
+  const float* block = sequence_state(sequence);
+  write_state_header(out, {kSequenceStateVersion, model_.file().checksum(), position(sequence),
+                           uint64_t(needed - kStateHeaderBytes)});
+  auto p = static_cast<unsigned char*>(out) + kStateHeaderBytes;
+  for_each_state_block(model_.hparams(), layout_, position(sequence), [&](size_t offset, size_t floats) {
+    std::memcpy(p, block + offset, floats * sizeof(float));
+    p += floats * sizeof(float);
+  });
+}
+
+void Context::restore(int sequence, const void* data, size_t size) {
+  float* block = sequence_state(sequence);
+  const StateHeader header = check_state(data, size, kSequenceStateVersion, model_.file().checksum(), max_context(),
+                                         model_.hparams(), layout_, 0);
+  auto p = static_cast<const unsigned char*>(data) + kStateHeaderBytes;
+  for_each_state_block(model_.hparams(), layout_, header.position, [&](size_t offset, size_t floats) {
+    std::memcpy(block + offset, p, floats * sizeof(float));
+    p += floats * sizeof(float);
+  });
+  positions_of_[size_t(sequence)] = header.position;
+}
+
+StateMagnitude Context::state_magnitude(int sequence) const {
+  const Hyperparams& hp = model_.hparams();
+  if (!hp.has_linear_attention()) throw Error("state_magnitude: softmax attention has no recurrent state");
+  const float* block = sequence_state(sequence);
+  StateMagnitude m;
+  for (size_t l = 0; l < layout_.layers.size(); ++l) {
+    if (!hp.attention(l).is_linear()) continue;
+    const StateLayout::Layer& layer = layout_.layers[l];
+    for (size_t i = 0; i < layer.state_floats; ++i) {
+      m.max_abs_state = std::max(m.max_abs_state, std::fabs(block[layer.offset + i]));
+    }
+    for (size_t i = 0; i < layer.normalizer_floats; ++i) {
+      m.max_normalizer = std::max(m.max_normalizer, block[layer.offset + layer.state_floats + i]);
+    }
+  }
+  return m;
+}
+
+HeadView Context::last_layer_head(int sequence, size_t head) const {
+  const Hyperparams& hp = model_.hparams();
+  const size_t last = size_t(hp.n_layers - 1);
+  if (!hp.attention(last).is_linear()) throw Error("last_layer_head: softmax attention has no recurrent state");
+  if (head >= size_t(hp.n_heads)) throw Error("last_layer_head: head " + std::to_string(head) + " does not exist");
+  const size_t r = size_t(hp.attention(last).linear.features), dh = size_t(hp.head_dim),
+               group = size_t(hp.n_heads / hp.n_kv_heads);
+  // phi_q_, phi_k_ and v_ are reused by every layer, so after a one-row decode they hold the last layer's.
+  const StateLayout::Layer& layer = layout_.layers[last];
+  const float* block = sequence_state(sequence) + layer.offset;
+  return {phi_q_ + head * r, phi_k_ + head * r, v_ + (head / group) * dh, block + head * r * dh,
+          block + layer.state_floats + head * r};
+}
+
+}  // namespace t2r

@@ -1,0 +1,30 @@
+#include "feature_map.h"
+
+#include <cstring>
+
+#include "kernels.h"
+
+namespace t2r {
+
+void feature_map(const LinearAttentionSpec& spec, const Linear& map, const float* x, size_t heads, size_t group,
+                 size_t head_dim, float* phi) {
+  const size_t r = size_t(spec.features);
+  switch (spec.feature_map) {
+    case FeatureMap::ReluMlp:
+      if (!spec.folded) {
+        for (size_t h = 0; h < heads; ++h) {
+          cpu::matvec(cpu::row_slice(map.weight, h * r, r), x + (h / group) * head_dim, map.bias + h * r, phi + h * r);
+        }
+      } else if (x != phi) {
+        std::memcpy(phi, x, heads * r * sizeof(float));
+      }
+      cpu::relu(phi, heads * r);
+      return;
+    case FeatureMap::EluPlusOne:
+      for (size_t h = 0; h < heads; ++h) std::memcpy(phi + h * r, x + (h / group) * head_dim, r * sizeof(float));
+      cpu::elu_plus_one(phi, heads * r);
+      return;
+  }
+}
+
+}  // namespace t2r
