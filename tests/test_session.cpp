@@ -2,45 +2,21 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <new>
 
 #include "error.h"
 #include "reference.h"
 #include "sampler.h"
 #include "sequence_state.h"
 #include "session.h"
-#include "synthetic_model.h"
-
-namespace {
-std::atomic<size_t> g_allocations{0};
-}  // namespace
-
-// Counts every heap allocation in this test binary.
-void* operator new(size_t size) {
-  ++g_allocations;
-  if (void* p = std::malloc(size ? size : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t size) { return operator new(size); }
-void* operator new(size_t size, std::align_val_t align) {
-  ++g_allocations;
-  size_t a = static_cast<size_t>(align);
-  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+#include "test_support.h"
 
 using namespace t2r;
+using t2r::test::heap_allocations;
+using t2r::test::TinyModel;
 
 TEST_CASE("the sampler is greedy at temperature 0 and reproducible with a seed") {
   std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
@@ -118,22 +94,6 @@ TEST_CASE("the sampler makes a defined choice from NaN and infinite logits") {
   CHECK(sampler.sample(all_nan.data()) == 0);
 }
 
-namespace {
-
-// A tiny synthetic model (one layer, d 64, vocab 256), T2R or softmax, loaded from memory.
-struct TinyModel {
-  std::vector<unsigned char> bytes;
-  std::unique_ptr<Model> model;
-  explicit TinyModel(bool t2r) {
-    bench::SyntheticConfig config;
-    bench::synthetic_config("tiny", &config);
-    bytes = bench::synthetic_model(config, t2r, DType::F32).serialize();
-    model = Model::from_file(
-        ModelFile::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), "tiny"));
-  }
-};
-
-}  // namespace
 
 TEST_CASE("a session refuses options and plans beyond its limits with the bytes it needs") {
   const TinyModel softmax(false), t2r(true);
@@ -259,12 +219,12 @@ TEST_CASE("stepping a token allocates nothing") {
     Sampler sampler(int32_t(model.hparams().vocab_size), options);
     std::vector<char> state(16 << 20);  // room for 100 positions of a softmax cache
     int32_t token = 5;
-    const size_t before = g_allocations.load();
+    const size_t before = heap_allocations();
     for (int i = 0; i < 100; ++i) token = sampler.sample(session.step(token));
     session.save_state(state.data(), state.size());
     session.restore_state(state.data(), session.state_size());
     session.reset();
-    const size_t after = g_allocations.load();
+    const size_t after = heap_allocations();
     CHECK(after - before == 0);
   }
 }
@@ -279,13 +239,13 @@ TEST_CASE("length-adaptive prefill allocates nothing") {
   configs[1].significance = Significance::KeyNorm;
   configs[2].significance = Significance::Recency;
   configs[2].pinned_head = 4;
-  const size_t before = g_allocations.load();
+  const size_t before = heap_allocations();
   for (const LengthConfig& config : configs) {
     session.reset();
     session.prefill_adaptive(ids.data(), 1000, config);
     session.step(ids[1000]);
   }
-  CHECK(g_allocations.load() - before == 0);
+  CHECK(heap_allocations() - before == 0);
   // Its buffers are planned for the longest prompt: the residual stream beyond one chunk (64
   // rows), and phi(k), position, score and order of every token.
   const Hyperparams& hp = model.hparams();
