@@ -6,9 +6,11 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "error.h"
 #include "length_config.h"
+#include "context.h"
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
@@ -35,6 +37,15 @@ struct t2r_session {
   t2r::Session& cpu_only(const char* what) {
     if (!cpu) throw t2r::Error(std::string(what) + " is not supported by the vulkan backend yet");
     return *cpu;
+  }
+};
+// A context on exactly one backend, as a session.
+struct t2r_context {
+  std::unique_ptr<t2r::Context> cpu;
+  std::vector<t2r::BatchRow> rows;  // the C rows converted, sized for max_batch at creation
+  template <typename Call>
+  auto with(Call call) {
+    return call(*cpu);
   }
 };
 struct t2r_sampler {
@@ -190,6 +201,7 @@ size_t t2r_session_bytes(const t2r_session* session) {
   return const_cast<t2r_session*>(session)->with([](auto& s) { return s.bytes(); });
 }
 void t2r_session_reset(t2r_session* session) {
+  if (null_argument(session, "session")) return;
   session->with([](auto& s) { s.reset(); });
 }
 int64_t t2r_session_position(const t2r_session* session) {
@@ -197,11 +209,12 @@ int64_t t2r_session_position(const t2r_session* session) {
 }
 
 const float* t2r_step(t2r_session* session, int32_t token) {
+  if (null_argument(session, "session")) return nullptr;
   return guarded<const float*>(nullptr, [&] { return session->with([&](auto& s) { return s.step(token); }); });
 }
 
 const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count) {
-  if (count > 0 && null_argument(tokens, "tokens")) return nullptr;
+  if (null_argument(session, "session") || (count > 0 && null_argument(tokens, "tokens"))) return nullptr;
   return guarded<const float*>(nullptr,
                                [&] { return session->with([&](auto& s) { return s.prefill(tokens, count); }); });
 }
@@ -243,16 +256,115 @@ int t2r_state_restore(t2r_session* session, const void* buffer, size_t size) {
   });
 }
 
+t2r_context_options t2r_context_default_options(void) {
+  return t2r_context_options{0, 0, 0, 0, 0, nullptr, nullptr, 0};
+}
+
+t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_options* options) {
+  if (null_argument(model, "model")) return nullptr;
+  const t2r_context_options o = options ? *options : t2r_context_default_options();
+  return guarded<t2r_context*>(nullptr, [&] {
+    const std::string backend = o.backend ? o.backend : "cpu";
+    auto context = std::make_unique<t2r_context>();
+    if (backend == "cpu") {
+      t2r::ContextOptions cpu;
+      if (o.max_sequences != 0) cpu.max_sequences = o.max_sequences;
+      if (o.max_batch != 0) cpu.max_batch = o.max_batch;
+      cpu.max_outputs = o.max_outputs;
+      cpu.max_context = o.max_context;
+      cpu.threads = o.threads;
+      cpu.memory_budget = o.memory_budget;
+      context->cpu = std::make_unique<t2r::Context>(*model->model, cpu);
+      context->rows.resize(context->cpu->max_batch());
+    } else if (backend == "vulkan") {
+      throw t2r::Error("the vulkan backend has no contexts yet (use a session)");
+    } else {
+      throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
+    }
+    return context.release();
+  });
+}
+
+void t2r_context_free(t2r_context* context) { delete context; }
+
+size_t t2r_context_bytes(const t2r_context* context) {
+  return const_cast<t2r_context*>(context)->with([](auto& c) { return c.bytes(); });
+}
+
+const float* t2r_decode(t2r_context* context, const t2r_batch_row* rows, size_t count, size_t* outputs) {
+  if (null_argument(context, "context") || (count > 0 && null_argument(rows, "rows"))) return nullptr;
+  return guarded<const float*>(nullptr, [&] {
+    if (count > context->rows.size()) {  // what decode() would refuse, before the rows are converted
+      throw t2r::Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
+                       std::to_string(context->rows.size()) + ")");
+    }
+    for (size_t i = 0; i < count; ++i) {
+      context->rows[i] = t2r::BatchRow{rows[i].token, rows[i].sequence, rows[i].position, rows[i].logits != 0};
+    }
+    return context->with([&](auto& c) {
+      const float* logits = c.decode(context->rows.data(), count);
+      if (outputs) *outputs = c.outputs();
+      return logits;
+    });
+  });
+}
+
+int64_t t2r_sequence_position(const t2r_context* context, int32_t sequence) {
+  if (null_argument(context, "context")) return -1;
+  return guarded<int64_t>(-1, [&] {
+    return const_cast<t2r_context*>(context)->with([&](auto& c) { return c.position(sequence); });
+  });
+}
+
+int t2r_sequence_clear(t2r_context* context, int32_t sequence) {
+  if (null_argument(context, "context")) return -1;
+  return guarded<int>(-1, [&] {
+    context->with([&](auto& c) { c.clear(sequence); });
+    return 0;
+  });
+}
+
+int t2r_sequence_copy(t2r_context* context, int32_t from, int32_t to) {
+  if (null_argument(context, "context")) return -1;
+  return guarded<int>(-1, [&] {
+    context->with([&](auto& c) { c.copy(from, to); });
+    return 0;
+  });
+}
+
+int64_t t2r_sequence_save(const t2r_context* context, int32_t sequence, void* buffer, size_t capacity) {
+  if (null_argument(context, "context")) return -1;
+  return guarded<int64_t>(-1, [&] {
+    return const_cast<t2r_context*>(context)->with([&](auto& c) {
+      const size_t needed = c.state_size(sequence);
+      if (needed <= capacity) {
+        if (!buffer) throw t2r::Error("buffer is NULL");
+        c.save(sequence, buffer, capacity);
+      }
+      return int64_t(needed);
+    });
+  });
+}
+
+int t2r_sequence_restore(t2r_context* context, int32_t sequence, const void* buffer, size_t size) {
+  if (null_argument(context, "context") || null_argument(buffer, "buffer")) return -1;
+  return guarded<int>(-1, [&] {
+    context->with([&](auto& c) { c.restore(sequence, buffer, size); });
+    return 0;
+  });
+}
+
 t2r_sampler_options t2r_sampler_default_options(void) {
   t2r::SamplerOptions d;
   return t2r_sampler_options{d.temperature, d.top_k, d.top_p, d.repetition_penalty, d.penalty_window, d.seed};
 }
 
 t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_options* options) {
-  if (null_argument(model, "model") || null_argument(options, "options")) return nullptr;
+  if (null_argument(model, "model")) return nullptr;
+  const t2r_sampler_options given = options ? *options : t2r_sampler_default_options();
   return guarded<t2r_sampler*>(nullptr, [&] {
-    t2r::SamplerOptions o{options->temperature, options->top_k,          options->top_p,
-                          options->repetition_penalty, options->penalty_window, options->seed};
+    t2r::SamplerOptions o{given.temperature,        given.top_k,          given.top_p,
+                          given.repetition_penalty, given.penalty_window, given.seed};
     return new t2r_sampler{t2r::Sampler(int32_t(model->model->hparams().vocab_size), o)};
   });
 }

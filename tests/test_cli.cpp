@@ -160,6 +160,42 @@ TEST_CASE("the C example generates and streams text and saves state through the 
   CHECK(contains(r.output, "[state after 11 tokens: 232488 bytes]"));
 }
 
+TEST_CASE("t2r-run --parallel N prints N continuations, continuation i as one run with seed S + i") {
+  const std::string sampling = " -p 'In the beginning' -n 20 --temp 0.9 --top-p 0.95";
+  Result one = run(kRun + sampling + " --seed 3");
+  CHECK(one.status == 0);
+  CHECK(run(kRun + sampling + " --seed 3 --parallel 1").output == one.output);  // exactly today's output
+  Result four = run(kRun + sampling + " --seed 3 --parallel 4 -t 1");
+  CHECK(four.status == 0);
+  for (int i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    const std::string header = "--- continuation " + std::to_string(i + 1) + " of 4 (seed " + std::to_string(3 + i) + ") ---\n";
+    const size_t at = four.output.find(header);
+    REQUIRE(at != std::string::npos);
+    const size_t start = at + header.size();
+    const std::string text = four.output.substr(start, four.output.find("\n--- continuation", start) - start);
+    const std::string alone = run(kRun + sampling + " --seed " + std::to_string(3 + i)).output;
+    CHECK(text + (i == 3 ? "" : "\n") == alone);
+  }
+  Result stats = run(kRun + " -p 'In the beginning' -n 4 --parallel 2 --stats");
+  CHECK(contains(stats.output, "read once for 2 sequences"));
+  Result bad = run(kRun + " --parallel 0");
+  CHECK(bad.status == 2);
+  CHECK(contains(bad.output, "--parallel"));
+  Result mixed = run(kRun + " --parallel 2 --ids 1,2 --dump-logits /tmp/never.f32");
+  CHECK(mixed.status == 2);
+  CHECK(contains(mixed.output, "--parallel generates text"));
+}
+
+TEST_CASE("the C parallel example forks one prompt into continuations decoded in one batch") {
+  Result r = run(std::string(T2R_PARALLEL_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 3 8");
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "[context of 3 sequences: "));
+  for (const char* line : {"[0] In the beginning", "[1] In the beginning", "[2] In the beginning"}) {
+    CHECK(contains(r.output, line));
+  }
+}
+
 TEST_CASE("t2r-bench runs a synthetic model end to end and writes its results") {
   const std::string out = "/tmp/t2r-bench-test-" + std::to_string(getpid());
   Result r = run(std::string(T2R_BENCH_EXE) +

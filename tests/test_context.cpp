@@ -11,6 +11,7 @@
 #include "error.h"
 #include "reference.h"
 #include "sequence_state.h"
+#include "t2r.h"
 #include "test_support.h"
 
 using namespace t2r;
@@ -270,3 +271,49 @@ TEST_CASE("decoding a batch allocates nothing, up to the planned maximum") {
 }
 
 #endif
+
+TEST_CASE("the C API decodes batches and operates on sequences, with errors as -1 or NULL and a message") {
+  const std::string path = std::string(T2R_SOURCE_DIR) + "/models/default.t2r";
+  t2r_model* model = t2r_model_load(path.c_str());
+  REQUIRE(model != nullptr);
+  t2r_context_options options = t2r_context_default_options();
+  options.max_sequences = 2;
+  options.max_batch = 4;
+  options.threads = 1;
+  t2r_context* context = t2r_context_create(model, &options);
+  REQUIRE(context != nullptr);
+  const t2r_batch_row prompt[] = {{10, 0, 0, 0}, {11, 0, 1, 1}, {12, 1, 0, 1}};
+  size_t outputs = 0;
+  CHECK(t2r_decode(context, prompt, 3, &outputs) != nullptr);
+  CHECK(outputs == 2);
+  CHECK(t2r_sequence_position(context, 0) == 2);
+  CHECK(t2r_sequence_position(context, 1) == 1);
+  CHECK(t2r_sequence_copy(context, 0, 1) == 0);
+  CHECK(t2r_sequence_position(context, 1) == 2);
+  const int64_t bytes = t2r_sequence_save(context, 1, nullptr, 0);
+  REQUIRE(bytes > 0);
+  std::vector<unsigned char> state(static_cast<size_t>(bytes));
+  CHECK(t2r_sequence_save(context, 1, state.data(), state.size()) == bytes);
+  CHECK(t2r_sequence_clear(context, 1) == 0);
+  CHECK(t2r_sequence_position(context, 1) == 0);
+  CHECK(t2r_sequence_restore(context, 1, state.data(), state.size()) == 0);
+  CHECK(t2r_sequence_position(context, 1) == 2);
+
+  const t2r_batch_row wrong[] = {{10, 0, 5, 1}};
+  CHECK(t2r_decode(context, wrong, 1, nullptr) == nullptr);
+  CHECK(std::string(t2r_last_error()) == "batch row 0: sequence 0 continues at position 2, not 5");
+  const t2r_batch_row five[5] = {};
+  CHECK(t2r_decode(context, five, 5, nullptr) == nullptr);
+  CHECK(std::string(t2r_last_error()) == "a batch of 5 rows is more than this context's max batch (4)");
+  CHECK(t2r_sequence_copy(context, 0, 2) == -1);
+  CHECK(std::string(t2r_last_error()) == "sequence 2 does not exist (this context holds 2)");
+  CHECK(t2r_decode(nullptr, prompt, 1, nullptr) == nullptr);
+  CHECK(std::string(t2r_last_error()) == "context is NULL");
+  CHECK(t2r_sequence_restore(context, 0, state.data(), 3) == -1);
+  CHECK(std::string(t2r_last_error()) == "not a t2r session state");
+  options.backend = "tpu";
+  CHECK(t2r_context_create(model, &options) == nullptr);
+  CHECK(std::string(t2r_last_error()) == "unknown backend 'tpu' (cpu or vulkan)");
+  t2r_context_free(context);
+  t2r_model_free(model);
+}

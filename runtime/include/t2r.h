@@ -1,7 +1,8 @@
 /* t2r: run transformer language models converted into RNNs (T2R), with fixed memory.
  *
  * The C API for apps. A model is loaded once (memory-mapped, read-only) and shared by any
- * number of sessions; a session holds one sequence and allocates all its memory when created.
+ * number of sessions and contexts; a session holds one sequence, a context many (batches of
+ * them decode together), and each allocates all its memory when created.
  * Functions that can fail return NULL or a negative value; t2r_last_error() then says why
  * (per thread, valid until the next failing call on that thread). */
 #ifndef T2R_H
@@ -100,6 +101,47 @@ const float* t2r_prefill_adaptive(t2r_session* session, const int32_t* tokens, s
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity);
 int t2r_state_restore(t2r_session* session, const void* buffer, size_t size);
 
+/* Contexts: many sequences at once. A context holds the states of up to max_sequences sequences
+ * (each a fixed-size block: the recurrent state, or a KV cache of max_context positions for softmax
+ * layers) and the buffers for a batch of up to max_batch rows, all allocated when it is created.
+ * A batch row is one token of one sequence at that sequence's next position; the rows of one
+ * sequence are consecutive in the batch. Rows of one call share one read of the weights, so decoding
+ * N sequences together costs little more than one. Each row gets the results it would get alone. */
+typedef struct t2r_context t2r_context;
+typedef struct {
+  int32_t max_sequences; /* 0: 1 */
+  int32_t max_batch;     /* rows one t2r_decode takes, all sequences together (0: 64) */
+  int32_t max_outputs;   /* rows of one t2r_decode that may ask for logits (0: max_sequences) */
+  int64_t max_context;   /* softmax layers: KV positions per sequence (0: the model's maximum) */
+  int32_t threads;       /* CPU threads (0: one per physical core) */
+  const char* backend;   /* "cpu" (NULL: the default) or "vulkan", where built with it */
+  const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
+  uint64_t memory_budget; /* the most bytes the context may allocate, 0: no limit */
+} t2r_context_options;
+t2r_context_options t2r_context_default_options(void);
+t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_options* options); /* NULL: defaults */
+void t2r_context_free(t2r_context* context);
+size_t t2r_context_bytes(const t2r_context* context); /* all memory the context holds */
+
+typedef struct {
+  int32_t token;
+  int32_t sequence; /* 0 .. max_sequences - 1 */
+  int64_t position; /* the sequence's next position (t2r_sequence_position) */
+  int32_t logits;   /* nonzero: this row's logits are wanted */
+} t2r_batch_row;
+/* Runs the rows; returns the logits of the rows that asked for them, in row order, each vocab_size
+ * floats (*outputs of them; outputs may be NULL), valid until the next call on this context. NULL on
+ * error (then nothing has changed). No allocation. */
+const float* t2r_decode(t2r_context* context, const t2r_batch_row* rows, size_t count, size_t* outputs);
+/* Sequence operations. Each returns 0 (or a count) on success and -1 on error. */
+int64_t t2r_sequence_position(const t2r_context* context, int32_t sequence);
+int t2r_sequence_clear(t2r_context* context, int32_t sequence);
+int t2r_sequence_copy(t2r_context* context, int32_t from, int32_t to); /* `to` continues as `from` */
+/* A sequence's state as versioned bytes tied to the model; like t2r_state_save, returns the bytes it
+ * needs and writes nothing when that exceeds `capacity`. */
+int64_t t2r_sequence_save(const t2r_context* context, int32_t sequence, void* buffer, size_t capacity);
+int t2r_sequence_restore(t2r_context* context, int32_t sequence, const void* buffer, size_t size);
+
 /* Sampling. temperature 0 is greedy; top_k 0 and top_p 1 disable those cuts; penalty 1 is none. */
 typedef struct {
   float temperature;
@@ -110,7 +152,7 @@ typedef struct {
   uint64_t seed;
 } t2r_sampler_options;
 t2r_sampler_options t2r_sampler_default_options(void);
-t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_options* options);
+t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_options* options); /* NULL: defaults */
 void t2r_sampler_free(t2r_sampler* sampler);
 int32_t t2r_sample(t2r_sampler* sampler, const float* logits);
 void t2r_sampler_accept(t2r_sampler* sampler, int32_t token); /* e.g. prompt tokens, for the penalty */

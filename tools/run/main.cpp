@@ -2,6 +2,7 @@
 // (tokenize, dump logits, perplexity). Built on the public C API only.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -38,6 +39,8 @@ const char kUsage[] =
     "                         tokens kept (\"1,1,0.8,0.6,...\": the first 1, non-increasing), or the\n"
     "                         name of a configuration stored in the model (t2r-search writes them)\n"
     "  --stop-at-eos          stop when the model ends the document\n"
+    "  --parallel N           generate N continuations of the prompt in one batch: the prompt is\n"
+    "                         read once, then continuation i samples with seed S + i (default 1)\n"
     "  --stats                print load time, tokens/s and memory to stderr\n"
     "Checking:\n"
     "  --info                 print the model's hyperparameters\n"
@@ -58,6 +61,7 @@ struct Options {
   bool stop_at_eos = false, stats = false, info = false;
   std::string tokenize_text, ids_text, dump_logits_path, ppl_path, length_config;
   bool tokenize = false;
+  long parallel = 1;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -108,6 +112,8 @@ Options parse_options(int argc, char** argv) {
       o.session.threads = int32_t(flags::integer(arg, value(), 1, 1024));
     } else if (arg == "--length-config") {
       o.length_config = value();
+    } else if (arg == "--parallel") {
+      o.parallel = flags::integer(arg, value(), 1, 4096);
     } else if (arg == "--stop-at-eos") {
       o.stop_at_eos = true;
     } else if (arg == "--stats") {
@@ -134,6 +140,9 @@ Options parse_options(int argc, char** argv) {
   if (o.ids_text.empty() != o.dump_logits_path.empty()) usage_error("--ids and --dump-logits go together");
   if (!o.length_config.empty() && (!o.dump_logits_path.empty() || !o.ppl_path.empty())) {
     usage_error("--length-config applies to the prompt of a generation, not to --dump-logits or --ppl-ids");
+  }
+  if (o.parallel > 1 && (!o.length_config.empty() || !o.dump_logits_path.empty() || !o.ppl_path.empty())) {
+    usage_error("--parallel generates text; it does not combine with --length-config, --dump-logits or --ppl-ids");
   }
   if (o.model_path.empty()) o.model_path = T2R_DEFAULT_MODEL;
   return o;
@@ -244,6 +253,95 @@ void print_info(const t2r_model* model, const std::string& path) {
               double(i.weight_bytes) / 1e6, double(i.file_bytes) / 1e6);
 }
 
+// N continuations of one prompt in one context: the prompt is prefilled once into sequence 0 and
+// copied to the others; then each step decodes one row of every unfinished sequence in one batch.
+void generate_parallel(const t2r_model* model, const Options& o, const std::vector<int32_t>& prompt,
+                       const t2r_model_info& info, double load_seconds) {
+  const size_t N = size_t(o.parallel), chunk = 64;
+  t2r_context_options options = t2r_context_default_options();
+  options.max_sequences = int32_t(N);
+  options.max_batch = int32_t(std::max(N, chunk));
+  options.max_context = o.session.max_context;
+  options.threads = o.session.threads;
+  options.memory_budget = o.session.memory_budget;
+  options.backend = o.backend.empty() ? nullptr : o.backend.c_str();
+  options.device = o.device.empty() ? nullptr : o.device.c_str();
+  t2r_context* context = t2r_context_create(model, &options);
+  if (!context) fail(t2r_last_error());
+  if (o.stats) {
+    std::fprintf(stderr, "[load %.1f ms; context of %zu sequences %zu bytes, allocated once]\n", load_seconds * 1e3, N,
+                 t2r_context_bytes(context));
+  }
+  const auto prompt_start = std::chrono::steady_clock::now();
+  std::vector<t2r_batch_row> rows(std::max(N, chunk));
+  const float* logits = nullptr;
+  for (size_t done = 0; done < prompt.size(); done += chunk) {
+    const size_t count = std::min(chunk, prompt.size() - done);
+    for (size_t i = 0; i < count; ++i) rows[i] = {prompt[done + i], 0, int64_t(done + i), i + 1 == count};
+    logits = t2r_decode(context, rows.data(), count, nullptr);
+    if (!logits) fail(t2r_last_error());
+  }
+  const double prompt_seconds = seconds_since(prompt_start);
+  for (size_t s = 1; s < N; ++s) {
+    if (t2r_sequence_copy(context, 0, int32_t(s)) != 0) fail(t2r_last_error());
+  }
+
+  const size_t V = size_t(info.vocab_size);
+  std::vector<t2r_sampler*> samplers(N);
+  std::vector<t2r_text_stream*> streams(N);
+  std::vector<std::string> texts(N);
+  std::vector<float> last(logits, logits + V);  // every sequence's first logits: the prompt's
+  std::vector<const float*> next(N, last.data());
+  std::vector<bool> done(N, false);
+  for (size_t s = 0; s < N; ++s) {
+    t2r_sampler_options sampling = o.sampling;
+    sampling.seed = o.sampling.seed + s;
+    samplers[s] = t2r_sampler_create(model, &sampling);
+    streams[s] = t2r_text_stream_create(model);
+    if (!samplers[s] || !streams[s]) fail(t2r_last_error());
+    for (int32_t id : prompt) t2r_sampler_accept(samplers[s], id);
+  }
+  const auto generate_start = std::chrono::steady_clock::now();
+  long generated = 0;
+  std::vector<size_t> live;
+  for (long step = 0; step < o.tokens; ++step) {
+    live.clear();
+    for (size_t s = 0; s < N; ++s) {
+      if (done[s]) continue;
+      const int32_t id = t2r_sample(samplers[s], next[s]);
+      ++generated;
+      if ((o.stop_at_eos && id == info.eos_id) || step + 1 == o.tokens) done[s] = true;
+      if (o.stop_at_eos && id == info.eos_id) continue;
+      size_t length;
+      const char* piece = t2r_text_stream_push(streams[s], id, &length);
+      texts[s].append(piece, length);
+      if (done[s]) continue;  // the last token's logits are not needed
+      rows[live.size()] = {id, int32_t(s), int64_t(prompt.size()) + step, 1};
+      live.push_back(s);
+    }
+    if (live.empty()) break;
+    const float* out = t2r_decode(context, rows.data(), live.size(), nullptr);
+    if (!out) fail(t2r_last_error());
+    for (size_t i = 0; i < live.size(); ++i) next[live[i]] = out + i * V;
+  }
+  const double generate_seconds = seconds_since(generate_start);
+  for (size_t s = 0; s < N; ++s) {
+    size_t length;
+    const char* rest = t2r_text_stream_finish(streams[s], &length);
+    texts[s].append(rest, length);
+    std::printf("--- continuation %zu of %zu (seed %llu) ---\n%s%s\n", s + 1, N,
+                static_cast<unsigned long long>(o.sampling.seed + s), o.prompt.c_str(), texts[s].c_str());
+    t2r_text_stream_free(streams[s]);
+    t2r_sampler_free(samplers[s]);
+  }
+  std::fflush(stdout);
+  if (o.stats) {
+    std::fprintf(stderr, "[prompt %zu tokens in %.1f ms, read once for %zu sequences; generated %ld tokens in all, %.1f tok/s; peak RSS %.1f MB]\n",
+                 prompt.size(), prompt_seconds * 1e3, N, generated, double(generated) / generate_seconds, peak_rss_mb());
+  }
+  t2r_context_free(context);
+}
+
 }  // namespace
 
 Options parse_options_or_exit(int argc, char** argv) {
@@ -279,6 +377,11 @@ int main(int argc, char** argv) {
   if (generating) {
     prompt = tokenize(model, o.prompt);
     if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
+  }
+  if (generating && o.parallel > 1) {
+    generate_parallel(model, o, prompt, info, load_seconds);
+    t2r_model_free(model);
+    return 0;
   }
   t2r_session_options session_options = o.session;
   t2r_length_config* length_config = nullptr;
