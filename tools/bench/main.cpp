@@ -2,6 +2,7 @@
 // memory versus context length for a T2R model and its softmax twin.
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "flag_values.h"
 #include "bandwidth.h"
+#include "context.h"
 #include "error.h"
 #include "sequence_state.h"
 #include "session.h"
@@ -37,6 +39,9 @@ const char kUsage[] =
     "  --prompt N            prompt tokens timed (default 512)\n"
     "  --repeat N            runs per measurement, the fastest reported (default 3)\n"
     "  --contexts LIST       context lengths of the sweep (default 128,...,16384; 'none' skips it)\n"
+    "  --sequences LIST      also decode batches of this many sequences at once, each at a context\n"
+    "                        of --batch-context (e.g. 1,2,4,8,16,32; default: none)\n"
+    "  --batch-context N     the context of every sequence in the --sequences batches (default 2048)\n"
     "  --backend cpu|vulkan  where the model runs (default cpu; vulkan measures decode and prompt only)\n"
     "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
 
@@ -68,6 +73,8 @@ struct Options {
   std::vector<int> threads;
   long tokens = 32, prompt = 512, repeat = 3;
   std::vector<long> contexts = {128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+  std::vector<long> sequences;
+  long batch_context = 2048;
   std::string out = "bench-results";
   std::string backend = "cpu";
 };
@@ -110,6 +117,11 @@ Options parse(int argc, char** argv) {
       if (value != "none") {
         for (const auto& n : split_list(value)) o.contexts.push_back(flags::integer(arg, n, 1, 1 << 24));
       }
+    } else if (arg == "--sequences") {
+      o.sequences.clear();
+      for (const auto& n : split_list(value)) o.sequences.push_back(flags::integer(arg, n, 1, 4096));
+    } else if (arg == "--batch-context") {
+      o.batch_context = flags::integer(arg, value, 0, 1 << 24);
     } else if (arg == "--out") {
       o.out = value;
     } else if (arg == "--backend") {
@@ -231,6 +243,67 @@ void seek(Session& session, int64_t position) {
   session.restore_state(state.data(), state.size());
 }
 
+// Aggregate decode tokens/s of `sequences` sequences, each at position `context` with a filled
+// state, one row of each per batch; and the prompt tokens/s of the same context (64-row chunks of
+// one sequence), the arithmetic roof of a batch.
+struct BatchSpeed {
+  double decode = 0, prompt = 0;
+  size_t context_bytes = 0, sequence_bytes = 0;
+};
+
+BatchSpeed batch_speed(const Model& model, int threads, long sequences, long context, long tokens, long prompt,
+                       long repeat) {
+  const Hyperparams& hp = model.hparams();
+  ContextOptions options;
+  options.max_sequences = int(sequences);
+  options.max_batch = int(std::max<long>(sequences, 64));
+  options.max_context = context + tokens + 2;
+  options.threads = threads;
+  Context batch(model, options);
+  BatchSpeed speed;
+  speed.context_bytes = batch.bytes();
+  speed.sequence_bytes = batch.state_layout().floats * sizeof(float);
+
+  // One state of `context` positions with random values, restored into every sequence: decoding
+  // costs the same whatever the values are.
+  const size_t floats = state_payload_floats(hp, batch.state_layout(), context);
+  std::vector<unsigned char> state(kStateHeaderBytes + floats * sizeof(float));
+  write_state_header(state.data(), {kSequenceStateVersion, model.file().checksum(), context,
+                                    uint64_t(floats * sizeof(float))});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(0.0f, 0.1f);
+  for (size_t i = 0; i < floats; ++i) {
+    const float v = uniform(rng);
+    std::memcpy(state.data() + kStateHeaderBytes + i * sizeof(float), &v, sizeof(float));
+  }
+  std::vector<BatchRow> rows(size_t(std::max<long>(sequences, 64)));
+  speed.decode = fastest(repeat, [&] {
+    for (long s = 0; s < sequences; ++s) batch.restore(int(s), state.data(), state.size());
+    const auto step = [&](long i) {
+      for (long s = 0; s < sequences; ++s) {
+        rows[size_t(s)] = {int32_t((i * 7919 + s) % hp.vocab_size), int32_t(s), batch.position(int(s)), true};
+      }
+      batch.decode(rows.data(), size_t(sequences));
+    };
+    step(0);  // warm-up: first touch of the weights and caches
+    const auto start = std::chrono::steady_clock::now();
+    for (long i = 1; i <= tokens; ++i) step(i);
+    return double(tokens * sequences) / seconds_since(start);
+  });
+  const std::vector<int32_t> ids = random_ids(size_t(prompt), hp.vocab_size);
+  speed.prompt = fastest(repeat, [&] {
+    batch.clear(0);
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t done = 0; done < ids.size(); done += 64) {
+      const size_t count = std::min<size_t>(64, ids.size() - done);
+      for (size_t i = 0; i < count; ++i) rows[i] = {ids[done + i], 0, int64_t(done + i), i + 1 == count};
+      batch.decode(rows.data(), count);
+    }
+    return double(ids.size()) / seconds_since(start);
+  });
+  return speed;
+}
+
 void write_results(const Options& o, const std::string& csv, const std::vector<std::string>& json,
                    const std::vector<bench::Series>& speed_series, const std::vector<bench::Series>& memory_series) {
   if (std::system(("mkdir -p '" + o.out + "'").c_str()) != 0) throw Error("cannot create " + o.out);
@@ -325,6 +398,27 @@ int main(int argc, char** argv) {
         std::printf("%-26s %7d %11.1f %11.1f %9.1f %6.0f%% %11.1fx %14zu\n", m.label.c_str(), o.threads[ti], decode,
                     prompt_tok_s, gbs, 100 * gbs / bandwidth[ti], prompt_tok_s / decode, session.bytes());
         record("speed", m, o.threads[ti], 0, decode, prompt_tok_s, gbs, bandwidth[ti], session.bytes());
+      }
+    }
+
+    // Batches of sequences: aggregate decode speed against min(B x one sequence, prompt speed).
+    if (!o.sequences.empty()) {
+      std::printf("\n%-26s %7s %9s %11s %11s %7s %14s %14s\n", "sequences at context", "threads", "sequences",
+                  "decode t/s", "roof t/s", "of roof", "context bytes", "bytes/sequence");
+      for (const auto& m : models) {
+        for (int threads : o.threads) {
+          double single = 0;
+          for (long B : o.sequences) {
+            const BatchSpeed speed = batch_speed(*m.model, threads, B, o.batch_context, o.tokens, o.prompt, o.repeat);
+            if (single == 0) single = B == 1 ? speed.decode : 0;
+            const double roof = single > 0 ? std::min(double(B) * single, speed.prompt) : 0;
+            std::printf("%-26s %7d %9ld %11.1f %11.1f %6.0f%% %14zu %14zu\n", m.label.c_str(), threads, B,
+                        speed.decode, roof, roof > 0 ? 100 * speed.decode / roof : 0.0, speed.context_bytes,
+                        speed.sequence_bytes);
+            std::printf("sequences %ld: %.1f tok/s\n", B, speed.decode);
+            record("sequences", m, threads, o.batch_context, speed.decode, speed.prompt, 0, 0, speed.context_bytes);
+          }
+        }
       }
     }
 
