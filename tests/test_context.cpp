@@ -11,6 +11,7 @@
 #include "error.h"
 #include "reference.h"
 #include "sequence_state.h"
+#include "synthetic_model.h"
 #include "t2r.h"
 #include "test_support.h"
 
@@ -316,4 +317,65 @@ TEST_CASE("the C API decodes batches and operates on sequences, with errors as -
   CHECK(std::string(t2r_last_error()) == "unknown backend 'tpu' (cpu or vulkan)");
   t2r_context_free(context);
   t2r_model_free(model);
+}
+
+TEST_CASE("a hybrid model mixes linear and softmax layers, each read from its own description") {
+  bench::SyntheticConfig config;
+  bench::synthetic_config("tiny", &config);
+  config.n_layers = 3;
+  const std::vector<unsigned char> bytes = bench::synthetic_model(config, {"t2r", "softmax", "t2r"}, DType::F32).serialize();
+  auto model = Model::from_file(
+      ModelFile::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), "hybrid"));
+  const Hyperparams& hp = model->hparams();
+  CHECK(hp.attention_summary() == "hybrid");
+  CHECK(hp.attention(0).is_linear());
+  CHECK(!hp.attention(1).is_linear());
+  CHECK(model->file().metadata().get_string_array("attention.layer_kinds") ==
+        std::vector<std::string>{"t2r", "softmax", "t2r"});
+  // The metadata round trip gives the same description.
+  Metadata written;
+  hp.to_metadata(written);
+  const Hyperparams again = Hyperparams::from_metadata(written);
+  for (size_t l = 0; l < 3; ++l) {
+    CHECK(attention_kind_name(again.attention(l)) == attention_kind_name(hp.attention(l)));
+    CHECK(again.attention(l).linear.features == hp.attention(l).linear.features);
+  }
+
+  ContextOptions options;
+  options.max_sequences = 2;
+  options.max_context = 16;
+  options.threads = 1;
+  Context context(*model, options);
+  // The state of a sequence: S and z for layers 0 and 2, a 16-position cache for layer 1.
+  const StateLayout& layout = context.state_layout();
+  const size_t r = size_t(config.feature_dim), dh = size_t(hp.head_dim), H = size_t(hp.n_heads);
+  CHECK(layout.layers[0].state_floats == H * r * dh);
+  CHECK(layout.layers[1].cache_row_floats == size_t(hp.n_kv_heads) * dh);
+  CHECK(layout.floats == 2 * (H * r * dh + H * r) + 2 * 16 * size_t(hp.n_kv_heads) * dh);
+  CHECK(context.max_context() == 16);
+
+  // A prompt chunk gives the logits of stepping, and a batch what each sequence gets alone.
+  const size_t V = size_t(hp.vocab_size);
+  const BatchRow chunk[] = {{3, 0, 0, false}, {4, 0, 1, false}, {5, 0, 2, true}, {9, 1, 0, true}};
+  const float* batched = context.decode(chunk, 4);
+  const std::vector<float> chunk_logits(batched, batched + V), other_logits(batched + V, batched + 2 * V);
+  Context alone(*model, options);
+  const BatchRow steps[][1] = {{{3, 0, 0, true}}, {{4, 0, 1, true}}, {{5, 0, 2, true}}};
+  const float* stepped = nullptr;
+  for (const auto& row : steps) stepped = alone.decode(row, 1);
+  double diff = 0;
+  for (size_t v = 0; v < V; ++v) diff = std::max(diff, double(std::fabs(stepped[v] - chunk_logits[v])));
+  CHECK(diff < 1e-5);
+  const BatchRow first_of_other[] = {{9, 1, 0, true}};
+  const std::vector<float> other_alone(alone.decode(first_of_other, 1), alone.logits(0) + V);
+  for (size_t v = 0; v < V; ++v) diff = std::max(diff, double(std::fabs(other_alone[v] - other_logits[v])));
+  CHECK(diff < 1e-5);
+  // Its saved state holds both kinds of blocks and restores exactly.
+  std::vector<unsigned char> saved(context.state_size(0));
+  context.save(0, saved.data(), saved.size());
+  CHECK(saved.size() == kStateHeaderBytes + (2 * (H * r * dh + H * r) + 2 * 3 * size_t(hp.n_kv_heads) * dh) * 4);
+  alone.restore(1, saved.data(), saved.size());
+  const BatchRow next_here[] = {{6, 0, 3, true}}, next_there[] = {{6, 1, 3, true}};
+  const std::vector<float> here(context.decode(next_here, 1), context.logits(0) + V);
+  CHECK(std::vector<float>(alone.decode(next_there, 1), alone.logits(0) + V) == here);
 }

@@ -3,6 +3,7 @@
 #include <random>
 #include <vector>
 
+#include "error.h"
 #include "hyperparams.h"
 #include "schema.h"
 
@@ -22,6 +23,11 @@ bool synthetic_config(const std::string& name, SyntheticConfig* out) {
 }
 
 ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
+  return synthetic_model(c, std::vector<std::string>(size_t(c.n_layers), t2r ? "t2r" : "softmax"), dtype);
+}
+
+ModelWriter synthetic_model(const SyntheticConfig& c, const std::vector<std::string>& layer_kinds, DType dtype) {
+  if (layer_kinds.size() != size_t(c.n_layers)) throw Error("synthetic model: one attention kind per layer needed");
   ModelWriter w;
   Metadata& m = w.metadata();
   const int64_t dh = c.dim / c.n_heads;
@@ -40,10 +46,11 @@ ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
   hp.positions = PositionKind::Rotary;
   hp.rope_theta = 10000.0;
   hp.max_positions = int64_t(1) << 20;
-  hp.layers.assign(size_t(c.n_layers), LayerSpec{t2r ? t2r_attention_spec(c.feature_dim, false, 0.01f)
-                                                     : softmax_attention_spec()});
+  for (const std::string& kind : layer_kinds) {
+    hp.layers.push_back({kind == "t2r" ? t2r_attention_spec(c.feature_dim, false, 0.01f) : softmax_attention_spec()});
+  }
   hp.to_metadata(m);
-  m.set("general.source", "synthetic " + c.name + (t2r ? " t2r" : " softmax"));
+  m.set("general.source", "synthetic " + c.name + " " + std::string(hp.attention_summary()));
   // A byte-level tokenizer: enough for the runtime to load; the benchmark feeds ids directly.
   std::vector<std::string> bytes(256);
   for (int b = 0; b < 256; ++b) bytes[size_t(b)] = std::string(1, char(b));
@@ -76,7 +83,7 @@ ModelWriter synthetic_model(const SyntheticConfig& c, bool t2r, DType dtype) {
     add(schema::weight(p(schema::kAttnK)), {Hkv * h, d}, scale, false);
     add(schema::weight(p(schema::kAttnV)), {Hkv * h, d}, scale, false);
     add(schema::weight(p(schema::kAttnO)), {d, H * h}, scale, false);
-    if (t2r) {
+    if (hp.attention(size_t(l)).is_linear()) {
       add(schema::weight(p(schema::kFeatureMap)), {H, r, h}, scale, false);
       add(schema::bias(p(schema::kFeatureMap)), {H, r}, 0, true);
     }

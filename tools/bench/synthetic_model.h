@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dtype.h"
 #include "model_writer.h"
@@ -25,5 +26,8 @@ bool synthetic_config(const std::string& name, SyntheticConfig* out);
 // A Llama-layout model (rotary, RMSNorm, SwiGLU) with T2R or softmax attention, ready to write
 // or serialize. The same arguments give the same bytes.
 ModelWriter synthetic_model(const SyntheticConfig& config, bool t2r, DType dtype);
+// The same with each layer's attention given: "t2r" or "softmax" per layer (a hybrid model when
+// they differ); layer_kinds has config.n_layers entries.
+ModelWriter synthetic_model(const SyntheticConfig& config, const std::vector<std::string>& layer_kinds, DType dtype);
 
 }  // namespace t2r::bench
