@@ -224,22 +224,27 @@ double prompt_speed(AnySession& session, const std::vector<int32_t>& prompt, lon
   });
 }
 
-// Puts the session at `position` with a filled state, as if it had read that many tokens:
-// decoding costs the same whatever the state's values are, and filling a 16k softmax cache by
-// prefill would take far longer than the measurement.
-void seek(Session& session, int64_t position) {
-  const Hyperparams& hp = session.model().hparams();
-  const size_t floats =
-      size_t(hp.vocab_size) + state_payload_floats(hp, session.context().state_layout(), position);
+// A saved state (`version`) at `position` whose `floats` payload floats are random: decoding costs
+// the same whatever the state's values are, and filling a 16k softmax cache by prefill would take
+// far longer than the measurement.
+std::vector<unsigned char> random_state(uint32_t version, const Model& model, int64_t position, size_t floats) {
   std::vector<unsigned char> state(kStateHeaderBytes + floats * sizeof(float));
-  write_state_header(state.data(), {kSessionStateVersion, session.model().file().checksum(), position,
-                                    uint64_t(floats * sizeof(float))});
+  write_state_header(state.data(), {version, model.file().checksum(), position, uint64_t(floats * sizeof(float))});
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> uniform(0.0f, 0.1f);
   for (size_t i = 0; i < floats; ++i) {
     const float v = uniform(rng);
     std::memcpy(state.data() + kStateHeaderBytes + i * sizeof(float), &v, sizeof(float));
   }
+  return state;
+}
+
+// Puts the session at `position` with a filled state, as if it had read that many tokens.
+void seek(Session& session, int64_t position) {
+  const Hyperparams& hp = session.model().hparams();
+  const size_t floats =
+      size_t(hp.vocab_size) + state_payload_floats(hp, session.context().state_layout(), position);
+  const std::vector<unsigned char> state = random_state(kSessionStateVersion, session.model(), position, floats);
   session.restore_state(state.data(), state.size());
 }
 
@@ -264,18 +269,9 @@ BatchSpeed batch_speed(const Model& model, int threads, long sequences, long con
   speed.context_bytes = batch.bytes();
   speed.sequence_bytes = batch.state_layout().floats * sizeof(float);
 
-  // One state of `context` positions with random values, restored into every sequence: decoding
-  // costs the same whatever the values are.
-  const size_t floats = state_payload_floats(hp, batch.state_layout(), context);
-  std::vector<unsigned char> state(kStateHeaderBytes + floats * sizeof(float));
-  write_state_header(state.data(), {kSequenceStateVersion, model.file().checksum(), context,
-                                    uint64_t(floats * sizeof(float))});
-  std::mt19937 rng(11);
-  std::uniform_real_distribution<float> uniform(0.0f, 0.1f);
-  for (size_t i = 0; i < floats; ++i) {
-    const float v = uniform(rng);
-    std::memcpy(state.data() + kStateHeaderBytes + i * sizeof(float), &v, sizeof(float));
-  }
+  // One filled state of `context` positions, restored into every sequence.
+  const std::vector<unsigned char> state = random_state(
+      kSequenceStateVersion, model, context, state_payload_floats(hp, batch.state_layout(), context));
   std::vector<BatchRow> rows(size_t(std::max<long>(sequences, 64)));
   speed.decode = fastest(repeat, [&] {
     for (long s = 0; s < sequences; ++s) batch.restore(int(s), state.data(), state.size());
