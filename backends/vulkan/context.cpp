@@ -30,12 +30,12 @@ struct Context::Regions {
 
 Context::Context(const Model& model, const ContextOptions& options)
     : model_(model),
-      device_model_(DeviceModel::open(model, options.device)),
-      device_(device_model_->device()),
       limits_(check_context_limits(model.hparams(), options.max_sequences, options.max_batch, options.max_outputs,
                                    options.max_context)),
       layout_(plan_state_layout(model.hparams(), limits_.max_context)),
       vocab_size_(size_t(model.hparams().vocab_size)),
+      device_model_(DeviceModel::open(model, options.device)),
+      device_(device_model_->device()),
       positions_of_(size_t(limits_.max_sequences), 0),
       activations_(device_),
       states_(device_) {

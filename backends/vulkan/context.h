@@ -101,11 +101,11 @@ class Context {
   void run_once(Record record) const;
 
   const Model& model_;
-  std::shared_ptr<DeviceModel> device_model_;
-  Device& device_;
-  ContextLimits limits_;
+  ContextLimits limits_;  // checked before the device is opened
   StateLayout layout_;
   size_t vocab_size_ = 0;
+  std::shared_ptr<DeviceModel> device_model_;
+  Device& device_;
   size_t bytes_ = 0;
   size_t outputs_ = 0;
   std::vector<int64_t> positions_of_;  // each sequence's next position
