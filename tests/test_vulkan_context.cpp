@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <thread>
 #include <memory>
 #include <string>
 #include <utility>
@@ -303,6 +304,48 @@ TEST_CASE("vulkan contexts of a model share its uploaded weights and honour memo
   session.reset();
   a.reset();
   CHECK(shared.expired());
+}
+
+TEST_CASE("vulkan contexts on several threads share one device model safely") {
+  const Model& model = packed_reference_model("llama-t2r", DType::F32);
+  const int64_t V = model.hparams().vocab_size;
+  // A context of its own decoding stream `stream`: its logits, and what the validation layer said.
+  struct Run {
+    std::vector<float> logits;
+    std::vector<std::string> messages;
+    std::string error;
+  };
+  auto run = [&](int stream, Run* out) {
+    try {
+      vulkan::ContextOptions options = gpu_options(1, 4, 1);
+      options.device.validation = true;
+      vulkan::Context context(model, options);
+      for (int64_t p = 0; p < 6; ++p) {
+        const BatchRow row{token_of(stream, p, V), 0, p, true};
+        const float* logits = context.decode(&row, 1);
+        out->logits.insert(out->logits.end(), logits, logits + V);
+      }
+      out->messages = context.device().validation_messages();
+    } catch (const Error& e) {
+      out->error = e.what();
+    }
+  };
+  if (!open_validated<vulkan::Context>(model, gpu_options(1, 1, 1))) return;
+  constexpr int kThreads = 4;
+  std::vector<Run> alone(kThreads), together(kThreads);
+  for (int t = 0; t < kThreads; ++t) run(t, &alone[size_t(t)]);
+  // The first context of the threads opens the device model; the others wait for it and share it.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(run, t, &together[size_t(t)]);
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    CAPTURE(t);
+    CHECK(together[size_t(t)].error == "");
+    for (const std::string& m : together[size_t(t)].messages) MESSAGE("validation: " << m);
+    CHECK(together[size_t(t)].messages.empty());
+    REQUIRE(together[size_t(t)].logits.size() == alone[size_t(t)].logits.size());
+    CHECK(together[size_t(t)].logits == alone[size_t(t)].logits);
+  }
 }
 
 TEST_CASE("vulkan context refuses bad batches, sequences and options with the CPU context's messages") {

@@ -8,7 +8,7 @@
 namespace t2r::vulkan {
 
 DeviceModel::DeviceModel(const Model& model, const DeviceOptions& options)
-    : model_(model), device_(std::make_unique<Device>(options)), weights_(std::make_unique<Weights>(*device_, model)) {}
+    : device_(std::make_unique<Device>(options)), weights_(std::make_unique<Weights>(*device_, model)) {}
 
 std::shared_ptr<DeviceModel> DeviceModel::open(const Model& model, const DeviceOptions& options) {
   using Key = std::tuple<const Model*, int, std::string, bool>;

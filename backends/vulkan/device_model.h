@@ -26,14 +26,12 @@ class DeviceModel {
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;
 
-  const Model& model() const { return model_; }
   // Not const: recording a context creates pipelines in the device's cache.
   Device& device() const { return *device_; }
   const Weights& weights() const { return *weights_; }
   size_t bytes() const { return size_t(weights_->bytes()); }  // device memory of the weights
 
  private:
-  const Model& model_;
   std::unique_ptr<Device> device_;
   std::unique_ptr<Weights> weights_;
 };

@@ -52,7 +52,6 @@ class Program {
   // Submits the given sections (each at most once), in this order, as one submission and waits;
   // allocates nothing.
   void run(const uint32_t* sections, size_t count);
-  size_t sections() const { return sections_; }
   size_t dispatch_count() const;
 
  private:
