@@ -175,10 +175,10 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
       cpu.memory_budget = o.memory_budget;
       session->cpu = std::make_unique<t2r::Session>(*model->model, cpu);
     } else if (backend == "vulkan") {
-      if (o.memory_budget != 0) throw t2r::Error("the vulkan backend does not support a memory budget yet");
 #ifdef T2R_VULKAN
       t2r::vulkan::SessionOptions gpu;
       gpu.max_context = o.max_context;
+      gpu.memory_budget = o.memory_budget;
       const std::string device = o.device ? o.device : "";
       if (!device.empty() && device.find_first_not_of("0123456789") == std::string::npos) {
         gpu.device.index = std::stoi(device);
@@ -241,17 +241,18 @@ const float* t2r_prefill_adaptive(t2r_session* session, const int32_t* tokens, s
 
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity) {
   return guarded<int64_t>(-1, [&] {
-    const t2r::Session& cpu = const_cast<t2r_session*>(session)->cpu_only("saving state");
-    const size_t needed = cpu.state_size();
-    if (needed <= capacity) cpu.save_state(buffer, capacity);
-    return int64_t(needed);
+    return const_cast<t2r_session*>(session)->with([&](const auto& s) {
+      const size_t needed = s.state_size();
+      if (needed <= capacity) s.save_state(buffer, capacity);
+      return int64_t(needed);
+    });
   });
 }
 
 int t2r_state_restore(t2r_session* session, const void* buffer, size_t size) {
   if (null_argument(buffer, "buffer")) return -1;
   return guarded<int>(-1, [&] {
-    session->cpu_only("restoring state").restore_state(buffer, size);
+    session->with([&](auto& s) { s.restore_state(buffer, size); });
     return 0;
   });
 }

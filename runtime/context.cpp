@@ -20,38 +20,17 @@ int checked_thread_count(int requested) {
   return requested > 0 ? requested : physical_core_count();
 }
 
-// Positions of each softmax layer's cache: checked in double first, so that a hostile
-// max_positions cannot wrap the size computation.
-int64_t checked_context(const Hyperparams& hp, const ContextOptions& options) {
-  if (options.max_context < 0) throw Error("max context must be >= 0 (0: the model's maximum)");
-  if (!hp.has_softmax_attention()) return 0;
-  const int64_t wanted = options.max_context > 0 ? options.max_context : hp.max_positions;
-  size_t softmax_layers = 0;
-  for (const LayerSpec& layer : hp.layers) softmax_layers += !layer.attention.is_linear();
-  const double cache_bytes = 2.0 * double(softmax_layers) * double(wanted) * double(hp.n_kv_heads * hp.head_dim) *
-                             sizeof(float) * double(std::max(options.max_sequences, 1));
-  if (cache_bytes > double(size_t(1) << 46)) {
-    throw Error("a KV cache of " + std::to_string(wanted) + " positions needs " + std::to_string(cache_bytes / 1e9) +
-                " GB; choose a smaller max context");
-  }
-  return wanted;
-}
-
 }  // namespace
 
 Context::Context(const Model& model, ContextOptions options)
     : model_(model), pool_(checked_thread_count(options.threads)) {
   const Hyperparams& hp = model.hparams();
-  if (options.max_sequences < 1 || options.max_sequences > 4096) throw Error("max sequences must be in [1, 4096]");
-  if (options.max_batch < 1 || options.max_batch > 4096) throw Error("prefill chunk must be in [1, 4096]");
-  if (options.max_outputs < 0 || options.max_outputs > options.max_batch) {
-    throw Error("max outputs must be in [0, max batch] (0: max sequences)");
-  }
-  layout_ = plan_state_layout(hp, checked_context(hp, options));
-  max_sequences_ = options.max_sequences;
-  max_batch_ = size_t(options.max_batch);
-  max_outputs_ = options.max_outputs > 0 ? size_t(options.max_outputs)
-                                         : std::min(size_t(options.max_sequences), max_batch_);
+  const ContextLimits limits =
+      check_context_limits(hp, options.max_sequences, options.max_batch, options.max_outputs, options.max_context);
+  layout_ = plan_state_layout(hp, limits.max_context);
+  max_sequences_ = limits.max_sequences;
+  max_batch_ = limits.max_batch;
+  max_outputs_ = limits.max_outputs;
   if (options.max_adaptive_prompt < 0 || options.max_adaptive_prompt > (int64_t(1) << 24)) {
     throw Error("max adaptive prompt must be in [0, 16777216]");
   }
@@ -134,55 +113,11 @@ Context::Context(const Model& model, ContextOptions options)
 
 Context::~Context() { ::operator delete(arena_, std::align_val_t(64)); }
 
-int Context::check_sequence(int sequence) const {
-  if (sequence < 0 || sequence >= max_sequences_) {
-    throw Error("sequence " + std::to_string(sequence) + " does not exist (this context holds " +
-                std::to_string(max_sequences_) + ")");
-  }
-  return sequence;
-}
+int Context::check_sequence(int sequence) const { return t2r::check_sequence(sequence, max_sequences_); }
 
 void Context::check_rows(const BatchRow* rows, size_t count) const {
-  const Hyperparams& hp = model_.hparams();
-  if (count > max_batch_) {
-    throw Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
-                std::to_string(max_batch_) + ")");
-  }
-  size_t outputs = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const BatchRow& row = rows[i];
-    if (row.token < 0 || row.token >= hp.vocab_size) {
-      throw Error("token id " + std::to_string(row.token) + " is outside the vocabulary (0.." +
-                  std::to_string(hp.vocab_size - 1) + ")");
-    }
-    check_sequence(row.sequence);
-    outputs += row.logits;
-    const bool continues_run = i > 0 && rows[i - 1].sequence == row.sequence;
-    const int64_t expected = continues_run ? rows[i - 1].position + 1 : positions_of_[size_t(row.sequence)];
-    if (!continues_run) {
-      for (size_t j = 0; j + 1 < i; ++j) {
-        if (rows[j].sequence == row.sequence) {
-          throw Error("batch row " + std::to_string(i) + ": the rows of sequence " + std::to_string(row.sequence) +
-                      " must be consecutive");
-        }
-      }
-    }
-    if (row.position != expected) {
-      throw Error("batch row " + std::to_string(i) + ": sequence " + std::to_string(row.sequence) +
-                  " continues at position " + std::to_string(expected) + ", not " + std::to_string(row.position));
-    }
-    if (row.position >= kMaxPosition) {
-      throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
-    }
-    if (layout_.max_context > 0 && row.position >= layout_.max_context) {
-      throw Error("the KV cache is full (" + std::to_string(layout_.max_context) +
-                  " positions); start a larger session");
-    }
-  }
-  if (outputs > max_outputs_) {
-    throw Error("a batch asks for the logits of " + std::to_string(outputs) + " rows, more than this context's " +
-                "max outputs (" + std::to_string(max_outputs_) + ")");
-  }
+  check_batch(model_.hparams(), {max_sequences_, max_batch_, max_outputs_, layout_.max_context}, positions_of_.data(),
+              rows, count);
 }
 
 const float* Context::decode(const BatchRow* rows, size_t count) {

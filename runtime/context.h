@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "architecture.h"
+#include "batch.h"
 #include "length_config.h"
 #include "model.h"
 #include "thread_pool.h"
@@ -30,13 +31,6 @@ struct ContextOptions {
   int64_t max_adaptive_prompt = 0;
   // The most bytes the context may allocate (everything bytes() counts); 0: no limit.
   uint64_t memory_budget = 0;
-};
-
-struct BatchRow {
-  int32_t token = 0;
-  int32_t sequence = 0;
-  int64_t position = 0;  // must be the sequence's next position
-  bool logits = false;   // whether this row's logits are wanted
 };
 
 // The magnitude of the linear-attention state of a sequence: max |S| and max z over its layers and heads.

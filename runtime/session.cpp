@@ -38,20 +38,7 @@ const float* Session::feed(const int32_t* tokens, size_t count) {
 const float* Session::step(int32_t token) { return feed(&token, 1); }
 
 const float* Session::prefill(const int32_t* tokens, size_t count) {
-  // Every token is checked before the first chunk runs, so a bad id changes nothing.
-  const int64_t vocab = model().hparams().vocab_size;
-  for (size_t i = 0; i < count; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= vocab) {
-      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
-                  std::to_string(vocab - 1) + ")");
-    }
-  }
-  if (count > size_t(kMaxPosition - position())) {
-    throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
-  }
-  if (max_context() >= 0 && position() + int64_t(count) > max_context()) {
-    throw Error("the KV cache is full (" + std::to_string(max_context()) + " positions); start a larger session");
-  }
+  check_prompt(model().hparams(), tokens, count, position(), max_context());
   const size_t chunk = rows_.size();
   for (size_t done = 0; done < count; done += chunk) feed(tokens + done, std::min(chunk, count - done));
   return logits_;

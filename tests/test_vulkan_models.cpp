@@ -13,42 +13,22 @@
 #include "error.h"
 #include "reference.h"
 #include "session.h"
+#include "test_vulkan_support.h"
 #include "vulkan/session.h"
 
 using namespace t2r;
+using t2r::test::max_diff;
 
 namespace {
 
-vulkan::SessionOptions validated(int64_t max_context = 0) {
+// A validated Vulkan session, or none without a Vulkan device (test_vulkan_support.h).
+std::unique_ptr<vulkan::Session> open_session(const Model& model, int64_t max_context = 0) {
   vulkan::SessionOptions options;
   options.max_context = max_context;
-  options.device.validation = true;
-  return options;
+  return test::open_validated<vulkan::Session>(model, options);
 }
 
-// A Vulkan session, or none when the machine has no Vulkan device (the test then passes with a
-// warning, unless T2R_REQUIRE_VULKAN is set, as CI sets it).
-std::unique_ptr<vulkan::Session> open_session(const Model& model, int64_t max_context = 0) {
-  try {
-    return std::make_unique<vulkan::Session>(model, validated(max_context));
-  } catch (const Error& e) {
-    if (std::getenv("T2R_REQUIRE_VULKAN") || vulkan::list_devices().size() > 0) throw;
-    MESSAGE("skipped: no Vulkan device (" << e.what() << ")");
-    return nullptr;
-  }
-}
-
-void check_validation(const vulkan::Session& session) {
-  const auto messages = session.device().validation_messages();
-  for (const auto& m : messages) MESSAGE("validation: " << m);
-  CHECK(messages.empty());
-}
-
-double max_diff(const float* a, const float* b, int64_t n) {
-  double worst = 0;
-  for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
-  return worst;
-}
+void check_validation(const vulkan::Session& session) { test::check_validation(session.device()); }
 
 }  // namespace
 

@@ -58,8 +58,9 @@ struct Gpu {
   }
   Span floats(const std::vector<float>& v) { return bytes(v.data(), v.size() * sizeof(float)); }
   Span zeros(size_t n) { return bytes(nullptr, n * sizeof(float)); }
+  // step.glsl's row input; the state offset stays 0: each test binds its state alone.
   Span step(uint32_t token, uint32_t position) {
-    const uint32_t words[2] = {token, position};
+    const uint32_t words[4] = {token, position, 0, 0};
     return bytes(words, sizeof(words));
   }
   void write(Span s, const std::vector<float>& v) { std::memcpy(mapped.at(s.buffer), v.data(), v.size() * sizeof(float)); }

@@ -303,6 +303,7 @@ bool Device::memory_type_has(uint32_t type, VkMemoryPropertyFlags flags) const {
 }
 
 const Pipeline& Device::pipeline(const std::string& name, uint32_t workgroup_size, const std::vector<uint32_t>& constants) {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::string key = name + "/" + std::to_string(workgroup_size);
   for (uint32_t c : constants) key += "/" + std::to_string(c);
   if (auto it = pipelines_.find(key); it != pipelines_.end()) return it->second;
@@ -341,6 +342,7 @@ const Pipeline& Device::pipeline(const std::string& name, uint32_t workgroup_siz
 }
 
 void Device::run_once(const std::function<void(VkCommandBuffer)>& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
   // Frees the command buffer and fence however this returns.
   struct Scope {
     const Device& d;
@@ -368,6 +370,14 @@ void Device::run_once(const std::function<void(VkCommandBuffer)>& record) {
   submit.pCommandBuffers = &scope.cb;
   check(vk_.QueueSubmit(queue_, 1, &submit, scope.fence), "vkQueueSubmit");
   check(vk_.WaitForFences(device_, 1, &scope.fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+}
+
+void Device::submit(const VkCommandBuffer* buffers, uint32_t count, VkFence fence) {
+  auto info = make<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
+  info.commandBufferCount = count;
+  info.pCommandBuffers = buffers;
+  std::lock_guard<std::mutex> lock(mutex_);
+  check(vk_.QueueSubmit(queue_, 1, &info, fence), "vkQueueSubmit");
 }
 
 VKAPI_ATTR VkBool32 VKAPI_CALL Device::on_message(VkDebugUtilsMessageSeverityFlagBitsEXT,

@@ -1,6 +1,8 @@
 // A Vulkan device chosen for compute: the instance, one queue, the properties the kernels are
 // sized from, and the compute pipelines built from the embedded SPIR-V (cached by shader and
-// specialization). Not thread-safe: one thread uses a Device and its sessions at a time.
+// specialization). Contexts on several threads may share one Device (vulkan/device_model.h): the
+// pipeline cache, the set-up command pool and the queue are guarded by a mutex, and each Program
+// records into a command pool of its own.
 #pragma once
 
 #include <cstdint>
@@ -45,8 +47,7 @@ class Device {
 
   const Vk& vk() const { return vk_; }
   VkDevice handle() const { return device_; }
-  VkQueue queue() const { return queue_; }
-  VkCommandPool command_pool() const { return command_pool_; }
+  uint32_t queue_family() const { return queue_family_; }
   const std::string& name() const { return name_; }
   const VkPhysicalDeviceLimits& limits() const { return limits_; }
   VkDeviceSize max_allocation() const { return max_allocation_; }
@@ -67,6 +68,8 @@ class Device {
 
   // Records commands into a fresh command buffer, submits it and waits (set-up work only).
   void run_once(const std::function<void(VkCommandBuffer)>& record);
+  // Submits command buffers to the queue, which Vulkan requires its users to synchronize.
+  void submit(const VkCommandBuffer* buffers, uint32_t count, VkFence fence);
 
   // Messages of the validation layer so far (empty unless options.validation).
   std::vector<std::string> validation_messages() const;
@@ -96,6 +99,7 @@ class Device {
   VkDeviceSize max_allocation_ = 0;
   uint32_t subgroup_size_ = 1;
   bool subgroup_arithmetic_ = false;
+  std::mutex mutex_;  // guards the pipelines, the modules, command_pool_ and queue_
   std::map<std::string, Pipeline> pipelines_;
   std::map<std::string, VkShaderModule> modules_;
   mutable std::mutex messages_mutex_;

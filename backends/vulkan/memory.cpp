@@ -88,6 +88,14 @@ void Buffer::invalidate() const {
   check(device_->vk().InvalidateMappedMemoryRanges(device_->handle(), 1, &range), "vkInvalidateMappedMemoryRanges");
 }
 
+void Buffer::flush() const {
+  if (coherent_) return;
+  auto range = make<VkMappedMemoryRange>(VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE);
+  range.memory = memory_;
+  range.size = VK_WHOLE_SIZE;
+  check(device_->vk().FlushMappedMemoryRanges(device_->handle(), 1, &range), "vkFlushMappedMemoryRanges");
+}
+
 size_t Arena::reserve(VkDeviceSize bytes, const std::string& what) {
   const VkDeviceSize size = round_up(std::max<VkDeviceSize>(bytes, 16), 16);
   if (size > device_.limits().maxStorageBufferRange) {
@@ -114,7 +122,7 @@ Span Arena::operator[](size_t region) const {
 
 VkDeviceSize Arena::bytes() const {
   VkDeviceSize total = 0;
-  for (const Buffer& b : buffers_) total += b.size();
+  for (VkDeviceSize size : buffer_sizes_) total += size;
   return total;
 }
 

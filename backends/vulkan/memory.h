@@ -35,6 +35,8 @@ class Buffer {
   void* mapped() const { return mapped_; }  // host-visible memory only
   // Makes device writes visible to the host when the memory is not host-coherent.
   void invalidate() const;
+  // Makes host writes visible to the device when the memory is not host-coherent.
+  void flush() const;
 
  private:
   void release();
@@ -55,7 +57,7 @@ class Arena {
   // Creates the buffers; spans are valid from then on.
   void allocate(Memory memory);
   Span operator[](size_t region) const;
-  VkDeviceSize bytes() const;  // memory of all buffers
+  VkDeviceSize bytes() const;  // memory of all buffers, planned (before allocate()) or allocated
 
  private:
   struct Region {

@@ -109,6 +109,7 @@ Dispatch linear_attention(Device& device, const LinearAttention& op) {
   d.set(2, op.floor);
   d.set(3, op.q_scale);
   d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+  d.set(5, op.state_offset);
   d.groups = op.heads;
   return d;
 }
@@ -132,6 +133,8 @@ Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   d.set(2, op.max_context);
   d.set(3, op.q_scale);
   d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+  d.set(5, op.keys_offset);
+  d.set(6, op.values_offset);
   d.groups = op.heads;
   return d;
 }

@@ -51,24 +51,28 @@ enum class Features : uint32_t {
 
 // One token of linear attention for every query head, from the q, k, v projections: cpu::rotary
 // (when rotary_freq is given) and q *= q_scale, the feature map, then cpu::linear_attention_step
-// on this layer's state: S [heads, features, head_dim] followed by z [heads, features].
+// on this layer's state: S [heads, features, head_dim] followed by z [heads, features], at
+// step's state offset (the row's sequence) plus state_offset (the layer) floats into `state`.
 struct LinearAttention {
   Features features_kind = Features::Given;
   DeviceMatrix map;
   Span map_bias;
   Span q, k, v, state, out, step, rotary_freq;
   uint32_t heads = 0, kv_heads = 0, features = 0, head_dim = 0;
+  uint32_t state_offset = 0;
   float q_scale = 1, floor = 0;
 };
 Dispatch linear_attention(Device& device, const LinearAttention& op);
 
 // One token of softmax attention for every query head, from the q, k, v projections: cpu::rotary
 // (when rotary_freq is given), q *= q_scale, k and v stored at step's position of this layer's
-// cache ([max_context, kv_heads head_dim] each), then cpu::softmax_attention over positions
+// cache ([max_context, kv_heads head_dim] each, at step's state offset plus keys_offset floats into
+// `keys` and plus values_offset into `values`), then cpu::softmax_attention over positions
 // 0..position; scores holds heads x max_context floats.
 struct SoftmaxAttention {
   Span q, k, v, keys, values, scores, out, step, rotary_freq;
   uint32_t heads = 0, kv_heads = 0, head_dim = 0, max_context = 0;
+  uint32_t keys_offset = 0, values_offset = 0;
   float q_scale = 1;
 };
 Dispatch softmax_attention(Device& device, const SoftmaxAttention& op);

@@ -1,6 +1,7 @@
 #include "program.h"
 
 #include <algorithm>
+#include <string>
 
 #include "error.h"
 
@@ -26,12 +27,13 @@ Program::Program(Device& device) : device_(device), dummy_(device, 16, Memory::D
 Program::~Program() {
   const Vk& vk = device_.vk();
   if (fence_) vk.DestroyFence(device_.handle(), fence_, nullptr);
-  if (cb_) vk.FreeCommandBuffers(device_.handle(), device_.command_pool(), 1, &cb_);
+  // Destroying the pool frees its command buffers.
+  if (command_pool_) vk.DestroyCommandPool(device_.handle(), command_pool_, nullptr);
   if (pool_) vk.DestroyDescriptorPool(device_.handle(), pool_, nullptr);
 }
 
 void Program::add(Command command) {
-  if (cb_) throw Error("Program: commands added after finish()");
+  if (!cbs_.empty()) throw Error("Program: commands added after finish()");
   commands_.push_back(command);
 }
 
@@ -41,11 +43,17 @@ void Program::fill_zero(Span span) { add({Command::Fill, {}, {}, span}); }
 void Program::barrier() { add({Command::Barrier, {}, {}, {}}); }
 void Program::host_barrier() { add({Command::HostBarrier, {}, {}, {}}); }
 
+uint32_t Program::section() {
+  add({Command::Section, {}, {}, {}});
+  return sections_++;
+}
+
 size_t Program::dispatch_count() const {
   return size_t(std::count_if(commands_.begin(), commands_.end(), [](const Command& c) { return c.kind == Command::Dispatch; }));
 }
 
 void Program::finish() {
+  if (!cbs_.empty()) throw Error("Program: finish() called twice");
   const Vk& vk = device_.vk();
   const VkDevice dev = device_.handle();
   const uint32_t sets = uint32_t(std::max<size_t>(dispatch_count(), 1));
@@ -56,18 +64,30 @@ void Program::finish() {
   pool.pPoolSizes = &size;
   check(vk.CreateDescriptorPool(dev, &pool, nullptr, &pool_), "vkCreateDescriptorPool");
 
+  auto command_pool = make<VkCommandPoolCreateInfo>(VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO);
+  command_pool.queueFamilyIndex = device_.queue_family();
+  check(vk.CreateCommandPool(dev, &command_pool, nullptr, &command_pool_), "vkCreateCommandPool");
   auto allocate = make<VkCommandBufferAllocateInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO);
-  allocate.commandPool = device_.command_pool();
+  allocate.commandPool = command_pool_;
   allocate.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  allocate.commandBufferCount = 1;
-  check(vk.AllocateCommandBuffers(dev, &allocate, &cb_), "vkAllocateCommandBuffers");
+  allocate.commandBufferCount = sections_;
+  cbs_.resize(sections_);
+  check(vk.AllocateCommandBuffers(dev, &allocate, cbs_.data()), "vkAllocateCommandBuffers");
+  submitted_.resize(sections_);
   auto fence = make<VkFenceCreateInfo>(VK_STRUCTURE_TYPE_FENCE_CREATE_INFO);
   check(vk.CreateFence(dev, &fence, nullptr, &fence_), "vkCreateFence");
 
-  auto begin = make<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
-  check(vk.BeginCommandBuffer(cb_, &begin), "vkBeginCommandBuffer");
-  // The previous run of this or any other program finished its writes before this one starts.
-  memory_barrier(vk, cb_, kDeviceStages, kDeviceAccess);
+  size_t section = 0;
+  VkCommandBuffer cb = VK_NULL_HANDLE;
+  auto begin_section = [&] {
+    cb = cbs_[section];
+    auto begin = make<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
+    check(vk.BeginCommandBuffer(cb, &begin), "vkBeginCommandBuffer");
+    // What ran before (this program's other sections, or any other program) finished its writes
+    // before this section starts.
+    memory_barrier(vk, cb, kDeviceStages, kDeviceAccess);
+  };
+  begin_section();
   const Pipeline* bound = nullptr;
   for (const Command& c : commands_) {
     switch (c.kind) {
@@ -80,23 +100,29 @@ void Program::finish() {
         VkDescriptorSet set = VK_NULL_HANDLE;
         check(vk.AllocateDescriptorSets(dev, &set_info, &set), "vkAllocateDescriptorSets");
         if (bound != c.dispatch.pipeline) {
-          vk.CmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, c.dispatch.pipeline->handle);
+          vk.CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, c.dispatch.pipeline->handle);
           bound = c.dispatch.pipeline;
         }
-        record_dispatch(cb_, c.dispatch, set);
+        record_dispatch(cb, c.dispatch, set);
         break;
       }
       case Command::Copy: {
         const VkBufferCopy region{c.from.offset, c.to.offset, std::min(c.from.size, c.to.size)};
-        vk.CmdCopyBuffer(cb_, c.from.buffer, c.to.buffer, 1, &region);
+        vk.CmdCopyBuffer(cb, c.from.buffer, c.to.buffer, 1, &region);
         break;
       }
-      case Command::Fill: vk.CmdFillBuffer(cb_, c.to.buffer, c.to.offset, c.to.size, 0); break;
-      case Command::Barrier: memory_barrier(vk, cb_, kDeviceStages, kDeviceAccess); break;
-      case Command::HostBarrier: memory_barrier(vk, cb_, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT); break;
+      case Command::Fill: vk.CmdFillBuffer(cb, c.to.buffer, c.to.offset, c.to.size, 0); break;
+      case Command::Barrier: memory_barrier(vk, cb, kDeviceStages, kDeviceAccess); break;
+      case Command::HostBarrier: memory_barrier(vk, cb, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT); break;
+      case Command::Section:
+        check(vk.EndCommandBuffer(cb), "vkEndCommandBuffer");
+        ++section;
+        begin_section();
+        bound = nullptr;  // a command buffer starts with no pipeline bound
+        break;
     }
   }
-  check(vk.EndCommandBuffer(cb_), "vkEndCommandBuffer");
+  check(vk.EndCommandBuffer(cb), "vkEndCommandBuffer");
 }
 
 void Program::record_dispatch(VkCommandBuffer cb, const vulkan::Dispatch& d, VkDescriptorSet set) {
@@ -126,12 +152,24 @@ void Program::record_dispatch(VkCommandBuffer cb, const vulkan::Dispatch& d, VkD
 }
 
 void Program::run() {
-  if (!cb_) throw Error("Program: run before finish");
+  if (cbs_.empty()) throw Error("Program: run before finish");
+  run_submitted(cbs_.data(), cbs_.size());
+}
+
+void Program::run(const uint32_t* sections, size_t count) {
+  if (cbs_.empty()) throw Error("Program: run before finish");
+  if (count > cbs_.size()) throw Error("Program: more sections submitted than recorded");
+  for (size_t i = 0; i < count; ++i) {
+    if (sections[i] >= cbs_.size()) throw Error("Program: section " + std::to_string(sections[i]) + " does not exist");
+    submitted_[i] = cbs_[sections[i]];
+  }
+  run_submitted(submitted_.data(), count);
+}
+
+void Program::run_submitted(const VkCommandBuffer* buffers, size_t count) {
+  if (count == 0) return;
   const Vk& vk = device_.vk();
-  auto submit = make<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
-  submit.commandBufferCount = 1;
-  submit.pCommandBuffers = &cb_;
-  check(vk.QueueSubmit(device_.queue(), 1, &submit, fence_), "vkQueueSubmit");
+  device_.submit(buffers, uint32_t(count), fence_);
   check(vk.WaitForFences(device_.handle(), 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
   check(vk.ResetFences(device_.handle(), 1, &fence_), "vkResetFences");
 }

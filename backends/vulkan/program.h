@@ -1,5 +1,7 @@
-// A fixed sequence of GPU commands (dispatches, copies, barriers), recorded once into a command
-// buffer and replayed by run() as often as needed: a session's whole token is one Program.
+// A fixed sequence of GPU commands (dispatches, copies, barriers), recorded once and replayed by
+// run() as often as needed. It may be cut into sections, each recorded into a command buffer of its
+// own, so that one submission can replay any of them in any order: a context's Program has a
+// section per batch row (the whole token) and one per output (the logits).
 #pragma once
 
 #include <cstdint>
@@ -39,27 +41,37 @@ class Program {
   void barrier();
   // Makes earlier writes visible to the host once run() returns.
   void host_barrier();
+  // Starts the next section and returns its index (a program starts in section 0). Each section
+  // begins with a barrier(), so sections replayed in any order see each other's writes.
+  uint32_t section();
 
-  // Records the command buffer; no commands may be added afterwards.
+  // Records the command buffers; no commands may be added afterwards.
   void finish();
-  // Submits the recorded command buffer and waits for it.
+  // Submits every section in order and waits for them.
   void run();
+  // Submits the given sections (each at most once), in this order, as one submission and waits;
+  // allocates nothing.
+  void run(const uint32_t* sections, size_t count);
   size_t dispatch_count() const;
 
  private:
   struct Command {
-    enum Kind { Dispatch, Copy, Fill, Barrier, HostBarrier } kind;
+    enum Kind { Dispatch, Copy, Fill, Barrier, HostBarrier, Section } kind;
     vulkan::Dispatch dispatch;
     Span from, to;
   };
   void add(Command command);
   void record_dispatch(VkCommandBuffer cb, const vulkan::Dispatch& d, VkDescriptorSet set);
+  void run_submitted(const VkCommandBuffer* buffers, size_t count);
 
   Device& device_;
   std::vector<Command> commands_;
+  uint32_t sections_ = 1;
   Buffer dummy_;
   VkDescriptorPool pool_ = VK_NULL_HANDLE;
-  VkCommandBuffer cb_ = VK_NULL_HANDLE;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;  // its own, so that threads record without a lock
+  std::vector<VkCommandBuffer> cbs_;             // one per section
+  std::vector<VkCommandBuffer> submitted_;       // run()'s list, sized by finish()
   VkFence fence_ = VK_NULL_HANDLE;
 };
 

@@ -43,6 +43,7 @@ namespace t2r::vulkan {
   X(BindBufferMemory)               \
   X(MapMemory)                      \
   X(InvalidateMappedMemoryRanges)   \
+  X(FlushMappedMemoryRanges)        \
   X(CreateShaderModule)             \
   X(DestroyShaderModule)            \
   X(CreateDescriptorSetLayout)      \

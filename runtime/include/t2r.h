@@ -63,10 +63,10 @@ typedef struct {
   const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
   int64_t max_adaptive_prompt; /* cpu, linear attention: the longest prompt t2r_prefill_adaptive
                                   takes; its buffers are planned for it (0: off) */
-  uint64_t memory_budget; /* cpu: the most bytes the session may allocate (KV cache or state,
-                             activations, logits), 0: no limit; creating a session that needs
-                             more fails, and t2r_last_error() states the bytes it needs. The
-                             vulkan backend refuses a nonzero budget for now. */
+  uint64_t memory_budget; /* the most bytes the session may allocate (KV cache or state,
+                             activations, logits; vulkan: device memory, the model's weights
+                             included), 0: no limit; creating a session that needs more fails,
+                             and t2r_last_error() states the bytes it needs. */
 } t2r_session_options;
 t2r_session_options t2r_session_default_options(void);
 t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_options* options); /* NULL: defaults */
@@ -96,8 +96,8 @@ const float* t2r_prefill_adaptive(t2r_session* session, const int32_t* tokens, s
 
 /* Saves the state (recurrent state or KV cache, and the last logits) into `buffer`; returns the
  * number of bytes it needs (nothing is written when that exceeds `capacity`), or -1 on error.
- * Restoring a state saved from the same model resumes exactly where it was saved. CPU sessions
- * only for now. */
+ * Restoring a state saved from the same model resumes exactly where it was saved, on either
+ * backend: a state saved by a cpu session restores in a vulkan one and the other way round. */
 int64_t t2r_state_save(const t2r_session* session, void* buffer, size_t capacity);
 int t2r_state_restore(t2r_session* session, const void* buffer, size_t size);
 

@@ -7,7 +7,8 @@
 //   rotary is set) and the q scale, and to k of kv head h / group after rotary;
 //   then with this layer's state in place (cpu::linear_attention_step):
 //   z += phi_k;  S += phi_k v^T;  out = phi_q^T S / max(phi_q . z, floor)
-// The state region holds S [heads, r, d_h] and then z [heads, r].
+// This layer's state of the row's sequence is at step.state + state_offset of the state binding:
+// S [heads, r, d_h] and then z [heads, r].
 #include "common.glsl"
 #include "reduce.glsl"
 #include "step.glsl"
@@ -26,6 +27,7 @@ layout(push_constant) uniform Push {
   float floor_;
   float q_scale;
   uint rotary;
+  uint state_offset;  // floats from the sequence's block to this layer's S
 } p;
 
 layout(binding = 1) readonly buffer Q { float q[]; };
@@ -116,7 +118,8 @@ void main() {
   }
   barrier();
 
-  const uint s = h * R * DH, z = p.heads * R * DH + f;
+  const uint base = step.state + p.state_offset;
+  const uint s = base + h * R * DH, z = base + p.heads * R * DH + f;
   float partial = 0.0;
   for (uint i = id; i < R; i += wg) {
     const float zi = state[z + i] + phi_k[i];

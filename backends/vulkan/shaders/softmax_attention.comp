@@ -3,7 +3,8 @@
 // projections in one dispatch: rotary positions on q_h and on k of kv head h / group (when
 // rotary is set), the q scale, the store of k and v at the current position into this layer's
 // KV cache (by the first query head of each kv head), then cpu::softmax_attention over positions
-// 0..position. The cache interleaves kv heads: row t is [kv_heads, d_h]. The current position's
+// 0..position. This layer's cache of the row's sequence starts at step.state + keys_offset (and
+// values_offset) of the keys (and values) binding; it interleaves kv heads: row t is [kv_heads, d_h]. The current position's
 // k and v are used from registers, not from the cache another workgroup is writing.
 #include "common.glsl"
 #include "reduce.glsl"
@@ -18,6 +19,7 @@ layout(push_constant) uniform Push {
   uint max_context;
   float q_scale;
   uint rotary;
+  uint keys_offset, values_offset;  // floats from the sequence's block to this layer's keys and values
 } p;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
@@ -37,7 +39,9 @@ void main() {
   if (h >= p.heads) return;
   const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
   const uint kv = h / p.group, stride = (p.heads / p.group) * DH, position = step.position;
-  const uint length = position + 1, sc = h * p.max_context, kvh = kv * DH;
+  const uint length = position + 1, sc = h * p.max_context;
+  // Where this kv head's part of cache row 0 is.
+  const uint kh = step.state + p.keys_offset + kv * DH, vh = step.state + p.values_offset + kv * DH, kvh = kv * DH;
 
   const uint halfway = DH / 2;
   for (uint j = id; j < (p.rotary != 0 ? halfway : DH); j += wg) {
@@ -56,8 +60,8 @@ void main() {
   barrier();
   if (h % p.group == 0) {
     for (uint j = id; j < DH; j += wg) {
-      keys[position * stride + kvh + j] = k_h[j];
-      values[position * stride + kvh + j] = v[kvh + j];
+      keys[kh + position * stride + j] = k_h[j];
+      values[vh + position * stride + j] = v[kvh + j];
     }
   }
 
@@ -67,7 +71,7 @@ void main() {
     if (t == position) {
       for (uint i = 0; i < DH; ++i) s += q_h[i] * k_h[i];
     } else {
-      for (uint i = 0; i < DH; ++i) s += q_h[i] * keys[t * stride + kvh + i];
+      for (uint i = 0; i < DH; ++i) s += q_h[i] * keys[kh + t * stride + i];
     }
     scores[sc + t] = s;
     local_max = max(local_max, s);
@@ -89,7 +93,7 @@ void main() {
   const uint chunks = max(wg / DH, 1u), c = id / DH;
   for (uint j = id % DH; j < DH && c < chunks; j += wg) {
     float acc = 0.0;
-    for (uint t = c; t < position; t += chunks) acc += scores[sc + t] * values[t * stride + kvh + j];
+    for (uint t = c; t < position; t += chunks) acc += scores[sc + t] * values[vh + t * stride + j];
     if (chunks == 1) {
       out_[h * DH + j] = acc + scores[sc + position] * v[kvh + j];
     } else {

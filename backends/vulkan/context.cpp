@@ -1,0 +1,349 @@
+#include "context.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "error.h"
+#include "ops.h"
+#include "sequence_state.h"
+
+namespace t2r::vulkan {
+namespace {
+
+// A row's input on the device (step.glsl): token, position, its sequence's block in floats, padding.
+constexpr size_t kInputWords = 4;
+constexpr VkDeviceSize kInputBytes = kInputWords * sizeof(uint32_t);
+
+Features features_of(const LinearAttentionSpec& spec) {
+  if (spec.folded) return Features::Given;
+  return spec.feature_map == FeatureMap::ReluMlp ? Features::Map : Features::Elu;
+}
+
+}  // namespace
+
+// Regions of the activation arena, for one row at a time.
+struct Context::Regions {
+  size_t step, x, q, k, v, attn_out, hidden, logits, scores;
+};
+
+Context::Context(const Model& model, const ContextOptions& options)
+    : model_(model),
+      limits_(check_context_limits(model.hparams(), options.max_sequences, options.max_batch, options.max_outputs,
+                                   options.max_context)),
+      layout_(plan_state_layout(model.hparams(), limits_.max_context)),
+      vocab_size_(size_t(model.hparams().vocab_size)),
+      device_model_(DeviceModel::open(model, options.device)),
+      device_(device_model_->device()),
+      positions_of_(size_t(limits_.max_sequences), 0),
+      activations_(device_),
+      states_(device_) {
+  Regions r;
+  plan(r);
+  const VkDeviceSize inputs = limits_.max_batch * kInputBytes,
+                     readback = VkDeviceSize(limits_.max_outputs) * vocab_size_ * sizeof(float),
+                     transfer = std::max<VkDeviceSize>(layout_.floats * sizeof(float), 16);
+  bytes_ = size_t(activations_.bytes() + states_.bytes() + inputs + readback + transfer);
+  const size_t needed = bytes_ + weight_bytes();
+  if (options.memory_budget > 0 && needed > options.memory_budget) {
+    const size_t state_bytes = size_t(states_.bytes());
+    const std::string states = layout_.max_context > 0 ? "a KV cache of " + std::to_string(layout_.max_context) +
+                                                             " positions: " + std::to_string(state_bytes) + " bytes"
+                                                       : "the states: " + std::to_string(state_bytes) + " bytes";
+    throw Error("the session needs " + std::to_string(needed) + " bytes of device memory (the weights: " +
+                std::to_string(weight_bytes()) + " bytes; " + states + "), over the memory budget of " +
+                std::to_string(options.memory_budget) + " bytes");
+  }
+  activations_.allocate(Memory::Device);
+  states_.allocate(Memory::Device);
+  inputs_ = Buffer(device_, inputs, Memory::Upload);
+  readback_ = Buffer(device_, readback, Memory::Readback);
+  transfer_ = Buffer(device_, transfer, Memory::Readback);
+  host_logits_ = static_cast<float*>(readback_.mapped());
+  submitted_.resize(limits_.max_batch + limits_.max_outputs);
+  record(r);
+  run_once([&](Program& p) { p.fill_zero(states_[states_region_]); });
+  for (size_t output = 0; output < limits_.max_outputs; ++output) write_logits(output, nullptr);
+}
+
+Context::~Context() = default;
+
+void Context::plan(Regions& a) {
+  const Hyperparams& hp = model_.hparams();
+  const uint64_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
+                 r = uint64_t(hp.max_linear_features()) / H, F = hp.ffn_dim, V = hp.vocab_size;
+  const uint64_t context = uint64_t(layout_.max_context), f = sizeof(float);
+  Arena& act = activations_;
+  a.step = act.reserve(kInputBytes, "the row input");
+  a.x = act.reserve(d * f, "x");
+  // q and k hold phi(q) and phi(k) when the feature map is folded.
+  a.q = act.reserve(H * std::max(dh, r) * f, "q");
+  a.k = act.reserve(H * std::max(dh, r) * f, "k");
+  a.v = act.reserve(Hkv * dh * f, "v");
+  a.attn_out = act.reserve(H * dh * f, "the attention output");
+  a.hidden = act.reserve(F * f, "the feed-forward hidden layer");
+  a.logits = act.reserve(V * f, "the logits");
+  a.scores = act.reserve(H * context * f, "the attention scores");
+  // One binding holds every sequence's block, so that a row's shaders find its sequence by offset.
+  const std::string hint = context > 0 ? " (KV caches of " + std::to_string(context) +
+                                             " positions; choose a smaller max context or fewer sequences)"
+                                       : "";
+  states_region_ = states_.reserve(uint64_t(limits_.max_sequences) * layout_.floats * f,
+                                   "the states of " + std::to_string(limits_.max_sequences) + " sequences" + hint);
+}
+
+void Context::record(const Regions& a) {
+  const Hyperparams& hp = model_.hparams();
+  Device& dev = device_;
+  const Weights& w = device_model_->weights();
+  const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
+  auto act = [&](size_t region) { return activations_[region]; };
+  const Span states = states_[states_region_];
+  // W norm(x) (+ bias), or W x when `norm` is null.
+  auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
+    Matvec op;
+    op.w = w.matrix(m.weight);
+    op.x = act(in);
+    op.y = act(out);
+    op.bias = w.vector(m.bias);
+    op.epilogue = e;
+    if (norm) {
+      op.norm = hp.norm;
+      op.norm_weight = w.vector(norm->weight);
+      op.norm_bias = w.vector(norm->bias);
+      op.norm_eps = hp.norm_eps;
+    }
+    return matvec(dev, op);
+  };
+  const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
+  const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
+  const bool sinusoidal = hp.positions == PositionKind::Sinusoidal;
+  const auto& blocks = model_.blocks();
+
+  program_ = std::make_unique<Program>(dev);
+  Program& p = *program_;
+  // A row: its input up, the embedding, then per layer five dependent steps: projections (with the
+  // attention norm), attention, the output projection (plus the residual), the up projections (with
+  // the feed-forward norm), the down projection (plus the residual).
+  for (size_t row = 0; row < limits_.max_batch; ++row) {
+    if (row > 0) p.section();
+    p.copy(Span{inputs_.span().buffer, row * kInputBytes, kInputBytes}, act(a.step));
+    p.barrier();
+    p.dispatch(embed(dev, w.matrix(model_.embedding()), hp.embedding_scale, act(a.step), act(a.x),
+                     sinusoidal ? w.position_freq() : Span{}, uint32_t(hp.position_offset)));
+    p.barrier();
+    for (size_t l = 0; l < blocks.size(); ++l) {
+      const BlockWeights& block = blocks[l];
+      const AttentionWeights& aw = block.attention;
+      const AttentionSpec& spec = hp.attention(l);
+      const StateLayout::Layer& state = layout_.layers[l];
+      if (spec.is_linear() && spec.linear.folded) {
+        p.dispatch(project(aw.feature_q, &block.attn_norm, a.x, a.q, Epilogue::Relu));
+        p.dispatch(project(aw.feature_k, &block.attn_norm, a.x, a.k, Epilogue::Relu));
+      } else {
+        p.dispatch(project(aw.q, &block.attn_norm, a.x, a.q));
+        p.dispatch(project(aw.k, &block.attn_norm, a.x, a.k));
+      }
+      p.dispatch(project(aw.v, &block.attn_norm, a.x, a.v));
+      p.barrier();
+      if (spec.is_linear()) {
+        LinearAttention la;
+        la.features_kind = features_of(spec.linear);
+        if (la.features_kind == Features::Map) {
+          la.map = w.matrix(aw.feature_map.weight);
+          la.map_bias = w.vector(aw.feature_map.bias);
+        }
+        la.q = act(a.q);
+        la.k = act(a.k);
+        la.v = act(a.v);
+        la.state = states;
+        la.state_offset = uint32_t(state.offset);
+        la.out = act(a.attn_out);
+        la.step = act(a.step);
+        la.rotary_freq = rotary;
+        la.heads = H;
+        la.kv_heads = Hkv;
+        la.features = uint32_t(spec.linear.features);
+        la.head_dim = dh;
+        la.q_scale = q_scale;
+        la.floor = spec.linear.floor;
+        p.dispatch(linear_attention(dev, la));
+      } else {
+        SoftmaxAttention sa;
+        sa.q = act(a.q);
+        sa.k = act(a.k);
+        sa.v = act(a.v);
+        sa.keys = states;
+        sa.values = states;
+        sa.keys_offset = uint32_t(state.offset);
+        sa.values_offset = uint32_t(state.offset + size_t(layout_.max_context) * state.cache_row_floats);
+        sa.scores = act(a.scores);
+        sa.out = act(a.attn_out);
+        sa.step = act(a.step);
+        sa.rotary_freq = rotary;
+        sa.heads = H;
+        sa.kv_heads = Hkv;
+        sa.head_dim = dh;
+        sa.max_context = uint32_t(layout_.max_context);
+        sa.q_scale = q_scale;
+        p.dispatch(softmax_attention(dev, sa));
+      }
+      p.barrier();
+      p.dispatch(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add));
+      p.barrier();
+      if (hp.ffn == FfnKind::SwiGlu) {
+        Matvec gate;
+        gate.w = w.matrix(block.ffn.gate.weight);
+        gate.up = w.matrix(block.ffn.up.weight);
+        gate.x = act(a.x);
+        gate.y = act(a.hidden);
+        gate.epilogue = Epilogue::SwiGlu;
+        gate.norm = hp.norm;
+        gate.norm_weight = w.vector(block.ffn_norm.weight);
+        gate.norm_bias = w.vector(block.ffn_norm.bias);
+        gate.norm_eps = hp.norm_eps;
+        p.dispatch(matvec(dev, gate));
+      } else {
+        p.dispatch(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu));
+      }
+      p.barrier();
+      p.dispatch(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add));
+      p.barrier();
+    }
+  }
+  // An output: the final norm fused into the output projection of the row that just ran, and the
+  // copy of its logits to the host.
+  const VkDeviceSize logits_bytes = vocab_size_ * sizeof(float);
+  for (size_t output = 0; output < limits_.max_outputs; ++output) {
+    p.section();
+    p.dispatch(project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits));
+    p.barrier();
+    p.copy(act(a.logits), Span{readback_.span().buffer, output * logits_bytes, logits_bytes});
+    p.host_barrier();
+  }
+  p.finish();
+}
+
+const float* Context::decode(const BatchRow* rows, size_t count) {
+  check_batch(model_.hparams(), limits_, positions_of_.data(), rows, count);
+  for (size_t i = 0; i < count; ++i) {
+    if (rows[i].position >= int64_t(UINT32_MAX)) throw Error("the Vulkan backend counts positions below 2^32");
+  }
+  auto* inputs = static_cast<uint32_t*>(inputs_.mapped());
+  size_t sections = 0;
+  outputs_ = 0;
+  for (size_t i = 0; i < count; ++i) {
+    // The state offset fits: the states binding holds at most 2^32 bytes.
+    const uint32_t input[kInputWords] = {uint32_t(rows[i].token), uint32_t(rows[i].position),
+                                         uint32_t(size_t(rows[i].sequence) * layout_.floats), 0};
+    std::memcpy(inputs + i * kInputWords, input, sizeof(input));
+    submitted_[sections++] = uint32_t(i);
+    if (rows[i].logits) submitted_[sections++] = uint32_t(limits_.max_batch + outputs_++);
+  }
+  program_->run(submitted_.data(), sections);
+  if (outputs_ > 0) readback_.invalidate();
+  // Rows of a sequence are consecutive and ascending: its last row leaves its next position.
+  for (size_t i = 0; i < count; ++i) positions_of_[size_t(rows[i].sequence)] = rows[i].position + 1;
+  return host_logits_;
+}
+
+int64_t Context::position(int sequence) const {
+  return positions_of_[size_t(check_sequence(sequence, limits_.max_sequences))];
+}
+
+Span Context::state_span(int sequence, size_t offset, size_t floats) const {
+  const Span all = states_[states_region_];
+  return {all.buffer, all.offset + (size_t(sequence) * layout_.floats + offset) * sizeof(float), floats * sizeof(float)};
+}
+
+template <typename Record>
+void Context::run_once(Record record) const {
+  Program program(device_);
+  record(program);
+  program.host_barrier();
+  program.finish();
+  program.run();
+}
+
+void Context::clear(int sequence) {
+  check_sequence(sequence, limits_.max_sequences);
+  run_once([&](Program& p) { p.fill_zero(state_span(sequence, 0, layout_.floats)); });
+  positions_of_[size_t(sequence)] = 0;
+}
+
+void Context::copy(int from, int to) {
+  check_sequence(from, limits_.max_sequences);
+  check_sequence(to, limits_.max_sequences);
+  if (from != to) {
+    run_once([&](Program& p) { p.copy(state_span(from, 0, layout_.floats), state_span(to, 0, layout_.floats)); });
+  }
+  positions_of_[size_t(to)] = positions_of_[size_t(from)];
+}
+
+size_t Context::state_size(int sequence) const {
+  return kStateHeaderBytes + state_payload_floats(model_.hparams(), layout_, position(sequence)) * sizeof(float);
+}
+
+void Context::save_blocks(int sequence, void* out) const {
+  const int64_t position = this->position(sequence);
+  size_t packed = 0;  // floats
+  run_once([&](Program& p) {
+    for_each_state_block(model_.hparams(), layout_, position, [&](size_t offset, size_t floats) {
+      if (floats == 0) return;  // an empty KV cache
+      p.copy(state_span(sequence, offset, floats),
+             Span{transfer_.span().buffer, packed * sizeof(float), floats * sizeof(float)});
+      packed += floats;
+    });
+  });
+  transfer_.invalidate();
+  std::memcpy(out, transfer_.mapped(), packed * sizeof(float));
+}
+
+void Context::restore_blocks(int sequence, int64_t position, const void* blocks) {
+  check_sequence(sequence, limits_.max_sequences);
+  std::memcpy(transfer_.mapped(), blocks,
+              state_payload_floats(model_.hparams(), layout_, position) * sizeof(float));
+  transfer_.flush();
+  size_t packed = 0;
+  run_once([&](Program& p) {
+    for_each_state_block(model_.hparams(), layout_, position, [&](size_t offset, size_t floats) {
+      if (floats == 0) return;
+      p.copy(Span{transfer_.span().buffer, packed * sizeof(float), floats * sizeof(float)},
+             state_span(sequence, offset, floats));
+      packed += floats;
+    });
+  });
+  positions_of_[size_t(sequence)] = position;
+}
+
+void Context::save(int sequence, void* out, size_t size) const {
+  const size_t needed = state_size(sequence);
+  if (size < needed) {
+    throw Error("state buffer of " + std::to_string(size) + " bytes is too small (needs " + std::to_string(needed) +
+                ")");
+  }
+  write_state_header(out, {kSequenceStateVersion, model_.file().checksum(), position(sequence),
+                           uint64_t(needed - kStateHeaderBytes)});
+  save_blocks(sequence, static_cast<unsigned char*>(out) + kStateHeaderBytes);
+}
+
+void Context::restore(int sequence, const void* data, size_t size) {
+  check_sequence(sequence, limits_.max_sequences);
+  const StateHeader header = check_state(data, size, kSequenceStateVersion, model_.file().checksum(), max_context(),
+                                         model_.hparams(), layout_, 0);
+  restore_blocks(sequence, header.position, static_cast<const unsigned char*>(data) + kStateHeaderBytes);
+}
+
+void Context::write_logits(size_t output, const void* values) {
+  if (output >= limits_.max_outputs) throw Error("output " + std::to_string(output) + " does not exist");
+  float* target = host_logits_ + output * vocab_size_;
+  if (values) {
+    std::memcpy(target, values, vocab_size_ * sizeof(float));
+  } else {
+    std::memset(target, 0, vocab_size_ * sizeof(float));
+  }
+  readback_.flush();
+}
+
+}  // namespace t2r::vulkan

@@ -1,0 +1,410 @@
+// Vulkan contexts on the reference checkpoints (packed at f32), with the validation layer watching:
+// every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the same
+// dispatches run) and those of the CPU context; copies continue identically; saved states round-trip
+// and move between the backends; bad batches and options are refused with the CPU's messages; the
+// model's weights are uploaded once for its contexts; memory budgets are honoured.
+#include <doctest/doctest.h>
+
+#if defined(T2R_VULKAN) && defined(T2R_REFERENCE_MODELS)
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <thread>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "context.h"
+#include "error.h"
+#include "reference.h"
+#include "sequence_state.h"
+#include "session.h"
+#include "test_vulkan_support.h"
+#include "vulkan/context.h"
+#include "vulkan/session.h"
+
+using namespace t2r;
+using namespace t2r::test;
+
+namespace {
+
+constexpr int64_t kContext = 32;  // softmax layers' positions: far more than any test feeds
+
+vulkan::ContextOptions gpu_options(int sequences, int batch, int outputs) {
+  vulkan::ContextOptions o;
+  o.max_sequences = sequences;
+  o.max_batch = batch;
+  o.max_outputs = outputs;
+  o.max_context = kContext;
+  return o;
+}
+
+ContextOptions cpu_options(int sequences, int batch, int outputs) {
+  ContextOptions o;
+  o.max_sequences = sequences;
+  o.max_batch = batch;
+  o.max_outputs = outputs;
+  o.max_context = kContext;
+  o.threads = 1;  // the Vulkan device is the CPU too
+  return o;
+}
+
+// An arbitrary, fixed token stream per sequence.
+int32_t token_of(int sequence, int64_t position, int64_t vocab) {
+  return int32_t((sequence * 131 + position * 17 + 3) % vocab);
+}
+
+// Step `step` of B sequences, in a scrambled sequence order: step 0 a prompt of 1 to 3 rows per
+// sequence (logits of its last row; of every row for sequence 1), later steps one row for most
+// sequences (some skip a step, so positions drift apart) and two for sequence 0 at step 2.
+std::vector<BatchRow> batch_rows(int B, int step, std::vector<int64_t>& positions, int64_t vocab) {
+  std::vector<BatchRow> rows;
+  for (int k = 0; k < B; ++k) {
+    const int s = (k * 7 + 3) % B;
+    const int n = step == 0 ? 1 + s % 3 : (s + step) % 4 == 0 ? 0 : step == 2 && s == 0 ? 2 : 1;
+    for (int i = 0; i < n; ++i) {
+      const int64_t p = positions[size_t(s)]++;
+      rows.push_back(BatchRow{token_of(s, p, vocab), s, p, i + 1 == n || s == 1});
+    }
+  }
+  return rows;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void check_batches(const std::string& name) {
+  const Model& model = packed_reference_model(name, DType::F32);
+  const int64_t V = model.hparams().vocab_size;
+  auto gpu = open_validated<vulkan::Context>(model, gpu_options(16, 48, 48));
+  if (!gpu) return;
+  auto alone = open_validated<vulkan::Context>(model, gpu_options(1, 1, 1));
+  CHECK((alone->device_model() == gpu->device_model()));
+  Context cpu(model, cpu_options(16, 48, 48));
+  for (int B : {1, 2, 5, 16}) {
+    CAPTURE(B);
+    for (int s = 0; s < B; ++s) {
+      gpu->clear(s);
+      cpu.clear(s);
+    }
+    std::vector<int64_t> positions(size_t(B), 0);
+    std::map<std::pair<int, int64_t>, std::vector<float>> batched;  // (sequence, position) -> logits
+    double worst_cpu = 0;
+    for (int step = 0; step < 3; ++step) {
+      const std::vector<BatchRow> rows = batch_rows(B, step, positions, V);
+      const float* g = gpu->decode(rows.data(), rows.size());
+      const float* c = cpu.decode(rows.data(), rows.size());
+      REQUIRE(gpu->outputs() == cpu.outputs());
+      size_t output = 0;
+      for (const BatchRow& row : rows) {
+        if (!row.logits) continue;
+        batched[{row.sequence, row.position}].assign(g + output * size_t(V), g + (output + 1) * size_t(V));
+        worst_cpu = std::max(worst_cpu, max_diff(g + output * size_t(V), c + output * size_t(V), V));
+        ++output;
+      }
+    }
+    for (int s = 0; s < B; ++s) {
+      CHECK(gpu->position(s) == positions[size_t(s)]);
+      alone->clear(0);
+      for (int64_t p = 0; p < positions[size_t(s)]; ++p) {
+        const BatchRow row{token_of(s, p, V), 0, p, true};
+        const float* logits = alone->decode(&row, 1);
+        auto it = batched.find({s, p});
+        if (it == batched.end()) continue;
+        CAPTURE(s);
+        CAPTURE(p);
+        CHECK(max_diff(it->second.data(), logits, V) == 0);
+      }
+    }
+    MESSAGE(name << ", " << B << " sequences: max |logit diff| vs the CPU context " << worst_cpu);
+    CHECK(worst_cpu < 1e-4);
+  }
+  check_validation(gpu->device());
+}
+
+// Decodes `token` as the next row of each of `sequences`, asking for every row's logits.
+const float* next_rows(vulkan::Context& gpu, std::initializer_list<int> sequences, int32_t token) {
+  std::vector<BatchRow> rows;
+  for (int s : sequences) rows.push_back(BatchRow{token, s, gpu.position(s), true});
+  return gpu.decode(rows.data(), rows.size());
+}
+
+void check_sequence_states(const std::string& name) {
+  const Model& model = packed_reference_model(name, DType::F32);
+  const int64_t V = model.hparams().vocab_size;
+  auto gpu = open_validated<vulkan::Context>(model, gpu_options(3, 8, 3));
+  if (!gpu) return;
+  Context cpu(model, cpu_options(2, 8, 2));
+  std::vector<BatchRow> prompt;
+  for (int64_t p = 0; p < 5; ++p) prompt.push_back(BatchRow{token_of(0, p, V), 0, p, p == 4});
+  gpu->decode(prompt.data(), prompt.size());
+  cpu.decode(prompt.data(), prompt.size());
+
+  // The same bytes layout on both backends: the GPU's state continues on the CPU and the CPU's on
+  // the GPU.
+  std::vector<unsigned char> from_gpu(gpu->state_size(0)), from_cpu(cpu.state_size(0));
+  REQUIRE(from_gpu.size() == from_cpu.size());
+  gpu->save(0, from_gpu.data(), from_gpu.size());
+  cpu.save(0, from_cpu.data(), from_cpu.size());
+  CHECK(std::memcmp(from_gpu.data(), from_cpu.data(), kStateHeaderBytes) == 0);
+  cpu.restore(1, from_gpu.data(), from_gpu.size());
+  gpu->restore(1, from_cpu.data(), from_cpu.size());
+  CHECK(cpu.position(1) == 5);
+  CHECK(gpu->position(1) == 5);
+  const BatchRow cpu_rows[2] = {{7, 0, 5, true}, {7, 1, 5, true}};
+  const float* c = cpu.decode(cpu_rows, 2);
+  const float* g = next_rows(*gpu, {0, 1}, 7);
+  CHECK(max_diff(c, c + V, V) < 1e-4);
+  CHECK(max_diff(g, g + V, V) < 1e-4);
+  CHECK(max_diff(g, c, V) < 1e-4);
+
+  // A copy continues exactly as its source.
+  gpu->copy(0, 1);
+  CHECK(gpu->position(1) == 6);
+  int32_t token = argmax(g, V);
+  for (int t = 0; t < 3; ++t) {
+    const float* both = next_rows(*gpu, {0, 1}, token);
+    CHECK(max_diff(both, both + V, V) == 0);
+    token = argmax(both, V);
+  }
+
+  // A saved state round-trips on the GPU bit for bit.
+  std::vector<unsigned char> saved(gpu->state_size(0));
+  gpu->save(0, saved.data(), saved.size());
+  gpu->restore(2, saved.data(), saved.size());
+  CHECK(gpu->position(2) == gpu->position(0));
+  const float* restored = next_rows(*gpu, {0, 2}, token);
+  CHECK(max_diff(restored, restored + V, V) == 0);
+
+  // Bad states are refused and leave the sequence as it was.
+  const int64_t before = gpu->position(2);
+  CHECK_THROWS_AS(gpu->restore(2, saved.data(), saved.size() - 4), Error);
+  std::vector<unsigned char> damaged = saved;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(damaged.data() + damaged.size() - 4, &nan, 4);
+  CHECK_THROWS_WITH_AS(gpu->restore(2, damaged.data(), damaged.size()),
+                       doctest::Contains("session state holds NaN"), Error);
+  CHECK(gpu->position(2) == before);
+  const float* still = next_rows(*gpu, {0, 2}, 11);
+  CHECK(max_diff(still, still + V, V) == 0);
+  check_validation(gpu->device());
+}
+
+}  // namespace
+
+// Two test cases per model, so that ctest runs them in parallel.
+TEST_CASE("vulkan context fairseq-softmax: batched sequences give their logits alone and the CPU's") { check_batches("fairseq-softmax"); }
+TEST_CASE("vulkan context fairseq-t2r: batched sequences give their logits alone and the CPU's") { check_batches("fairseq-t2r"); }
+TEST_CASE("vulkan context fairseq-elu: batched sequences give their logits alone and the CPU's") { check_batches("fairseq-elu"); }
+TEST_CASE("vulkan context llama-softmax: batched sequences give their logits alone and the CPU's") { check_batches("llama-softmax"); }
+TEST_CASE("vulkan context llama-t2r: batched sequences give their logits alone and the CPU's") { check_batches("llama-t2r"); }
+TEST_CASE("vulkan context llama-elu: batched sequences give their logits alone and the CPU's") { check_batches("llama-elu"); }
+
+TEST_CASE("vulkan context fairseq-softmax: copy, save and restore within and across backends") { check_sequence_states("fairseq-softmax"); }
+TEST_CASE("vulkan context fairseq-t2r: copy, save and restore within and across backends") { check_sequence_states("fairseq-t2r"); }
+TEST_CASE("vulkan context fairseq-elu: copy, save and restore within and across backends") { check_sequence_states("fairseq-elu"); }
+TEST_CASE("vulkan context llama-softmax: copy, save and restore within and across backends") { check_sequence_states("llama-softmax"); }
+TEST_CASE("vulkan context llama-t2r: copy, save and restore within and across backends") { check_sequence_states("llama-t2r"); }
+TEST_CASE("vulkan context llama-elu: copy, save and restore within and across backends") { check_sequence_states("llama-elu"); }
+
+TEST_CASE("vulkan session states restore on the CPU session and the other way round") {
+  for (const char* name : {"fairseq-softmax", "llama-t2r"}) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    const int64_t V = model.hparams().vocab_size;
+    vulkan::SessionOptions options;
+    options.max_context = kContext;
+    auto gpu = open_validated<vulkan::Session>(model, options);
+    if (!gpu) return;
+    SessionOptions cpu_session;
+    cpu_session.max_context = kContext;
+    cpu_session.threads = 1;
+    Session cpu(model, cpu_session);
+    const int32_t prompt[4] = {5, 17, 3, 99};
+    gpu->prefill(prompt, 4);
+    cpu.prefill(prompt, 4);
+    std::vector<unsigned char> from_gpu(gpu->state_size()), from_cpu(cpu.state_size());
+    REQUIRE(from_gpu.size() == from_cpu.size());
+    gpu->save_state(from_gpu.data(), from_gpu.size());
+    cpu.save_state(from_cpu.data(), from_cpu.size());
+    CHECK(std::memcmp(from_gpu.data(), from_cpu.data(), kStateHeaderBytes) == 0);
+
+    // Round trip on the GPU: the saved logits come back, and the same steps give the same bits.
+    const float* after = gpu->step(7);
+    const std::vector<float> seven(after, after + V);
+    gpu->step(9);
+    gpu->restore_state(from_gpu.data(), from_gpu.size());
+    CHECK(gpu->position() == 4);
+    CHECK(std::memcmp(gpu->logits(), from_gpu.data() + kStateHeaderBytes, size_t(V) * sizeof(float)) == 0);
+    CHECK(max_diff(gpu->step(7), seven.data(), V) == 0);
+
+    // Across backends.
+    Session cpu_from_gpu(model, cpu_session);
+    cpu_from_gpu.restore_state(from_gpu.data(), from_gpu.size());
+    gpu->restore_state(from_cpu.data(), from_cpu.size());
+    CHECK(std::memcmp(gpu->logits(), cpu.logits(), size_t(V) * sizeof(float)) == 0);
+    const float* c = cpu.step(7);
+    CHECK(max_diff(cpu_from_gpu.step(7), c, V) < 1e-4);
+    CHECK(max_diff(gpu->step(7), c, V) < 1e-4);
+    // A version-2 state (one sequence of a context) is not a session's.
+    std::vector<unsigned char> sequence(gpu->context().state_size(0));
+    gpu->context().save(0, sequence.data(), sequence.size());
+    CHECK_THROWS_WITH_AS(gpu->restore_state(sequence.data(), sequence.size()),
+                         "session state version 2 is not supported (expected 1)", Error);
+    check_validation(gpu->device());
+  }
+}
+
+TEST_CASE("vulkan contexts of a model share its uploaded weights and honour memory budgets") {
+  const Model& model = packed_reference_model("llama-softmax", DType::F32);
+  vulkan::ContextOptions options = gpu_options(4, 4, 2);
+  auto a = open_validated<vulkan::Context>(model, options);
+  if (!a) return;
+  std::weak_ptr<const vulkan::DeviceModel> shared = a->device_model();
+  CHECK(a->weight_bytes() >= model.weight_bytes());
+  {
+    auto b = open_validated<vulkan::Context>(model, gpu_options(1, 1, 1));
+    CHECK((b->device_model() == a->device_model()));
+    CHECK(&b->device() == &a->device());
+    CHECK(b->bytes() < a->bytes());  // its own states and activations only
+  }
+
+  // A context's budget counts its own memory and the weights it needs.
+  const uint64_t needed = a->bytes() + a->weight_bytes();
+  options.memory_budget = needed - 1;
+  const std::string refused = error_of([&] { open_validated<vulkan::Context>(model, options); });
+  CHECK(refused.find("needs " + std::to_string(needed) + " bytes of device memory") != std::string::npos);
+  CHECK(refused.find("over the memory budget of " + std::to_string(needed - 1) + " bytes") != std::string::npos);
+  options.memory_budget = needed;
+  CHECK_NOTHROW(open_validated<vulkan::Context>(model, options));
+
+  // A session's bytes() is that sum, and its budget the same limit.
+  vulkan::SessionOptions session_options;
+  session_options.max_context = kContext;
+  auto session = open_validated<vulkan::Session>(model, session_options);
+  CHECK(session->bytes() == session->context().bytes() + session->context().weight_bytes());
+  session_options.memory_budget = session->bytes() - 1;
+  CHECK_THROWS_AS(open_validated<vulkan::Session>(model, session_options), Error);
+  session_options.memory_budget = session->bytes();
+  CHECK_NOTHROW(open_validated<vulkan::Session>(model, session_options));
+  check_validation(a->device());
+
+  // The weights go with the last context that uses them.
+  session.reset();
+  a.reset();
+  CHECK(shared.expired());
+}
+
+TEST_CASE("vulkan contexts on several threads share one device model safely") {
+  const Model& model = packed_reference_model("llama-t2r", DType::F32);
+  const int64_t V = model.hparams().vocab_size;
+  // A context of its own decoding stream `stream`: its logits, and what the validation layer said.
+  struct Run {
+    std::vector<float> logits;
+    std::vector<std::string> messages;
+    std::string error;
+  };
+  auto run = [&](int stream, Run* out) {
+    try {
+      vulkan::ContextOptions options = gpu_options(1, 4, 1);
+      options.device.validation = true;
+      vulkan::Context context(model, options);
+      for (int64_t p = 0; p < 6; ++p) {
+        const BatchRow row{token_of(stream, p, V), 0, p, true};
+        const float* logits = context.decode(&row, 1);
+        out->logits.insert(out->logits.end(), logits, logits + V);
+      }
+      out->messages = context.device().validation_messages();
+    } catch (const Error& e) {
+      out->error = e.what();
+    }
+  };
+  if (!open_validated<vulkan::Context>(model, gpu_options(1, 1, 1))) return;
+  constexpr int kThreads = 4;
+  std::vector<Run> alone(kThreads), together(kThreads);
+  for (int t = 0; t < kThreads; ++t) run(t, &alone[size_t(t)]);
+  // The first context of the threads opens the device model; the others wait for it and share it.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(run, t, &together[size_t(t)]);
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    CAPTURE(t);
+    CHECK(together[size_t(t)].error == "");
+    for (const std::string& m : together[size_t(t)].messages) MESSAGE("validation: " << m);
+    CHECK(together[size_t(t)].messages.empty());
+    REQUIRE(together[size_t(t)].logits.size() == alone[size_t(t)].logits.size());
+    CHECK(together[size_t(t)].logits == alone[size_t(t)].logits);
+  }
+}
+
+TEST_CASE("vulkan context refuses bad batches, sequences and options with the CPU context's messages") {
+  const Model& model = packed_reference_model("fairseq-t2r", DType::F32);
+  const int32_t V = int32_t(model.hparams().vocab_size);
+  auto gpu = open_validated<vulkan::Context>(model, gpu_options(2, 4, 2));
+  if (!gpu) return;
+  Context cpu(model, cpu_options(2, 4, 2));
+  const BatchRow first{1, 0, 0, true};
+  gpu->decode(&first, 1);
+  cpu.decode(&first, 1);
+  const std::vector<std::vector<BatchRow>> bad = {
+      {{1, 0, 1, false}, {2, 0, 2, false}, {3, 0, 3, false}, {4, 0, 4, false}, {5, 0, 5, false}},  // too many
+      {{V, 0, 1, true}},
+      {{-1, 0, 1, true}},
+      {{1, 2, 0, true}},
+      {{1, -1, 0, true}},
+      {{1, 0, 0, true}},                                      // does not continue sequence 0
+      {{1, 0, 1, false}, {1, 1, 0, false}, {1, 0, 2, false}},  // sequence 0 not consecutive
+      {{1, 0, 1, true}, {1, 0, 2, true}, {1, 1, 0, true}},     // three logits, two outputs
+  };
+  for (const std::vector<BatchRow>& rows : bad) {
+    const std::string on_gpu = error_of([&] { gpu->decode(rows.data(), rows.size()); });
+    CAPTURE(on_gpu);
+    CHECK(!on_gpu.empty());
+    CHECK(on_gpu == error_of([&] { cpu.decode(rows.data(), rows.size()); }));
+  }
+  CHECK(gpu->position(0) == 1);
+  CHECK(gpu->position(1) == 0);
+  CHECK(error_of([&] { gpu->position(2); }) == error_of([&] { cpu.position(2); }));
+  CHECK(error_of([&] { gpu->clear(-1); }) == error_of([&] { cpu.clear(-1); }));
+  CHECK(error_of([&] { gpu->copy(0, 5); }) == error_of([&] { cpu.copy(0, 5); }));
+  CHECK(!error_of([&] { gpu->copy(0, 5); }).empty());
+
+  struct BadOptions {
+    int sequences, batch, outputs;
+    int64_t context;
+  };
+  for (const BadOptions& o : {BadOptions{0, 4, 0, 0}, BadOptions{1, 0, 0, 0}, BadOptions{1, 4, 5, 0},
+                              BadOptions{1, 4, 0, -1}}) {
+    vulkan::ContextOptions g = gpu_options(o.sequences, o.batch, o.outputs);
+    g.max_context = o.context;
+    ContextOptions c = cpu_options(o.sequences, o.batch, o.outputs);
+    c.max_context = o.context;
+    const std::string on_gpu = error_of([&] { vulkan::Context refused(model, g); });
+    CHECK(!on_gpu.empty());
+    CHECK(on_gpu == error_of([&] { Context refused(model, c); }));
+  }
+
+  // Shaders count positions in 32 bits: a restored linear state at 2^32 cannot go on.
+  std::vector<unsigned char> state(gpu->state_size(0));
+  gpu->save(0, state.data(), state.size());
+  const int64_t far = int64_t(1) << 32;
+  std::memcpy(state.data() + 24, &far, sizeof(far));
+  gpu->restore(1, state.data(), state.size());
+  const BatchRow beyond{1, 1, far, true};
+  CHECK_THROWS_WITH_AS(gpu->decode(&beyond, 1), "the Vulkan backend counts positions below 2^32", Error);
+  CHECK(gpu->position(1) == far);
+  check_validation(gpu->device());
+}
+
+#endif
