@@ -15,6 +15,7 @@
 #include "sampler.h"
 #include "session.h"
 #ifdef T2R_VULKAN
+#include "vulkan/context.h"
 #include "vulkan/session.h"
 #endif
 
@@ -42,9 +43,15 @@ struct t2r_session {
 // A context on exactly one backend, as a session.
 struct t2r_context {
   std::unique_ptr<t2r::Context> cpu;
+#ifdef T2R_VULKAN
+  std::unique_ptr<t2r::vulkan::Context> gpu;
+#endif
   std::vector<t2r::BatchRow> rows;  // the C rows converted, sized for max_batch at creation
   template <typename Call>
   auto with(Call call) {
+#ifdef T2R_VULKAN
+    if (gpu) return call(*gpu);
+#endif
     return call(*cpu);
   }
 };
@@ -83,6 +90,20 @@ bool null_argument(const void* p, const char* name) {
   g_last_error = std::string(name) + " is NULL";
   return true;
 }
+
+#ifdef T2R_VULKAN
+// The C API's device text: an index, or part of a device's name; NULL or empty: the best one.
+t2r::vulkan::DeviceOptions device_options(const char* text) {
+  t2r::vulkan::DeviceOptions options;
+  const std::string device = text ? text : "";
+  if (!device.empty() && device.find_first_not_of("0123456789") == std::string::npos) {
+    options.index = std::stoi(device);
+  } else {
+    options.name = device;
+  }
+  return options;
+}
+#endif
 
 }  // namespace
 
@@ -178,13 +199,9 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
 #ifdef T2R_VULKAN
       t2r::vulkan::SessionOptions gpu;
       gpu.max_context = o.max_context;
+      if (o.prefill_chunk != 0) gpu.prefill_chunk = o.prefill_chunk;
       gpu.memory_budget = o.memory_budget;
-      const std::string device = o.device ? o.device : "";
-      if (!device.empty() && device.find_first_not_of("0123456789") == std::string::npos) {
-        gpu.device.index = std::stoi(device);
-      } else {
-        gpu.device.name = device;
-      }
+      gpu.device = device_options(o.device);
       session->gpu = std::make_unique<t2r::vulkan::Session>(*model->model, gpu);
 #else
       throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
@@ -278,7 +295,19 @@ t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_option
       context->cpu = std::make_unique<t2r::Context>(*model->model, cpu);
       context->rows.resize(context->cpu->max_batch());
     } else if (backend == "vulkan") {
-      throw t2r::Error("the vulkan backend has no contexts yet (use a session)");
+#ifdef T2R_VULKAN
+      t2r::vulkan::ContextOptions gpu;
+      if (o.max_sequences != 0) gpu.max_sequences = o.max_sequences;
+      if (o.max_batch != 0) gpu.max_batch = o.max_batch;
+      gpu.max_outputs = o.max_outputs;
+      gpu.max_context = o.max_context;
+      gpu.memory_budget = o.memory_budget;
+      gpu.device = device_options(o.device);
+      context->gpu = std::make_unique<t2r::vulkan::Context>(*model->model, gpu);
+      context->rows.resize(context->gpu->max_batch());
+#else
+      throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
+#endif
     } else {
       throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
     }

@@ -8,7 +8,6 @@
 
 #include "context.h"
 #include "error.h"
-#include "sequence_state.h"
 
 namespace t2r {
 
@@ -24,15 +23,7 @@ const float* Context::prefill_adaptive(int sequence, const int32_t* tokens, size
   }
   config.validate(L);
   const int64_t start = position(sequence);
-  for (size_t t = 0; t < count; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= hp.vocab_size) {
-      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (0.." +
-                  std::to_string(hp.vocab_size - 1) + ")");
-    }
-  }
-  if (count > size_t(kMaxPosition - start)) {
-    throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
-  }
+  check_prompt(hp, tokens, count, start, -1);  // linear attention: no KV cache to fill
   if (count == 0) return logits_;
 
   for (size_t t = 0; t < count; ++t) {

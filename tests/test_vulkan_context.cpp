@@ -8,6 +8,7 @@
 #if defined(T2R_VULKAN) && defined(T2R_REFERENCE_MODELS)
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
@@ -24,6 +25,7 @@
 #include "reference.h"
 #include "sequence_state.h"
 #include "session.h"
+#include "t2r.h"
 #include "test_vulkan_support.h"
 #include "vulkan/context.h"
 #include "vulkan/session.h"
@@ -405,6 +407,40 @@ TEST_CASE("vulkan context refuses bad batches, sequences and options with the CP
   CHECK_THROWS_WITH_AS(gpu->decode(&beyond, 1), "the Vulkan backend counts positions below 2^32", Error);
   CHECK(gpu->position(1) == far);
   check_validation(gpu->device());
+}
+
+TEST_CASE("the C API's vulkan contexts decode batches as the CPU's do") {
+  if (!std::getenv("T2R_REQUIRE_VULKAN") && vulkan::list_devices().empty()) return;
+  const std::string path = std::string(T2R_SOURCE_DIR) + "/models/default.t2r";
+  t2r_model* model = t2r_model_load(path.c_str());
+  REQUIRE(model != nullptr);
+  t2r_context_options options = t2r_context_default_options();
+  options.max_sequences = 3;
+  options.max_batch = 8;
+  t2r_context* cpu = t2r_context_create(model, &options);
+  options.backend = "vulkan";
+  t2r_context* gpu = t2r_context_create(model, &options);
+  REQUIRE(cpu != nullptr);
+  REQUIRE(gpu != nullptr);
+  const t2r_batch_row rows[] = {{10, 0, 0, 0}, {11, 0, 1, 1}, {12, 1, 0, 1}, {13, 2, 0, 1}};
+  size_t cpu_outputs = 0, gpu_outputs = 0;
+  const float* a = t2r_decode(cpu, rows, 4, &cpu_outputs);
+  const float* b = t2r_decode(gpu, rows, 4, &gpu_outputs);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  CHECK(cpu_outputs == 3);
+  CHECK(gpu_outputs == 3);
+  t2r_model_info info;
+  t2r_model_get_info(model, &info);
+  CHECK(max_diff(a, b, 3 * info.vocab_size) < 1e-4);
+  CHECK(t2r_sequence_copy(gpu, 0, 2) == 0);
+  CHECK(t2r_sequence_position(gpu, 2) == 2);
+  const t2r_batch_row wrong[] = {{10, 1, 0, 1}};
+  CHECK(t2r_decode(gpu, wrong, 1, nullptr) == nullptr);
+  CHECK(std::string(t2r_last_error()) == "batch row 0: sequence 1 continues at position 1, not 0");
+  t2r_context_free(gpu);
+  t2r_context_free(cpu);
+  t2r_model_free(model);
 }
 
 #endif
