@@ -10,6 +10,7 @@
 #include "mapped_file.h"
 #include "safetensors.h"
 #include "tokenizer_import.h"
+#include "tokenizer_metadata.h"
 
 namespace t2r {
 namespace {
@@ -165,7 +166,7 @@ ImportedModel import_huggingface(const std::string& dir) {
   if (const json::Value* eos = config.find("eos_token_id"); eos && eos->type() == json::Value::Type::Number) {
     tokenizer.eos_id = int32_t(eos->as_int());
   }
-  put_tokenizer(m.metadata, tokenizer);
+  write_tokenizer_metadata(tokenizer, m.metadata);
   m.description = "Hugging Face llama, " + attention + " attention" +
                   (attention == "t2r" ? " (feature size " + std::to_string(r) + ")" : "") + ", " + std::to_string(L) +
                   " layers, d " + std::to_string(d) + ", " + std::to_string(H) + " heads / " + std::to_string(Hkv) +
