@@ -1,0 +1,229 @@
+// The tokenizer kinds against their oracles: ids committed in tests/tokenizer_oracles by
+// transformers.js (Llama 3.1 and Mistral tokenizer.json files, from ../shared/models) and by
+// the SentencePiece library (four small trained .model files, committed, and the translation
+// references' sentencepiece.bpe.model). See tests/tokenizer_oracles/*.{js,py}.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "json.h"
+#include "mapped_file.h"
+#include "tokenizer.h"
+#include "tokenizer_import.h"
+#include "tokenizer_metadata.h"
+
+using t2r::EncodeOptions;
+using t2r::Tokenizer;
+using t2r::TokenizerData;
+
+namespace {
+
+using Ids = std::vector<int32_t>;
+
+const std::string kOracles = std::string(T2R_SOURCE_DIR) + "/tests/tokenizer_oracles/";
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+t2r::json::Value read_json(const std::string& path) {
+  return t2r::json::parse(t2r::MappedFile(path).bytes());
+}
+
+std::string from_hex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) out += char(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+Ids ids_of(const t2r::json::Value& array) {
+  Ids out;
+  for (const auto& v : array.as_array()) out.push_back(int32_t(v.as_int()));
+  return out;
+}
+
+struct Case {
+  std::string name, text;
+  bool invalid_utf8;
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = [] {
+    std::vector<Case> out;
+    const t2r::json::Value all_cases = read_json(kOracles + "cases.json");
+    for (const auto& c : all_cases.as_array()) {
+      const auto* invalid = c.find("invalid_utf8");
+      out.push_back({c.at("name").as_string(), from_hex(c.at("hex").as_string()),
+                     invalid && invalid->as_bool()});
+    }
+    return out;
+  }();
+  return all;
+}
+
+// The text a stream of token_bytes gives, through Utf8Stream.
+std::string streamed(const Tokenizer& tok, const Ids& ids) {
+  t2r::Utf8Stream stream;
+  std::string text, piece;
+  for (int32_t id : ids) {
+    stream.push(tok.token_bytes(id), piece);
+    text += piece;
+  }
+  stream.finish(piece);
+  return text + piece;
+}
+
+// Every case's ids against the oracle's; the decoded text against the input where the
+// oracle's decoding restores it; and the same ids after a trip through model metadata.
+void check_against_oracle(const Tokenizer& tok, const t2r::json::Value& expected) {
+  std::map<std::string, const t2r::json::Value*> by_name;
+  for (const auto& row : expected.as_array()) by_name[row.at("name").as_string()] = &row;
+  size_t compared = 0;
+  for (const Case& c : cases()) {
+    CAPTURE(c.name);
+    const Ids ids = tok.encode(c.text);
+    const auto found = by_name.find(c.name);
+    if (found != by_name.end()) {
+      const t2r::json::Value& row = *found->second;
+      CHECK(ids == ids_of(row.at("ids")));
+      ++compared;
+      if (row.at("round_trips").as_bool()) {
+        CHECK(tok.decode(ids) == c.text);
+        // Streaming keeps UTF-8 whole across byte pieces split over tokens.
+        const std::string s = streamed(tok, ids);
+        CHECK((s == c.text || s == " " + c.text));
+      }
+      if (const auto* bos = row.find("with_special")) {
+        Ids with = ids_of(*bos);
+        with.insert(with.end(), ids.begin(), ids.end());
+        CHECK(tok.encode(c.text, EncodeOptions{true, true}) == with);
+      }
+    }
+  }
+  CHECK(compared == expected.as_array().size());
+  t2r::Metadata m;
+  t2r::write_tokenizer_metadata(tok.data(), m);
+  const Tokenizer reread(t2r::read_tokenizer_metadata(m, tok.vocab_size()));
+  for (const Case& c : cases()) CHECK(reread.encode(c.text) == tok.encode(c.text));
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer kinds: SentencePiece unigram and BPE models match the library") {
+  const auto expected = read_json(kOracles + "sp_expected.json");
+  for (const char* name : {"unigram_nfkc", "unigram_bytes", "bpe_bytes", "bpe_plain"}) {
+    CAPTURE(name);
+    const Tokenizer tok(t2r::import_sentencepiece_tokenizer(kOracles + name + ".model", 0));
+    check_against_oracle(tok, expected.at(name));
+  }
+#ifdef T2R_REFERENCE_MODELS
+  const std::string mt_model = std::string(T2R_REFERENCE_MODELS) + "/mt-t2r/sentencepiece.bpe.model";
+  if (exists(mt_model)) {
+    const Tokenizer tok(t2r::import_sentencepiece_tokenizer(mt_model, 0));
+    CHECK(tok.data().kind == t2r::TokenizerKind::SentencePieceUnigram);  // despite its name
+    check_against_oracle(tok, expected.at("mt"));
+  } else {
+    MESSAGE("skipped: no " << mt_model);
+  }
+#endif
+}
+
+TEST_CASE("tokenizer kinds: SentencePiece details") {
+  const Tokenizer bytes(t2r::import_sentencepiece_tokenizer(kOracles + "unigram_bytes.model", 0));
+  CHECK(bytes.data().kind == t2r::TokenizerKind::SentencePieceUnigram);
+  CHECK(bytes.data().byte_fallback);
+  CHECK(bytes.data().charsmap.empty());
+  const Tokenizer nfkc(t2r::import_sentencepiece_tokenizer(kOracles + "unigram_nfkc.model", 0));
+  CHECK(!nfkc.data().charsmap.empty());
+  CHECK(nfkc.bos_id() == 1);
+  CHECK(nfkc.eos_id() == 2);
+  CHECK(nfkc.data().unk_id == 0);
+  CHECK(nfkc.token_bytes(1).empty());  // control pieces decode to nothing
+  // Invalid UTF-8 bytes are U+FFFD each, as the library reads them; with byte fallback that
+  // is three byte pieces, which stream back as one U+FFFD.
+  const Ids ids = bytes.encode("a\xff");
+  CHECK(streamed(bytes, ids) == " a\xEF\xBF\xBD");
+  CHECK(bytes.decode(ids) == "a\xEF\xBF\xBD");
+}
+
+TEST_CASE("tokenizer kinds: SentencePiece models that are not well-formed are refused") {
+  const std::string good(t2r::MappedFile(kOracles + "bpe_plain.model").bytes());
+  auto message = [](const std::string& bytes) {
+    try {
+      const Tokenizer tok(t2r::parse_sentencepiece_model(bytes, 0));
+    } catch (const t2r::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(message(good).empty());
+  CHECK(message(good.substr(0, good.size() / 2)).find("ModelProto") != std::string::npos);
+  CHECK(message("") == "the model has no pieces");
+  CHECK(message(std::string("\x0b", 1)).find("wire type 3") != std::string::npos);  // a group
+  CHECK(message(std::string("\x0a\x05\x0a\x03", 4)).find("beyond the end") != std::string::npos);
+  CHECK(message(std::string("\x12\x02\x18\x03", 4)).find("model_type 3") != std::string::npos);
+  CHECK(message(std::string("\x0a\x04\x0a\x02hi", 6)).find("no control piece") != std::string::npos);
+  // Random corruption: a clear error or a working tokenizer, never a crash.
+  std::mt19937 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good;
+    for (int k = 0; k < 4; ++k) bad[rng() % bad.size()] = char(rng());
+    try {
+      const Tokenizer tok(t2r::parse_sentencepiece_model(bad, 0));
+      tok.encode("Hello world, 123 \xff");
+    } catch (const t2r::Error&) {
+    }
+  }
+}
+
+#ifdef T2R_REFERENCE_MODELS
+TEST_CASE("tokenizer kinds: Llama 3.1 and Mistral tokenizer.json match transformers.js") {
+  const auto expected = read_json(kOracles + "hf_expected.json");
+  const std::string models = T2R_REFERENCE_MODELS;
+  struct File {
+    const char* oracle;
+    std::string path;
+    int32_t vocab;
+  };
+  for (const File& f : {File{"llama3", models + "/lolcats-llama3/tokenizer.json", 128256},
+                        File{"mistral", models + "/supra-mistral/tokenizer.json", 32000}}) {
+    CAPTURE(f.oracle);
+    if (!exists(f.path)) {
+      MESSAGE("skipped: no " << f.path);
+      continue;
+    }
+    const Tokenizer tok(t2r::import_hf_tokenizer(f.path, f.vocab));
+    check_against_oracle(tok, expected.at(f.oracle));
+    for (const Case& c : cases()) {
+      CAPTURE(c.name);
+      // Any bytes: byte-level BPE and byte fallback both keep invalid UTF-8 exactly.
+      CHECK(tok.decode(tok.encode(c.text, EncodeOptions{false, false})) == c.text);
+    }
+  }
+  const Tokenizer llama3(t2r::import_hf_tokenizer(models + "/lolcats-llama3/tokenizer.json", 128256));
+  CHECK(llama3.data().pretokenizer == t2r::Pretokenizer::Llama3);
+  CHECK(llama3.data().ignore_merges);
+  CHECK(llama3.bos_id() == 128000);
+  CHECK(llama3.eos_id() == 128009);  // tokenizer_config.json's eos_token <|eot_id|>
+  // Special texts match by default and are plain text when asked.
+  CHECK(llama3.encode("<|begin_of_text|>") == Ids{128000});
+  CHECK(llama3.encode("<|begin_of_text|>", EncodeOptions{false, false}) == Ids{27, 91, 7413, 3659, 4424, 91, 29});
+  const Tokenizer mistral(t2r::import_hf_tokenizer(models + "/supra-mistral/tokenizer.json", 32000));
+  CHECK(mistral.data().kind == t2r::TokenizerKind::Bpe);
+  CHECK(mistral.encode("▁the").size() == 2);
+  CHECK(mistral.encode("the") == Ids{272});  // "▁the", as the issue says
+  CHECK(mistral.encode("Hello", EncodeOptions{true, true}) == Ids{1, 22557});
+  CHECK(mistral.encode("Hello", EncodeOptions{false, true}) == Ids{22557});
+}
+#endif
