@@ -22,12 +22,14 @@ int index_of(const char* (&names)[N], const std::string& value, const char* key)
 
 }  // namespace
 
+const char* tokenizer_kind_name(TokenizerKind kind) { return kKinds[int(kind)]; }
+
 void write_tokenizer_metadata(const TokenizerData& d, Metadata& m) {
   const bool sentencepiece = d.kind == TokenizerKind::SentencePieceBpe ||
                              d.kind == TokenizerKind::SentencePieceUnigram;
   // Old readers know only byte_bpe, so its files keep exactly the old keys unless they
   // need a new one.
-  if (d.kind != TokenizerKind::ByteBpe) m.set("tokenizer.kind", std::string(kKinds[int(d.kind)]));
+  if (d.kind != TokenizerKind::ByteBpe) m.set("tokenizer.kind", std::string(tokenizer_kind_name(d.kind)));
   m.set("tokenizer.bpe_tokens", d.bpe_tokens);
   if (!sentencepiece) m.set("tokenizer.merges", d.merges);
   if (!d.special_texts.empty()) {

@@ -10,6 +10,9 @@
 
 namespace t2r {
 
+// The value of tokenizer.kind: "byte_bpe", "bpe", "sentencepiece_bpe", "sentencepiece_unigram".
+const char* tokenizer_kind_name(TokenizerKind kind);
+
 void write_tokenizer_metadata(const TokenizerData& data, Metadata& metadata);
 
 // Throws t2r::Error naming the key that is missing, mistyped or has an unknown value.

@@ -6,18 +6,18 @@
 
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "error.h"
 #include "json.h"
 #include "mapped_file.h"
+#include "synthetic_model.h"
 #include "tokenizer.h"
 #include "tokenizer_import.h"
 #include "tokenizer_metadata.h"
@@ -227,3 +227,68 @@ TEST_CASE("tokenizer kinds: Llama 3.1 and Mistral tokenizer.json match transform
   CHECK(mistral.encode("Hello", EncodeOptions{false, true}) == Ids{22557});
 }
 #endif
+
+namespace {
+
+// A tiny synthetic model (random weights) carrying `tokenizer`, for t2r-run.
+std::string model_with(const TokenizerData& tokenizer, const std::string& name) {
+  t2r::bench::SyntheticConfig config{"tiny", tokenizer.vocab_size, 64, 1, 2, 1, 64, 8, true};
+  t2r::ModelWriter w = t2r::bench::synthetic_model(config, true, t2r::DType::F16);
+  t2r::write_tokenizer_metadata(tokenizer, w.metadata());
+  const std::string path = (std::filesystem::temp_directory_path() / ("t2r_kind_" + name + ".t2r")).string();
+  w.write(path);
+  return path;
+}
+
+std::string run(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  pclose(pipe);
+  return out;
+}
+
+std::string joined(const Ids& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer kinds: t2r-run --tokenize prints the ids of every kind from a model file") {
+  struct Kind {
+    std::string name;
+    TokenizerData data;
+  };
+  std::vector<Kind> kinds;
+  kinds.push_back({"sp_unigram", t2r::import_sentencepiece_tokenizer(kOracles + "unigram_bytes.model", 0)});
+  kinds.push_back({"sp_bpe", t2r::import_sentencepiece_tokenizer(kOracles + "bpe_bytes.model", 0)});
+#ifdef T2R_REFERENCE_MODELS
+  const std::string models = T2R_REFERENCE_MODELS;
+  if (exists(models + "/lolcats-llama3/tokenizer.json")) {
+    kinds.push_back({"llama3", t2r::import_hf_tokenizer(models + "/lolcats-llama3/tokenizer.json", 128256)});
+    kinds.push_back({"mistral", t2r::import_hf_tokenizer(models + "/supra-mistral/tokenizer.json", 32000)});
+  }
+#endif
+  const std::string text = "Hello <|eot_id|></s> world 12345";
+  for (Kind& k : kinds) {
+    CAPTURE(k.name);
+    k.data.add_bos = k.data.bos_id >= 0;  // SentencePiece adds none by itself; ask for it here
+    const Tokenizer tok(k.data);
+    const std::string path = model_with(k.data, k.name);
+    const std::string quoted = " '" + text + "'";
+    CHECK(run(std::string(T2R_RUN_EXE) + " " + path + " --tokenize" + quoted) ==
+          joined(tok.encode(text, EncodeOptions{true, true})));
+    CHECK(run(std::string(T2R_RUN_EXE) + " " + path + " --no-bos --tokenize" + quoted) ==
+          joined(tok.encode(text, EncodeOptions{false, true})));
+    CHECK(run(std::string(T2R_RUN_EXE) + " " + path + " --special-as-text --tokenize" + quoted) ==
+          joined(tok.encode(text, EncodeOptions{true, false})));
+    const std::string info = run(std::string(T2R_RUN_EXE) + " " + path + " --info");
+    CHECK(info.find(std::string("tokenizer    ") + t2r::tokenizer_kind_name(k.data.kind)) != std::string::npos);
+    std::filesystem::remove(path);
+  }
+}
