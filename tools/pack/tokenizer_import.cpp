@@ -1,5 +1,6 @@
 #include "tokenizer_import.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <unordered_map>
@@ -310,7 +311,7 @@ TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_
         require(data.kind == TokenizerKind::ByteBpe || absent_or(t, "normalized", no),
                 "added token \"" + content + "\" matched after normalization (normalized = true)");
         const int64_t id = t.at("id").as_int();
-        if (id < 0 || id >= vocab_size) {
+        if (id < 0 || (vocab_size > 0 && id >= vocab_size)) {
           throw Error("added token \"" + content + "\" has id " + std::to_string(id) +
                       " outside the model's vocab_size " + std::to_string(vocab_size));
         }
@@ -339,7 +340,7 @@ TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_
           const auto& special = step->at("special_tokens").at(name).at("ids").as_array();
           require(special.size() == 1, "a template token of " + std::to_string(special.size()) + " ids");
           const int32_t id = int32_t(special[0].as_int());
-          require(id >= 0 && id < vocab_size, "a template token id outside the vocabulary");
+          require(id >= 0 && (vocab_size == 0 || id < vocab_size), "a template token id outside the vocabulary");
           if (!seen_a) {
             require(!data.add_bos, "two template tokens before the text");
             data.bos_id = id;
@@ -372,8 +373,12 @@ TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_
     if (data.eos_id < 0) {
       throw Error("no eos_token in tokenizer_config.json and no token \"<|endoftext|>\" or \"</s>\" to end documents with");
     }
-    data.bpe_tokens = std::move(tokens);
     data.vocab_size = vocab_size;
+    if (vocab_size == 0) {  // the tokenizer's own: past its largest id
+      data.vocab_size = int32_t(tokens.size());
+      for (int32_t id : data.special_ids) data.vocab_size = std::max(data.vocab_size, id + 1);
+    }
+    data.bpe_tokens = std::move(tokens);
     return data;
   });
 }

@@ -20,7 +20,7 @@ namespace t2r {
 // post-processor, overridden by add_bos_token / add_eos_token of a tokenizer_config.json
 // beside it; eos_id is its eos_token, else "<|endoftext|>" or "</s>" (callers with a config
 // eos_token_id may override it). Model ids are the token ids; vocab_size is the model's
-// (config.json), at least the vocabulary.
+// (config.json), at least the vocabulary; 0 means the tokenizer's own (its largest id + 1).
 TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_t vocab_size);
 
 // SentencePiece .model (ModelProto), unigram or BPE: pieces, scores and types, byte fallback,
