@@ -1,6 +1,5 @@
 #include "tokenizer.h"
 
-#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -116,13 +115,11 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
     if (text.empty()) fail(where + " is empty");
     if (!special_seen.insert(text).second) fail(where + " repeats an earlier one");
     check_id(data_.special_ids[k], where + ": id");
-    special_by_byte_[uint8_t(text[0])].push_back(int32_t(k));
   }
-  for (auto& list : special_by_byte_) {
-    std::stable_sort(list.begin(), list.end(), [&](int32_t a, int32_t b) {
-      return data_.special_texts[size_t(a)].size() > data_.special_texts[size_t(b)].size();
-    });
-  }
+  std::vector<std::string_view> special_texts(data_.special_texts.begin(), data_.special_texts.end());
+  std::vector<int32_t> special_index(special_texts.size());
+  for (size_t k = 0; k < special_index.size(); ++k) special_index[k] = int32_t(k);
+  specials_ = PieceTrie(special_texts, special_index);
 
   switch (data_.kind) {
     case TokenizerKind::ByteBpe: encoder_ = make_byte_bpe_encoder(data_); break;
@@ -158,21 +155,14 @@ void Tokenizer::encode(std::string_view text, std::vector<int32_t>& out,
   size_t pos = 0;
   if (options.parse_special && !data_.special_texts.empty()) {
     for (size_t i = 0; i < text.size();) {
-      int32_t found = -1;
-      for (int32_t k : special_by_byte_[uint8_t(text[i])]) {
-        const std::string& s = data_.special_texts[size_t(k)];
-        if (text.compare(i, s.size(), s) == 0) {
-          found = k;
-          break;
-        }
-      }
-      if (found < 0) {
+      const auto [len, k] = specials_.longest_prefix(text, i);
+      if (len == 0) {
         ++i;
         continue;
       }
       if (i > pos) segments.push_back({pos, i, -1});
-      segments.push_back({i, i, data_.special_ids[size_t(found)]});
-      i += data_.special_texts[size_t(found)].size();
+      segments.push_back({i, i, data_.special_ids[size_t(k)]});
+      i += len;
       pos = i;
     }
   }

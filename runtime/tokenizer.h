@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "piece_trie.h"
 #include "pretokenizer.h"
 
 namespace t2r {
@@ -90,7 +91,7 @@ class Tokenizer {
   TokenizerData data_;
   std::unique_ptr<const TokenEncoder> encoder_;
   std::vector<std::string> model_bytes_;     // decoded bytes of each model id
-  std::vector<int32_t> special_by_byte_[256];  // special texts by first byte, longest first
+  PieceTrie specials_;                       // special texts -> their index
 };
 
 // Turns a stream of token bytes into valid UTF-8 text: complete sequences pass through,
