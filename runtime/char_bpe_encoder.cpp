@@ -6,22 +6,20 @@
 
 #include "bpe_merge.h"
 #include "error.h"
+#include "space_words.h"
 #include "token_encoder.h"
 #include "utf8.h"
 
 namespace t2r {
 namespace {
 
-constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581
-
 class CharBpeEncoder final : public TokenEncoder {
  public:
   explicit CharBpeEncoder(const TokenizerData& data) : data_(data), merges_(data) {
     if (!data.bpe_to_model.empty()) throw Error("tokenizer: kind bpe takes no bpe_to_model");
     std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
-    // Words can be merged one by one, and cached, when no merge can cross the start of a
-    // U+2581 run that follows another character: when no token has a U+2581 after anything
-    // but U+2581 (true of SentencePiece-trained vocabularies).
+    // Words (space_words.h) are merged one by one, and cached, where the vocabulary allows
+    // (SentencePiece-trained ones do).
     splittable_ = false;
     for (int32_t id = 0; id < int32_t(data.bpe_tokens.size()); ++id) {
       const std::string& t = data.bpe_tokens[size_t(id)];
@@ -30,12 +28,10 @@ class CharBpeEncoder final : public TokenEncoder {
         const int b = hex_byte(t[3], t[4]);
         if (b >= 0) byte_ids_[b] = id;
       }
-      if (t == kSpace) splittable_ = true;
+      if (t == kSpacePiece) splittable_ = true;
     }
     for (const std::string& t : data.bpe_tokens) {
-      size_t k = 0;
-      while (t.compare(k, 3, kSpace) == 0) k += 3;
-      if (t.find(kSpace, k) != std::string::npos) splittable_ = false;
+      if (has_inner_space(t)) splittable_ = false;
     }
   }
 
@@ -53,27 +49,18 @@ class CharBpeEncoder final : public TokenEncoder {
       norm.clear();
       scratch.cache.clear();  // its keys point into `norm`
       scratch.ids.clear();
-      if (data_.add_dummy_prefix) norm += kSpace;
+      if (data_.add_dummy_prefix) norm += kSpacePiece;
       for (size_t i = s.begin; i < s.end; ++i) {
         if (text[i] == ' ') {
-          norm += kSpace;
+          norm += kSpacePiece;
         } else {
           norm += text[i];
         }
       }
       const std::string_view all(norm);
-      if (!splittable_) {
-        encode_word(all, scratch, out);
-        continue;
-      }
-      size_t start = 0;
-      for (size_t i = 1; i + 3 <= all.size(); ++i) {
-        if (all.compare(i, 3, kSpace) == 0 && !(i >= 3 && all.compare(i - 3, 3, kSpace) == 0)) {
-          encode_word(all.substr(start, i - start), scratch, out);
-          start = i;
-        }
-      }
-      encode_word(all.substr(start), scratch, out);
+      for_each_space_word(all, splittable_, [&](size_t begin, size_t end) {
+        encode_word(all.substr(begin, end - begin), scratch, out);
+      });
     }
   }
 

@@ -45,11 +45,16 @@ class PieceTrie {
   uint32_t child(uint32_t node, uint8_t b) const {
     if (node == 0) return root_[b];
     const Node& n = nodes_[node];
-    for (uint32_t e = n.first_edge, end = e + n.n_edges; e < end; ++e) {
-      if (edges_[e].byte == b) return edges_[e].to;
-      if (edges_[e].byte > b) break;
+    uint32_t lo = n.first_edge, hi = lo + n.n_edges;  // binary search: some nodes have hundreds
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi) / 2;
+      if (edges_[mid].byte < b) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
-    return 0;
+    return lo < n.first_edge + n.n_edges && edges_[lo].byte == b ? edges_[lo].to : 0;
   }
 
   std::vector<Node> nodes_;  // node 0 is the root; child 0 means none

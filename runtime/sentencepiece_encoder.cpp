@@ -11,12 +11,12 @@
 #include "error.h"
 #include "piece_trie.h"
 #include "sentencepiece_normalizer.h"
+#include "space_words.h"
 #include "token_encoder.h"
 
 namespace t2r {
 namespace {
 
-constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581
 constexpr float kUnkPenalty = 10.0f;                 // unigram: unk scores min_score - 10
 
 // sentencepiece's string_util::OneCharLen: the length a lead byte announces.
@@ -86,6 +86,12 @@ class SentencePieceEncoder final : public TokenEncoder {
     normalizer_ = std::make_unique<SentencePieceNormalizer>(
         data.charsmap, data.add_dummy_prefix, data.remove_extra_whitespaces,
         user_defined_.empty() ? nullptr : &user_defined_);
+    // Words (space_words.h) are tokenized one by one where the pieces allow. Unused pieces
+    // are resegmented with the splits BPE recorded over the whole text, so they keep it whole.
+    splittable_ = model_pieces_.count(kSpacePiece) > 0 && !(has_unused && !unigram_);
+    for (std::string_view t : piece_texts) {
+      if (has_inner_space(t)) splittable_ = false;
+    }
     if (unigram_) {
       pieces_ = PieceTrie(piece_texts, piece_ids);
       return;
@@ -101,15 +107,6 @@ class SentencePieceEncoder final : public TokenEncoder {
                                                    data.scores[size_t(id)], std::greater<float>()) -
                                   distinct.begin());
     }
-    // Words (a U+2581 run and what follows it) merge on their own, and are cached, when no
-    // piece has a U+2581 after another character. Unused pieces are resegmented with the
-    // splits recorded over the whole text, so they keep the text whole.
-    splittable_ = !has_unused && model_pieces_.count(kSpace) > 0;
-    for (std::string_view t : piece_texts) {
-      size_t k = 0;
-      while (t.compare(k, 3, kSpace) == 0) k += 3;
-      if (t.find(kSpace, k) != std::string_view::npos) splittable_ = false;
-    }
   }
 
   void encode(std::string_view text, const std::vector<Segment>& segments,
@@ -124,24 +121,23 @@ class SentencePieceEncoder final : public TokenEncoder {
       const std::string_view norm(scratch.normalized);
       bool prev_unk = false;
       if (unigram_) {
-        viterbi(norm, scratch);
-        for (const Piece& p : scratch.pieces) emit(norm.substr(p.start, p.len), p.id, prev_unk, out);
+        // The lattice of each word starts from the best score so far: the same float sums
+        // as one lattice over the whole text (no path crosses a word's start), in a buffer
+        // that stays in cache.
+        float score = 0;
+        auto& pieces = scratch.pieces;
+        pieces.clear();
+        for_each_space_word(norm, splittable_, [&](size_t begin, size_t end) {
+          score = viterbi(norm, begin, end, score, scratch);
+        });
+        for (const Piece& p : pieces) emit(norm.substr(size_t(p.start), size_t(p.len)), p.id, prev_unk, out);
         continue;
       }
       scratch.cache.clear();  // its keys point into the normalized text
       scratch.cached.clear();
-      if (!splittable_) {
-        bpe_word(norm, scratch, prev_unk, out);
-        continue;
-      }
-      size_t start = 0;
-      for (size_t i = 1; i + 3 <= norm.size(); ++i) {
-        if (norm.compare(i, 3, kSpace) == 0 && !(i >= 3 && norm.compare(i - 3, 3, kSpace) == 0)) {
-          bpe_word(norm.substr(start, i - start), scratch, prev_unk, out);
-          start = i;
-        }
-      }
-      bpe_word(norm.substr(start), scratch, prev_unk, out);
+      for_each_space_word(norm, splittable_, [&](size_t begin, size_t end) {
+        bpe_word(norm.substr(begin, end - begin), scratch, prev_unk, out);
+      });
     }
   }
 
@@ -193,18 +189,21 @@ class SentencePieceEncoder final : public TokenEncoder {
     prev_unk = unk;
   }
 
-  // unigram::Model::EncodeOptimized.
-  void viterbi(std::string_view s, Scratch& scratch) const {
-    auto& best = scratch.lattice;
-    best.assign(s.size() + 1, Scratch::Node{});
+  // unigram::Model::EncodeOptimized over s[begin, end), the best path to `begin` scoring
+  // `score`: appends the best path's pieces and returns its score.
+  float viterbi(std::string_view s, size_t begin, size_t end, float score, Scratch& scratch) const {
+    auto& best = scratch.lattice;  // by position - begin
+    best.assign(end - begin + 1, Scratch::Node{});
+    best[0].score = score;
     const float unk_score = min_score_ - kUnkPenalty;
-    for (size_t starts_at = 0; starts_at < s.size();) {
-      const float base = best[starts_at].score;
-      const size_t mblen = std::min(one_char_len(s[starts_at]), s.size() - starts_at);
+    const std::string_view word = s.substr(0, end);
+    for (size_t starts_at = begin; starts_at < end;) {
+      const float base = best[starts_at - begin].score;
+      const size_t mblen = std::min(one_char_len(s[starts_at]), end - starts_at);
       bool has_single_node = false;
-      pieces_.for_each_prefix(s, starts_at, [&](size_t len, int32_t id) {
+      pieces_.for_each_prefix(word, starts_at, [&](size_t len, int32_t id) {
         if (is(id, PieceType::Unused)) return;
-        Scratch::Node& target = best[starts_at + len];
+        Scratch::Node& target = best[starts_at - begin + len];
         // As the library computes it: a user-defined piece's bonus is a double.
         const double candidate = is(id, PieceType::UserDefined)
                                      ? double(float(len) * max_score_) - 0.1 + double(base)
@@ -215,7 +214,7 @@ class SentencePieceEncoder final : public TokenEncoder {
         if (len == mblen) has_single_node = true;
       });
       if (!has_single_node) {
-        Scratch::Node& target = best[starts_at + mblen];
+        Scratch::Node& target = best[starts_at - begin + mblen];
         const float candidate = unk_score + base;
         if (target.starts_at == -1 || candidate > target.score) {
           target = {unk_, candidate, int32_t(starts_at)};
@@ -224,13 +223,14 @@ class SentencePieceEncoder final : public TokenEncoder {
       starts_at += mblen;
     }
     auto& pieces = scratch.pieces;
-    pieces.clear();
-    for (size_t end = s.size(); end > 0;) {
-      const Scratch::Node& node = best[end];
-      pieces.push_back({node.starts_at, int32_t(end) - node.starts_at, node.id});
-      end = size_t(node.starts_at);
+    const size_t first = pieces.size();
+    for (size_t at = end; at > begin;) {
+      const Scratch::Node& node = best[at - begin];
+      pieces.push_back({node.starts_at, int32_t(at) - node.starts_at, node.id});
+      at = size_t(node.starts_at);
     }
-    std::reverse(pieces.begin(), pieces.end());
+    std::reverse(pieces.begin() + ptrdiff_t(first), pieces.end());
+    return best[end - begin].score;
   }
 
   // bpe::Model::SampleEncode without dropout, for one word (or the whole text).
