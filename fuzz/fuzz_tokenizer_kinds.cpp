@@ -4,8 +4,9 @@
 //         then encode text to ids in range;
 //   1..   text for one of the fixed tokenizers: the four fixture .model files of the tests and,
 //         where ../shared/models has them, Llama 3.1's and Mistral's tokenizer.json. Ids must
-//         be in range; byte-level and byte-fallback kinds must decode back to the input; the
-//         same bytes read as int32 ids must stream (Utf8Stream) to valid UTF-8.
+//         be in range; byte-level and byte-fallback kinds must decode back to the input (but
+//         for a U+2581 in it, which Mistral's decodes as the space it stands for); the same
+//         bytes read as int32 ids must stream (Utf8Stream) to valid UTF-8.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -64,8 +65,10 @@ void check(const t2r::Tokenizer& tok, std::string_view text) {
       if (id < 0 || id >= tok.vocab_size()) std::abort();
     }
     const t2r::TokenizerData& d = tok.data();
+    // (A U+2581 written in the input decodes as the space it stands for.)
     const bool lossless = d.kind == t2r::TokenizerKind::ByteBpe ||
-                          (d.kind == t2r::TokenizerKind::Bpe && d.byte_fallback);
+                          (d.kind == t2r::TokenizerKind::Bpe && d.byte_fallback &&
+                           text.find("\xe2\x96\x81") == std::string_view::npos);
     if (lossless && !special && tok.decode(tok.encode(text, {false, false})) != text) std::abort();
   }
   std::vector<int32_t> ids(text.size() / 4);
