@@ -6,10 +6,12 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -290,5 +292,35 @@ TEST_CASE("tokenizer kinds: t2r-run --tokenize prints the ids of every kind from
     const std::string info = run(std::string(T2R_RUN_EXE) + " " + path + " --info");
     CHECK(info.find(std::string("tokenizer    ") + t2r::tokenizer_kind_name(k.data.kind)) != std::string::npos);
     std::filesystem::remove(path);
+  }
+}
+
+TEST_CASE("tokenizer kinds: long inputs without word breaks stay fast") {
+  // One word of 10^6 bytes is merged on one heap (no rescans); unigram's lattice is linear.
+  std::vector<std::unique_ptr<Tokenizer>> kinds;
+  for (const char* name : {"unigram_nfkc", "bpe_plain", "bpe_bytes"}) {
+    kinds.push_back(std::make_unique<Tokenizer>(
+        t2r::import_sentencepiece_tokenizer(kOracles + name + ".model", 0)));
+  }
+#ifdef T2R_REFERENCE_MODELS
+  const std::string models = T2R_REFERENCE_MODELS;
+  if (exists(models + "/lolcats-llama3/tokenizer.json")) {
+    kinds.push_back(std::make_unique<Tokenizer>(
+        t2r::import_hf_tokenizer(models + "/lolcats-llama3/tokenizer.json", 128256)));
+    kinds.push_back(std::make_unique<Tokenizer>(
+        t2r::import_hf_tokenizer(models + "/supra-mistral/tokenizer.json", 32000)));
+  }
+#endif
+  std::string mixed;
+  for (int i = 0; i < 100000; ++i) mixed += "ab\xe4\xb8\xad<|";
+  for (const auto& tok : kinds) {
+    CAPTURE(t2r::tokenizer_kind_name(tok->data().kind));
+    const auto start = std::chrono::steady_clock::now();
+    for (const std::string& text : {std::string(1000000, 'a'), std::string(300000, ' '), mixed}) {
+      const Ids ids = tok->encode(text);
+      CHECK((!ids.empty() || text[0] == ' '));  // SentencePiece removes extra whitespace
+    }
+    // Generous bound (sanitizer builds, a shared machine): quadratic work would take hours.
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
   }
 }
