@@ -16,6 +16,7 @@ class PieceTrie {
   PieceTrie(const std::vector<std::string_view>& texts, const std::vector<int32_t>& values);
 
   bool empty() const { return nodes_.size() <= 1; }
+  bool has_text_starting_with(uint8_t b) const { return root_[b] != 0; }
 
   // Calls f(length, value) for each stored text that is a prefix of s[i..], shortest first.
   template <typename F>
@@ -37,7 +38,9 @@ class PieceTrie {
     int32_t value = -1;
     uint32_t first_edge = 0;  // edges_[first_edge, first_edge + n_edges), sorted by byte
     uint32_t n_edges = 0;
+    int32_t dense = -1;       // nodes with many children: their table in dense_ (256 each)
   };
+  static constexpr uint32_t kDenseFrom = 8;  // children from which a node gets a table
   struct Edge {
     uint8_t byte;
     uint32_t to;
@@ -45,20 +48,16 @@ class PieceTrie {
   uint32_t child(uint32_t node, uint8_t b) const {
     if (node == 0) return root_[b];
     const Node& n = nodes_[node];
-    uint32_t lo = n.first_edge, hi = lo + n.n_edges;  // binary search: some nodes have hundreds
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi) / 2;
-      if (edges_[mid].byte < b) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
+    if (n.dense >= 0) return dense_[size_t(n.dense) * 256 + b];
+    for (uint32_t e = n.first_edge, end = e + n.n_edges; e < end; ++e) {
+      if (edges_[e].byte == b) return edges_[e].to;
     }
-    return lo < n.first_edge + n.n_edges && edges_[lo].byte == b ? edges_[lo].to : 0;
+    return 0;
   }
 
   std::vector<Node> nodes_;  // node 0 is the root; child 0 means none
   std::vector<Edge> edges_;
+  std::vector<uint32_t> dense_;
   uint32_t root_[256] = {};  // the root's children, looked up directly: most searches end there
 };
 

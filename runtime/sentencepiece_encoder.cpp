@@ -125,12 +125,12 @@ class SentencePieceEncoder final : public TokenEncoder {
         // as one lattice over the whole text (no path crosses a word's start), in a buffer
         // that stays in cache.
         float score = 0;
-        auto& pieces = scratch.pieces;
-        pieces.clear();
         for_each_space_word(norm, splittable_, [&](size_t begin, size_t end) {
           score = viterbi(norm, begin, end, score, scratch);
+          for (const Piece& p : scratch.pieces) {
+            emit(norm.substr(size_t(p.start), size_t(p.len)), p.id, prev_unk, out);
+          }
         });
-        for (const Piece& p : pieces) emit(norm.substr(size_t(p.start), size_t(p.len)), p.id, prev_unk, out);
         continue;
       }
       scratch.cache.clear();  // its keys point into the normalized text
@@ -190,7 +190,7 @@ class SentencePieceEncoder final : public TokenEncoder {
   }
 
   // unigram::Model::EncodeOptimized over s[begin, end), the best path to `begin` scoring
-  // `score`: appends the best path's pieces and returns its score.
+  // `score`: leaves the best path's pieces in scratch.pieces and returns its score.
   float viterbi(std::string_view s, size_t begin, size_t end, float score, Scratch& scratch) const {
     auto& best = scratch.lattice;  // by position - begin
     best.assign(end - begin + 1, Scratch::Node{});
@@ -223,13 +223,13 @@ class SentencePieceEncoder final : public TokenEncoder {
       starts_at += mblen;
     }
     auto& pieces = scratch.pieces;
-    const size_t first = pieces.size();
+    pieces.clear();
     for (size_t at = end; at > begin;) {
       const Scratch::Node& node = best[at - begin];
       pieces.push_back({node.starts_at, int32_t(at) - node.starts_at, node.id});
       at = size_t(node.starts_at);
     }
-    std::reverse(pieces.begin() + ptrdiff_t(first), pieces.end());
+    std::reverse(pieces.begin(), pieces.end());
     return best[end - begin].score;
   }
 

@@ -22,6 +22,7 @@ SentencePieceNormalizer::SentencePieceNormalizer(std::string_view charsmap, bool
     : add_dummy_prefix_(add_dummy_prefix),
       remove_extra_whitespaces_(remove_extra_whitespaces),
       user_defined_(user_defined) {
+  for (int b = 0; b < 0x80; ++b) plain_[b] = b != ' ' && !(user_defined && user_defined->has_text_starting_with(uint8_t(b)));
   if (charsmap.empty()) return;
   // <trie size: uint32><trie units><normalized texts>
   uint32_t trie_size = 0;
@@ -34,6 +35,15 @@ SentencePieceNormalizer::SentencePieceNormalizer(std::string_view charsmap, bool
   }
   trie_ = charsmap.substr(4, trie_size);
   normalized_ = charsmap.substr(4 + trie_size);
+  const uint32_t n_units = uint32_t(trie_.size() / 4);
+  for (int b = 0; b < 0x80; ++b) {  // does the double array have a transition for b?
+    const uint32_t id = offset(unit(0)) ^ uint32_t(b);
+    if (id < n_units && (unit(id) & ((1u << 31) | 0xFF)) == uint32_t(b)) plain_[b] = false;
+  }
+}
+
+uint32_t SentencePieceNormalizer::offset(uint32_t unit) {
+  return (unit >> 10) << ((unit & (1u << 9)) >> 6);
 }
 
 uint32_t SentencePieceNormalizer::unit(uint32_t id) const {
@@ -56,7 +66,6 @@ std::pair<std::string_view, size_t> SentencePieceNormalizer::normalize_prefix(
   uint32_t longest_value = 0;
   const uint32_t n_units = uint32_t(trie_.size() / 4);
   if (n_units > 0) {
-    auto offset = [](uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); };
     uint32_t id = offset(unit(0));
     for (size_t i = 0; i < s.size(); ++i) {
       const uint8_t c = uint8_t(s[i]);
@@ -95,6 +104,14 @@ void SentencePieceNormalizer::normalize(std::string_view input, std::string& out
   if (add_dummy_prefix_) out += kSpace;
   bool is_prev_space = remove_extra_whitespaces_;
   while (!input.empty()) {
+    if (plain_[uint8_t(input[0])]) {
+      size_t k = 1;
+      while (k < input.size() && plain_[uint8_t(input[k])]) ++k;
+      out.append(input.data(), k);
+      input.remove_prefix(k);
+      is_prev_space = false;
+      continue;
+    }
     auto [text, consumed] = normalize_prefix(input);
     while (is_prev_space && !text.empty() && text[0] == ' ') text.remove_prefix(1);
     if (!text.empty()) {

@@ -26,11 +26,15 @@ class SentencePieceNormalizer {
   // bytes of `s` it consumes.
   std::pair<std::string_view, size_t> normalize_prefix(std::string_view s) const;
   uint32_t unit(uint32_t id) const;
+  static uint32_t offset(uint32_t unit);  // Darts-clone: where a unit's children start
 
   std::string_view trie_;        // double-array units, 4 bytes each (little-endian)
   std::string_view normalized_;  // NUL-separated replacement texts the units point into
   bool add_dummy_prefix_, remove_extra_whitespaces_;
   const PieceTrie* user_defined_;
+  // ASCII bytes other than space that start no rule and no user-defined piece: copied as
+  // they are, a run at a time (most text).
+  bool plain_[256] = {};
 };
 
 }  // namespace t2r

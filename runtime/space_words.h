@@ -23,6 +23,7 @@ void for_each_space_word(std::string_view s, bool split, F f) {
   size_t start = 0;
   const size_t n = kSpacePiece.size();
   for (size_t i = 1; split && i + n <= s.size(); ++i) {
+    if (s[i] != kSpacePiece[0]) continue;  // most bytes: one compare
     if (s.compare(i, n, kSpacePiece) == 0 && !(i >= n && s.compare(i - n, n, kSpacePiece) == 0)) {
       f(start, i);
       start = i;

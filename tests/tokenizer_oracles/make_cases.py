@@ -16,6 +16,7 @@ texts = [
     ("contractions", "I'm you're we've she'll he'd it's don't"),
     ("contractions_upper", "YOU'LL HE'S I'M WE'VE THEY'RE DON'T SHE'D"),
     ("quotes", "'''s ' s 's's"),
+    ("contraction_case", "x'\u017f y x'S x'\u212a x'Ll X'RE 'VE'M"),
     ("digits", "123abc456 abc123 3.14159 1,000,000"),
     ("long_digits", "1234567890123456789 and 31415926535897932384626433832795"),
     ("emoji_zwj", "emoji \U0001F600\U0001F44D\U0001F3FD! family \U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466 ok"),
