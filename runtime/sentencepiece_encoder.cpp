@@ -17,7 +17,8 @@
 namespace t2r {
 namespace {
 
-constexpr float kUnkPenalty = 10.0f;                 // unigram: unk scores min_score - 10
+constexpr float kUnkPenalty = 10.0f;   // unigram: unk scores min_score - 10
+constexpr int32_t kUserDefinedBit = 1 << 30;  // in the unigram trie's values
 
 // sentencepiece's string_util::OneCharLen: the length a lead byte announces.
 size_t one_char_len(char c) { return size_t("\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[uint8_t(c) >> 4]); }
@@ -93,7 +94,17 @@ class SentencePieceEncoder final : public TokenEncoder {
       if (has_inner_space(t)) splittable_ = false;
     }
     if (unigram_) {
-      pieces_ = PieceTrie(piece_texts, piece_ids);
+      // The lattice skips unused pieces, so the trie leaves them out; a user-defined piece is
+      // marked in its value.
+      std::vector<std::string_view> texts;
+      std::vector<int32_t> values;
+      for (size_t k = 0; k < piece_ids.size(); ++k) {
+        const PieceType type = data.piece_types[size_t(piece_ids[k])];
+        if (type == PieceType::Unused) continue;
+        texts.push_back(piece_texts[k]);
+        values.push_back(piece_ids[k] | (type == PieceType::UserDefined ? kUserDefinedBit : 0));
+      }
+      pieces_ = PieceTrie(texts, values);
       return;
     }
     // BPE: a merge's priority is its piece's score; equal scores share a rank.
@@ -197,17 +208,18 @@ class SentencePieceEncoder final : public TokenEncoder {
     best[0].score = score;
     const float unk_score = min_score_ - kUnkPenalty;
     const std::string_view word = s.substr(0, end);
+    const float* scores = data_.scores.data();
     for (size_t starts_at = begin; starts_at < end;) {
       const float base = best[starts_at - begin].score;
       const size_t mblen = std::min(one_char_len(s[starts_at]), end - starts_at);
       bool has_single_node = false;
-      pieces_.for_each_prefix(word, starts_at, [&](size_t len, int32_t id) {
-        if (is(id, PieceType::Unused)) return;
+      pieces_.for_each_prefix(word, starts_at, [&](size_t len, int32_t value) {
+        const int32_t id = value & ~kUserDefinedBit;
         Scratch::Node& target = best[starts_at - begin + len];
         // As the library computes it: a user-defined piece's bonus is a double.
-        const double candidate = is(id, PieceType::UserDefined)
+        const double candidate = value & kUserDefinedBit
                                      ? double(float(len) * max_score_) - 0.1 + double(base)
-                                     : double(data_.scores[size_t(id)] + base);
+                                     : double(scores[size_t(id)] + base);
         if (target.starts_at == -1 || candidate > double(target.score)) {
           target = {id, float(candidate), int32_t(starts_at)};
         }
