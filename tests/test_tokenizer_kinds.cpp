@@ -324,3 +324,63 @@ TEST_CASE("tokenizer kinds: long inputs without word breaks stay fast") {
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
   }
 }
+
+TEST_CASE("tokenizer kinds: a small SentencePiece-style tokenizer.json, always at hand") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("t2r_kinds_" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  // <unk> <s> </s>, the 256 byte pieces (ids 3..258), then ▁ a b ▁a ab ▁ab.
+  std::string vocab = "{\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2";
+  const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    vocab += std::string(", \"<0x") + hex[b >> 4] + hex[b & 15] + ">\": " + std::to_string(3 + b);
+  }
+  vocab += ", \"\xe2\x96\x81\": 259, \"a\": 260, \"b\": 261, \"\xe2\x96\x81" "a\": 262, \"ab\": 263, \"\xe2\x96\x81" "ab\": 264}";
+  const std::string merges = "[\"a b\", \"\xe2\x96\x81 a\", \"\xe2\x96\x81 ab\"]";
+  auto json = [&](const std::string& model_extra, const std::string& top_extra) {
+    return R"({"added_tokens": [{"id": 0, "content": "<unk>", "special": true, "normalized": false},
+      {"id": 1, "content": "<s>", "special": true, "normalized": false},
+      {"id": 2, "content": "</s>", "special": true, "normalized": false}],
+      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+      "pre_tokenizer": null,
+      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+        {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+      "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+      "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true, "vocab": )" +
+           vocab + ", \"merges\": " + merges + model_extra + "}" + top_extra + "}";
+  };
+  auto write = [&](const std::string& text) {
+    const std::string path = (dir / "tokenizer.json").string();
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  };
+  const Tokenizer tok(t2r::import_hf_tokenizer(write(json("", "")), 300));
+  CHECK(tok.data().kind == t2r::TokenizerKind::Bpe);
+  CHECK(tok.encode("ab a b") == Ids{264, 262, 259, 261});
+  CHECK(tok.encode("ab", EncodeOptions{true, true}) == Ids{1, 264});
+  // Byte fallback: é is <0xC3> <0xA9>; each segment between special texts gets its ▁.
+  CHECK(tok.encode("a\xc3\xa9") == Ids{262, 3 + 0xC3, 3 + 0xA9});
+  CHECK(tok.encode("a</s>a") == Ids{262, 2, 262});
+  CHECK(tok.decode(tok.encode("ab \xc3\xa9\xff")) == "ab \xc3\xa9\xff");
+  CHECK(tok.eos_id() == 2);
+  // Without byte fallback, a run of unknown characters is one <unk> (fuse_unk).
+  const Tokenizer no_bytes(t2r::import_hf_tokenizer(write(json(", \"byte_fallback\": false", "")), 300));
+  CHECK(no_bytes.encode("a\xc3\xa9xyb") == Ids{262, 0, 261});
+  auto refused = [&](const std::string& top_extra) {
+    try {
+      t2r::import_hf_tokenizer(write(json("", top_extra)), 300);
+    } catch (const t2r::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(refused(", \"normalizer\": {\"type\": \"NFKC\"}").find("unsupported: normalizer NFKC") != std::string::npos);
+  CHECK(refused(", \"decoder\": {\"type\": \"Metaspace\"}").find("unsupported: a decoder other than") != std::string::npos);
+  CHECK(refused(", \"post_processor\": {\"type\": \"RobertaProcessing\"}").find("unsupported: post_processor RobertaProcessing") != std::string::npos);
+  CHECK(refused(", \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                "{\"Regex\": \"\\\\s+\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\"}]}, \"normalizer\": null")
+            .find("unsupported: a Split pattern other than Llama 3's") != std::string::npos);
+  fs::remove_all(dir);
+}
