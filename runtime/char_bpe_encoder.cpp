@@ -6,7 +6,7 @@
 
 #include "bpe_merge.h"
 #include "error.h"
-#include "space_words.h"
+#include "piece_spelling.h"
 #include "token_encoder.h"
 #include "utf8.h"
 
@@ -18,16 +18,14 @@ class CharBpeEncoder final : public TokenEncoder {
   explicit CharBpeEncoder(const TokenizerData& data) : data_(data), merges_(data) {
     if (!data.bpe_to_model.empty()) throw Error("tokenizer: kind bpe takes no bpe_to_model");
     std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
-    // Words (space_words.h) are merged one by one, and cached, where the vocabulary allows
+    // Words (piece_spelling.h) are merged one by one, and cached, where the vocabulary allows
     // (SentencePiece-trained ones do).
     splittable_ = false;
     for (int32_t id = 0; id < int32_t(data.bpe_tokens.size()); ++id) {
       const std::string& t = data.bpe_tokens[size_t(id)];
       ids_.emplace(t, id);
-      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
-        const int b = hex_byte(t[3], t[4]);
-        if (b >= 0) byte_ids_[b] = id;
-      }
+      const int b = byte_of_piece(t);
+      if (b >= 0) byte_ids_[b] = id;
       if (t == kSpacePiece) splittable_ = true;
     }
     for (const std::string& t : data.bpe_tokens) {
@@ -72,13 +70,6 @@ class CharBpeEncoder final : public TokenEncoder {
     std::unordered_map<std::string_view, std::pair<size_t, size_t>> cache;  // -> range in ids
     std::vector<int32_t> ids;
   };
-
-  static int hex_byte(char a, char b) {
-    auto digit = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    };
-    return digit(a) < 0 || digit(b) < 0 ? -1 : digit(a) * 16 + digit(b);
-  }
 
   void encode_word(std::string_view word, Scratch& scratch, std::vector<int32_t>& out) const {
     auto& ids = scratch.ids;

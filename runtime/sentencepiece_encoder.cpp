@@ -11,7 +11,7 @@
 #include "error.h"
 #include "piece_trie.h"
 #include "sentencepiece_normalizer.h"
-#include "space_words.h"
+#include "piece_spelling.h"
 #include "token_encoder.h"
 
 namespace t2r {
@@ -59,9 +59,8 @@ class SentencePieceEncoder final : public TokenEncoder {
         case PieceType::Control: break;
         case PieceType::Byte: {
           if (!data.byte_fallback) fail(where + " is a byte piece but byte_fallback is off");
-          int b = 0;
-          while (b < 256 && t != byte_piece(b)) ++b;
-          if (b == 256) fail(where + " \"" + t + "\" is not a byte piece <0xNN>");
+          const int b = byte_of_piece(t);
+          if (b < 0) fail(where + " \"" + t + "\" is not a byte piece <0xNN>");
           byte_ids_[b] = id;
           break;
         }
@@ -87,7 +86,7 @@ class SentencePieceEncoder final : public TokenEncoder {
     normalizer_ = std::make_unique<SentencePieceNormalizer>(
         data.charsmap, data.add_dummy_prefix, data.remove_extra_whitespaces,
         user_defined_.empty() ? nullptr : &user_defined_);
-    // Words (space_words.h) are tokenized one by one where the pieces allow. Unused pieces
+    // Words (piece_spelling.h) are tokenized one by one where the pieces allow. Unused pieces
     // are resegmented with the splits BPE recorded over the whole text, so they keep it whole.
     splittable_ = model_pieces_.count(kSpacePiece) > 0 && !(has_unused && !unigram_);
     for (std::string_view t : piece_texts) {
@@ -171,11 +170,6 @@ class SentencePieceEncoder final : public TokenEncoder {
     };
     std::vector<Node> lattice;
   };
-
-  static std::string byte_piece(int b) {
-    static const char* hex = "0123456789ABCDEF";
-    return std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
-  }
 
   bool is(int32_t id, PieceType type) const { return data_.piece_types[size_t(id)] == type; }
 

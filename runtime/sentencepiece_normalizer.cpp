@@ -3,12 +3,11 @@
 #include <cstring>
 
 #include "error.h"
+#include "piece_spelling.h"
 #include "utf8.h"
 
 namespace t2r {
 namespace {
-
-constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 bool ends_with(const std::string& s, std::string_view tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -101,7 +100,7 @@ void SentencePieceNormalizer::normalize(std::string_view input, std::string& out
     }
   }
   if (input.empty()) return;
-  if (add_dummy_prefix_) out += kSpace;
+  if (add_dummy_prefix_) out += kSpacePiece;
   bool is_prev_space = remove_extra_whitespaces_;
   while (!input.empty()) {
     if (plain_[uint8_t(input[0])]) {
@@ -117,7 +116,7 @@ void SentencePieceNormalizer::normalize(std::string_view input, std::string& out
     if (!text.empty()) {
       for (char c : text) {
         if (c == ' ') {
-          out += kSpace;
+          out += kSpacePiece;
         } else {
           out += c;
         }
@@ -128,7 +127,7 @@ void SentencePieceNormalizer::normalize(std::string_view input, std::string& out
     if (!remove_extra_whitespaces_) is_prev_space = false;
   }
   if (remove_extra_whitespaces_) {
-    while (ends_with(out, kSpace)) out.resize(out.size() - kSpace.size());
+    while (ends_with(out, kSpacePiece)) out.resize(out.size() - kSpacePiece.size());
   }
 }
 

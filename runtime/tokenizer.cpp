@@ -4,23 +4,12 @@
 #include <unordered_set>
 
 #include "error.h"
+#include "piece_spelling.h"
 #include "token_encoder.h"
 #include "utf8.h"
 
 namespace t2r {
 namespace {
-
-constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581
-
-// "<0xNN>" -> NN, or -1.
-int byte_of_piece(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
-  auto digit = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-  };
-  const int hi = digit(t[3]), lo = digit(t[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
 
 // What a token of a SentencePiece-style vocabulary decodes to: spaces for U+2581, a byte
 // for a byte piece (Hugging Face's ByteFallback decoder, SentencePiece's byte pieces),
@@ -36,7 +25,7 @@ std::string piece_bytes(const TokenizerData& d, int32_t token) {
   if (b >= 0 && (!sp || type == PieceType::Byte)) return std::string(1, char(b));
   std::string out;
   for (size_t i = 0; i < t.size();) {
-    if (t.compare(i, 3, kSpace) == 0) {
+    if (t.compare(i, 3, kSpacePiece) == 0) {
       out += ' ';
       i += 3;
     } else {

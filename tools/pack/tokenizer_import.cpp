@@ -8,6 +8,7 @@
 #include "error.h"
 #include "json.h"
 #include "mapped_file.h"
+#include "piece_spelling.h"
 
 namespace t2r {
 namespace {
@@ -123,8 +124,6 @@ bool is_null(const json::Value& object, std::string_view key) {
 
 namespace {
 
-constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581
-
 // Llama 3's pre-tokenizer regex, the only Split pattern Pretokenizer::Llama3 implements.
 constexpr std::string_view kLlama3Pattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
@@ -221,16 +220,16 @@ TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_
       require(normalizer != nullptr, "a BPE without pre_tokenizer or normalizer");
       auto norm_steps = steps(*normalizer, "normalizers");
       if (type_of(*norm_steps[0]) == "Prepend") {
-        require(norm_steps[0]->at("prepend").as_string() == kSpace, "Prepend of another text than U+2581");
+        require(norm_steps[0]->at("prepend").as_string() == kSpacePiece, "Prepend of another text than U+2581");
         data.add_dummy_prefix = true;
         norm_steps.erase(norm_steps.begin());
       }
-      require(norm_steps.size() == 1 && is_replace(*norm_steps[0], " ", kSpace),
+      require(norm_steps.size() == 1 && is_replace(*norm_steps[0], " ", kSpacePiece),
               "normalizer " + describe(normalizer) + " other than [Prepend(U+2581)], Replace(' ', U+2581)");
       // Decoder: Replace("▁", " "), ByteFallback, Fuse, Strip(" ", 1, 0) (with the Prepend).
       require(root.find("decoder") && !is_null(root, "decoder"), "no decoder");
       const auto dec = steps(root.at("decoder"), "decoders");
-      bool ok = dec.size() == 3u + data.add_dummy_prefix && is_replace(*dec[0], kSpace, " ") &&
+      bool ok = dec.size() == 3u + data.add_dummy_prefix && is_replace(*dec[0], kSpacePiece, " ") &&
                 type_of(*dec[1]) == "ByteFallback" && type_of(*dec[2]) == "Fuse";
       if (ok && data.add_dummy_prefix) {
         const json::Value& strip = *dec[3];

@@ -1,9 +1,11 @@
-// Words of a SentencePiece-style text, where U+2581 stands for a space: each word is a run of
-// U+2581 and what follows up to the next run. When no token has a U+2581 after another
-// character, no token spans two words, so a tokenizer may work word by word (and cache
-// words) with exactly the result of working on the whole text.
+// How SentencePiece-style vocabularies spell text: U+2581 for a space, "<0xNN>" for a byte
+// piece; and the words of such a text, each a run of U+2581 and what follows up to the next
+// run. When no token has a U+2581 after another character, no token spans two words, so a
+// tokenizer may work word by word (and cache words) with exactly the result of working on
+// the whole text.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace t2r {
@@ -30,6 +32,22 @@ void for_each_space_word(std::string_view s, bool split, F f) {
     }
   }
   if (start < s.size()) f(start, s.size());
+}
+
+// "<0xNN>" (upper-case hex) -> NN, or -1.
+inline int byte_of_piece(std::string_view t) {
+  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  const int hi = digit(t[3]), lo = digit(t[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+// The byte piece of b: "<0xNN>".
+inline std::string byte_piece(int b) {
+  static const char hex[] = "0123456789ABCDEF";
+  return std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
 }
 
 }  // namespace t2r
