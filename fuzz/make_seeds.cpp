@@ -141,6 +141,25 @@ void tokenizer_seeds(const std::string& shared) {
   }
 }
 
+// fuzz_tokenizer_kinds: the fixture .model files (first byte 0) and the oracle test texts for
+// each fixed tokenizer (first byte 1..6), read from tests/tokenizer_oracles.
+void tokenizer_kinds_seeds() {
+  const std::string oracles = T2R_SOURCE_DIR "/tests/tokenizer_oracles/";
+  for (const char* name : {"unigram_nfkc", "unigram_bytes", "bpe_bytes", "bpe_plain"}) {
+    seed("tokenizer_kinds", std::string(name) + ".model", std::string(1, '\0') + read_file(oracles + name + ".model"));
+  }
+  const json::Value cases = json::parse(read_file(oracles + "cases.json"));
+  for (const auto& c : cases.as_array()) {
+    const std::string& hex = c.at("hex").as_string();
+    std::string text;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) text += char(std::stoi(hex.substr(i, 2), nullptr, 16));
+    if (text.size() > 300) continue;
+    for (char which = 1; which <= 6; ++which) {
+      seed("tokenizer_kinds", c.at("name").as_string() + "-" + std::to_string(int(which)), which + text);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,6 +175,7 @@ int main(int argc, char** argv) {
     checkpoint_seeds(shared);
     json_seeds(shared);
     tokenizer_seeds(shared);
+    tokenizer_kinds_seeds();
   } catch (const Error& e) {
     std::fprintf(stderr, "t2r-fuzz-seeds: %s\n", e.what());
     return 1;

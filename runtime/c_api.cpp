@@ -14,6 +14,7 @@
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
+#include "tokenizer_metadata.h"
 #ifdef T2R_VULKAN
 #include "vulkan/context.h"
 #include "vulkan/session.h"
@@ -135,15 +136,29 @@ void t2r_model_get_info(const t2r_model* model, t2r_model_info* info) {
   info->weight_bytes = model->model->weight_bytes();
   info->file_bytes = model->model->file().file_size();
   info->eos_id = model->model->tokenizer().eos_id();
+  info->bos_id = model->model->tokenizer().bos_id();
+  info->tokenizer = t2r::tokenizer_kind_name(model->model->tokenizer().data().kind);
+  info->adds_bos = model->model->tokenizer().data().add_bos;
 }
 
-int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity) {
+int64_t t2r_tokenize_with(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity,
+                          uint32_t flags) {
   if (null_argument(model, "model") || (length > 0 && null_argument(text, "text"))) return -1;
   return guarded<int64_t>(-1, [&] {
-    std::vector<int32_t> all = model->model->tokenizer().encode(std::string_view(text, length));
+    if (flags & ~uint32_t(T2R_TOKENIZE_NO_BOS_EOS | T2R_TOKENIZE_SPECIAL_AS_TEXT)) {
+      throw t2r::Error("t2r_tokenize_with: unknown flags " + std::to_string(flags));
+    }
+    t2r::EncodeOptions options;
+    options.add_bos_eos = !(flags & T2R_TOKENIZE_NO_BOS_EOS);
+    options.parse_special = !(flags & T2R_TOKENIZE_SPECIAL_AS_TEXT);
+    std::vector<int32_t> all = model->model->tokenizer().encode(std::string_view(text, length), options);
     if (all.size() <= capacity && !all.empty()) std::memcpy(ids, all.data(), all.size() * sizeof(int32_t));
     return int64_t(all.size());
   });
+}
+
+int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity) {
+  return t2r_tokenize_with(model, text, length, ids, capacity, 0);
 }
 
 const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length) {

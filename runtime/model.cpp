@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "schema.h"
+#include "tokenizer_metadata.h"
 
 namespace t2r {
 
@@ -92,20 +93,11 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   }
 
   TokenizerData tok;
-  tok.bpe_tokens = m.get_string_array("tokenizer.bpe_tokens");
-  tok.merges = m.get_int_array("tokenizer.merges");
-  if (m.has("tokenizer.special_texts")) {
-    tok.special_texts = m.get_string_array("tokenizer.special_texts");
-    tok.special_ids = m.get_int_array("tokenizer.special_ids");
+  try {
+    tok = read_tokenizer_metadata(m, int32_t(V));
+  } catch (const Error& e) {
+    throw Error(file_.label() + ": " + e.what());
   }
-  if (m.has("tokenizer.bpe_to_model")) tok.bpe_to_model = m.get_int_array("tokenizer.bpe_to_model");
-  tok.vocab_size = int32_t(V);
-  const int64_t eos = m.get_int("tokenizer.eos_id"), unk = m.get_int("tokenizer.unk_id", -1);
-  if (eos < 0 || eos >= int64_t(V) || unk < -1 || unk >= int64_t(V)) {
-    throw Error(file_.label() + ": tokenizer.eos_id or tokenizer.unk_id is outside the vocabulary");
-  }
-  tok.eos_id = int32_t(eos);
-  tok.unk_id = int32_t(unk);
   try {
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {

@@ -294,7 +294,7 @@ TEST_CASE("the model binding refuses wrong hyperparameters and missing or missha
   CHECK(with("model.ffn_dim", int64_t(32)) ==
         "tiny.t2r: tensor 'layers.0.ffn.up.weight' has shape [64, 64], expected [32, 64]");
   CHECK(with("tokenizer.eos_id", int64_t(256)) ==
-        "tiny.t2r: tokenizer.eos_id or tokenizer.unk_id is outside the vocabulary");
+        "tiny.t2r: tokenizer.eos_id 256 is outside the vocabulary");
   CHECK(with("tokenizer.merges", std::vector<int32_t>{1}) == "tiny.t2r: tokenizer: merges has an odd number of ids");
 
   CHECK(bind_error(renamed(tiny_model(), "layers.0.attn.v.weight", "layers.0.attn.v.wEight")) ==

@@ -265,13 +265,13 @@ TEST_CASE("tokenizer: invalid TokenizerData is refused") {
   };
   refused("vocab_size 0", [](TokenizerData& d) { d.vocab_size = 0; });
   refused("single byte 120", [](TokenizerData& d) { d.bpe_tokens['x'] = "xx"; });
-  refused("BPE token 5 is empty", [](TokenizerData& d) { d.bpe_tokens[5].clear(); });
+  refused("token 5 is empty", [](TokenizerData& d) { d.bpe_tokens[5].clear(); });
   refused("same bytes", [](TokenizerData& d) { d.bpe_tokens.push_back("ab"); });
   refused("odd number", [](TokenizerData& d) { d.merges.push_back(1); });
-  refused("merge 1 has a BPE id out of range", [](TokenizerData& d) {
+  refused("merge 1 has a token id out of range", [](TokenizerData& d) {
     d.merges.insert(d.merges.end(), {1, 9999});
   });
-  refused("merge 1 has a BPE id out of range", [](TokenizerData& d) {
+  refused("merge 1 has a token id out of range", [](TokenizerData& d) {
     d.merges.insert(d.merges.end(), {-1, 1});
   });
   refused("merge 1: the merged token", [](TokenizerData& d) {
@@ -285,7 +285,7 @@ TEST_CASE("tokenizer: invalid TokenizerData is refused") {
   refused("bpe_to_model[256] -1", [](TokenizerData& d) {
     for (int32_t i = 0; i < 257; ++i) d.bpe_to_model.push_back(i < 256 ? i : -1);
   });
-  refused("BPE ids 0 and 1 both map to model id 7", [](TokenizerData& d) {
+  refused("tokens 0 and 1 both map to model id 7", [](TokenizerData& d) {
     d.bpe_to_model.assign(257, 7);
   });
   refused("1 special texts but 0 special ids", [](TokenizerData& d) { d.special_texts = {"x"}; });
@@ -383,7 +383,7 @@ TEST_CASE("tokenizer import: tokenizer.json and fairseq files") {
   CHECK(contains(hf_error(", \"dropout\": 0.1", ""), "unsupported: BPE dropout"));
   CHECK(contains(hf_error("", ", \"normalizer\": {\"type\": \"NFC\"}"), "unsupported: a normalizer"));
   CHECK(contains(hf_error("", ", \"pre_tokenizer\": {\"type\": \"Metaspace\"}"),
-                 "pre_tokenizer other than ByteLevel"));
+                 "unsupported: pre_tokenizer Metaspace"));
   CHECK(contains(hf_error("", ", \"decoder\": null"), "decoder other than ByteLevel"));
   CHECK(contains(error_of([&] { t2r::import_hf_tokenizer(write("t.json", hf_json("", "")), 200); }),
                  "id 259 outside the model's vocab_size 200"));

@@ -32,12 +32,21 @@ typedef struct {
   int64_t max_positions;
   uint64_t parameter_count, weight_bytes, file_bytes;
   int32_t eos_id;
+  int32_t bos_id;        /* -1 if the model has none */
+  const char* tokenizer; /* "byte_bpe", "bpe", "sentencepiece_bpe" or "sentencepiece_unigram" */
+  int32_t adds_bos;      /* whether t2r_tokenize starts texts with bos_id */
 } t2r_model_info;
 void t2r_model_get_info(const t2r_model* model, t2r_model_info* info);
 
 /* Tokenizer. Writes up to `capacity` ids and returns how many the text needs (call again with a
- * larger buffer if that is more than capacity), or -1 on error. */
+ * larger buffer if that is more than capacity), or -1 on error. Adds the BOS (and EOS) the model
+ * expects, and matches special-token texts written in the input ("<|eot_id|>", "</s>") as the
+ * model's Hugging Face tokenizer does; t2r_tokenize_with's flags turn either off. */
 int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity);
+#define T2R_TOKENIZE_NO_BOS_EOS 1u      /* add no BOS/EOS */
+#define T2R_TOKENIZE_SPECIAL_AS_TEXT 2u /* special-token texts are plain text: for untrusted input */
+int64_t t2r_tokenize_with(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity,
+                          uint32_t flags);
 /* Raw bytes of a token (may be part of a UTF-8 character); empty for control tokens. */
 const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length);
 

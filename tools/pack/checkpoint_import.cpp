@@ -25,18 +25,6 @@ uint64_t ImportedModel::parameter_count() const {
   return n;
 }
 
-void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer) {
-  metadata.set("tokenizer.bpe_tokens", tokenizer.bpe_tokens);
-  metadata.set("tokenizer.merges", tokenizer.merges);
-  if (!tokenizer.special_texts.empty()) {
-    metadata.set("tokenizer.special_texts", tokenizer.special_texts);
-    metadata.set("tokenizer.special_ids", tokenizer.special_ids);
-  }
-  if (!tokenizer.bpe_to_model.empty()) metadata.set("tokenizer.bpe_to_model", tokenizer.bpe_to_model);
-  metadata.set("tokenizer.eos_id", int64_t(tokenizer.eos_id));
-  metadata.set("tokenizer.unk_id", int64_t(tokenizer.unk_id));
-}
-
 ImportedModel import_checkpoint(const std::string& dir) {
   if (is_regular_file(dir + "/checkpoint.pt")) return import_fairseq(dir);
   if (is_regular_file(dir + "/config.json")) return import_huggingface(dir);

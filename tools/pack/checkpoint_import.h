@@ -35,8 +35,6 @@ ImportedModel import_huggingface(const std::string& dir);
 // Picks the importer from the files in `dir`; throws t2r::Error saying what it looked for.
 ImportedModel import_checkpoint(const std::string& dir);
 
-void put_tokenizer(Metadata& metadata, const TokenizerData& tokenizer);
-
 // The dtype `t` is stored in when matrices are asked for as `matrix_dtype`: vectors and biases
 // (whatever their shape) stay f32; for block types, a matrix whose rows are not whole blocks and
 // the small unfolded T2R feature map fall back to f16.

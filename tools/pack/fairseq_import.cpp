@@ -9,6 +9,7 @@
 #include "hyperparams.h"
 #include "schema.h"
 #include "tokenizer_import.h"
+#include "tokenizer_metadata.h"
 #include "torch_checkpoint.h"
 
 namespace t2r {
@@ -174,7 +175,7 @@ ImportedModel import_fairseq(const std::string& dir) {
     throw Error(path + ": dict.txt gives " + std::to_string(tokenizer.vocab_size) + " symbols but the embedding has " +
                 std::to_string(V) + " rows");
   }
-  put_tokenizer(m.metadata, tokenizer);
+  write_tokenizer_metadata(tokenizer, m.metadata);
   m.description = "fairseq transformer_lm, " + attention + " attention" +
                   (attention == "t2r" ? " (feature size " + std::to_string(r) + ", folded into q/k)" : "") + ", " +
                   std::to_string(L) + " layers, d " + std::to_string(d) + ", " + std::to_string(H) + " heads, ffn " +

@@ -14,6 +14,7 @@
 #include "safetensors.h"
 #include "schema.h"
 #include "tokenizer_import.h"
+#include "tokenizer_metadata.h"
 
 namespace t2r {
 namespace {
@@ -217,7 +218,7 @@ ImportedModel import_huggingface(const std::string& dir) {
     if (list && eos->as_array().empty()) unsupported("\"eos_token_id\": []");
     tokenizer.eos_id = int32_t((list ? eos->as_array()[0] : *eos).as_int());
   }
-  put_tokenizer(m.metadata, tokenizer);
+  write_tokenizer_metadata(tokenizer, m.metadata);
   m.description = "Hugging Face llama, " + attention + " attention" +
                   (attention == "t2r" ? " (feature size " + std::to_string(r) + ")" : "") + ", " + std::to_string(L) +
                   " layers, d " + std::to_string(d) + ", " + std::to_string(H) + " heads / " + std::to_string(Hkv) +

@@ -1,20 +1,34 @@
-// Importers of GPT-2 style byte-level BPE tokenizers into TokenizerData. Both refuse, with a
-// t2r::Error naming the file and the problem, anything the runtime tokenizer would not
-// reproduce exactly.
+// Importers of tokenizer files into TokenizerData. Each refuses, with a t2r::Error naming the
+// file and the problem, anything the runtime tokenizer would not reproduce exactly.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "tokenizer.h"
 
 namespace t2r {
 
-// Hugging Face tokenizer.json: model BPE with a ByteLevel pre-tokenizer (GPT-2 regex, no
-// prefix space) and decoder; added tokens become special texts. Model ids are the BPE ids;
-// vocab_size is the model's (config.json), at least the BPE vocabulary. eos_id is the added
-// token "<|endoftext|>" (callers with a config eos_token_id may override it); no unk.
+// Hugging Face tokenizer.json, model BPE, either
+//  - byte-level: a ByteLevel pre-tokenizer (GPT-2 regex), or Split with Llama 3's regex then
+//    ByteLevel, optionally ignore_merges; ByteLevel decoder; or
+//  - SentencePiece-style (Llama 2, Mistral): normalizer [Prepend(U+2581)] + Replace(' ',
+//    U+2581), no pre-tokenizer, byte_fallback and fuse_unk as given, decoder Replace +
+//    ByteFallback + Fuse [+ Strip].
+// Added tokens (special or not) become special texts. BOS/EOS come from a TemplateProcessing
+// post-processor, overridden by add_bos_token / add_eos_token of a tokenizer_config.json
+// beside it; eos_id is its eos_token, else "<|endoftext|>" or "</s>" (callers with a config
+// eos_token_id may override it). Model ids are the token ids; vocab_size is the model's
+// (config.json), at least the vocabulary; 0 means the tokenizer's own (its largest id + 1).
 TokenizerData import_hf_tokenizer(const std::string& tokenizer_json_path, int32_t vocab_size);
+
+// SentencePiece .model (ModelProto), unigram or BPE: pieces, scores and types, byte fallback,
+// the normalizer (precompiled charsmap, add_dummy_prefix, remove_extra_whitespaces). eos_id
+// and bos_id are its control pieces </s> and <s> (bos not added by default); unk_id its
+// unknown piece. vocab_size 0 means the number of pieces. parse_* reads the bytes of one.
+TokenizerData import_sentencepiece_tokenizer(const std::string& model_path, int32_t vocab_size);
+TokenizerData parse_sentencepiece_model(std::string_view bytes, int32_t vocab_size);
 
 // fairseq GPT-2 BPE: encoder.json and vocab.bpe give the BPE, dict.txt renumbers BPE ids to
 // fairseq indices (line i -> i + 4 after <s> <pad> </s> <unk>; absent BPE ids -> <unk>).

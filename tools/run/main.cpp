@@ -42,9 +42,12 @@ const char kUsage[] =
     "  --parallel N           generate N continuations of the prompt in one batch: the prompt is\n"
     "                         read once, then continuation i samples with seed S + i (default 1)\n"
     "  --stats                print load time, tokens/s and memory to stderr\n"
+    "Tokenizing (the prompt and --tokenize):\n"
+    "  --no-bos               add no BOS/EOS\n"
+    "  --special-as-text      special-token texts (\"<|eot_id|>\") are plain text, for untrusted input\n"
     "Checking:\n"
     "  --info                 print the model's hyperparameters\n"
-    "  --tokenize TEXT        print the token ids of TEXT\n"
+    "  --tokenize TEXT        print the token ids of TEXT (with the BOS/EOS the model expects)\n"
     "  --ids 5,17,3 --dump-logits OUT.f32\n"
     "                         feed these ids; write every position's logits as float32 [T, V]\n"
     "  --ppl-ids FILE         perplexity of int32 ids in FILE over windows of 512 tokens, each\n"
@@ -62,6 +65,7 @@ struct Options {
   std::string tokenize_text, ids_text, dump_logits_path, ppl_path, length_config;
   bool tokenize = false;
   long parallel = 1;
+  uint32_t tokenize_flags = 0;  // T2R_TOKENIZE_*
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -123,6 +127,10 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--tokenize") {
       o.tokenize_text = value();
       o.tokenize = true;
+    } else if (arg == "--no-bos") {
+      o.tokenize_flags |= T2R_TOKENIZE_NO_BOS_EOS;
+    } else if (arg == "--special-as-text") {
+      o.tokenize_flags |= T2R_TOKENIZE_SPECIAL_AS_TEXT;
     } else if (arg == "--ids") {
       o.ids_text = value();
     } else if (arg == "--dump-logits") {
@@ -158,13 +166,13 @@ double peak_rss_mb() {
   return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
 }
 
-std::vector<int32_t> tokenize(const t2r_model* model, const std::string& text) {
+std::vector<int32_t> tokenize(const t2r_model* model, const std::string& text, uint32_t flags) {
   std::vector<int32_t> ids(text.size() + 16);
-  int64_t n = t2r_tokenize(model, text.data(), text.size(), ids.data(), ids.size());
+  int64_t n = t2r_tokenize_with(model, text.data(), text.size(), ids.data(), ids.size(), flags);
   if (n < 0) fail(t2r_last_error());
   if (size_t(n) > ids.size()) {
     ids.resize(size_t(n));
-    n = t2r_tokenize(model, text.data(), text.size(), ids.data(), ids.size());
+    n = t2r_tokenize_with(model, text.data(), text.size(), ids.data(), ids.size(), flags);
   }
   ids.resize(size_t(n));
   return ids;
@@ -251,6 +259,8 @@ void print_info(const t2r_model* model, const std::string& path) {
               static_cast<long long>(i.head_dim), static_cast<long long>(i.ffn_dim));
   std::printf("parameters   %.2fM, %.2f MB of weights, file %.2f MB\n", double(i.parameter_count) / 1e6,
               double(i.weight_bytes) / 1e6, double(i.file_bytes) / 1e6);
+  std::printf("tokenizer    %s, eos %d, bos %d%s\n", i.tokenizer, i.eos_id, i.bos_id,
+              i.adds_bos ? " (added)" : "");
 }
 
 // N continuations of one prompt in one context: the prompt is prefilled once into sequence 0 and
@@ -363,7 +373,7 @@ int main(int argc, char** argv) {
 
   if (o.info) print_info(model, o.model_path);
   if (o.tokenize) {
-    const std::vector<int32_t> ids = tokenize(model, o.tokenize_text);
+    const std::vector<int32_t> ids = tokenize(model, o.tokenize_text, o.tokenize_flags);
     for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
     std::printf("\n");
   }
@@ -375,7 +385,7 @@ int main(int argc, char** argv) {
   const bool generating = o.dump_logits_path.empty() && o.ppl_path.empty();
   std::vector<int32_t> prompt;
   if (generating) {
-    prompt = tokenize(model, o.prompt);
+    prompt = tokenize(model, o.prompt, o.tokenize_flags);
     if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
   }
   if (generating && o.parallel > 1) {
