@@ -81,27 +81,32 @@ struct Avx2 {
   // 12 sums and 3 token vectors: all 16 registers, the weights entering the FMAs from L1 (on
   // Zen 5, [768, 768] x 64 tokens: 53 GMAC/s, against 36 for 4 x 2).
   static constexpr size_t kTileRows = 4, kTileTokens = 3;
+  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
+  static constexpr size_t kStreamedTokens = 3;
 
-  // One sum per (row, token), one vector step at a time, the tail masked.
-  template <size_t R, size_t T>
-  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
+  // converted as they are loaded (exactly, so the sums are those of converted weights).
+  template <size_t R, size_t T, typename W>
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
     __m256 acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
     }
-    const auto step = [&](size_t i, auto load) {
+    const auto step = [&](size_t i, auto load_x, auto load_w) {
       __m256 xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
       for (size_t r = 0; r < R; ++r) {
-        const __m256 wv = load(w + r * stride + i);
+        const __m256 wv = load_w(w + r * stride + i);
         for (size_t t = 0; t < T; ++t) acc[t][r] = _mm256_fmadd_ps(wv, xv[t], acc[t][r]);
       }
     };
     size_t i = 0;
-    for (; i + 8 <= len; i += 8) step(i, [](const float* p) { return _mm256_loadu_ps(p); });
+    for (; i + 8 <= len; i += 8) {
+      step(i, [](const float* p) { return _mm256_loadu_ps(p); }, [](const W* p) { return load8(p); });
+    }
     if (i < len) {
-      const __m256i mask = lane_mask(len - i);
-      step(i, [mask](const float* p) { return _mm256_maskload_ps(p, mask); });
+      const size_t n = len - i;
+      step(i, [n](const float* p) { return load_first(p, n); }, [n](const W* p) { return load_first(p, n); });
     }
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);

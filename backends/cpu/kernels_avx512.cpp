@@ -54,27 +54,33 @@ struct Avx512 {
   // (from L2: x is swept once per 6 rows) and 6 of weights (from L1) feed 24 FMAs. Measured on
   // Zen 5 for [768, 768] x 64 tokens: 92 GMAC/s, against 85 for 4 x 4 and 71 for 8 x 2.
   static constexpr size_t kTileRows = 6, kTileTokens = 4;
+  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile, which the compiler keeps in registers (at 5 to 8 measured 2-3x slower).
+  static constexpr size_t kStreamedTokens = 4;
 
-  // One sum per (row, token), one vector step at a time, the tail masked.
-  template <size_t R, size_t T>
-  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
+  // converted as they are loaded (exactly, so the sums are those of converted weights).
+  template <size_t R, size_t T, typename W>
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
     __m512 acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
     }
-    const auto step = [&](size_t i, auto load) {
+    const auto step = [&](size_t i, auto load_x, auto load_w) {
       __m512 xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
       for (size_t r = 0; r < R; ++r) {
-        const __m512 wv = load(w + r * stride + i);
+        const __m512 wv = load_w(w + r * stride + i);
         for (size_t t = 0; t < T; ++t) acc[t][r] = _mm512_fmadd_ps(wv, xv[t], acc[t][r]);
       }
     };
     size_t i = 0;
-    for (; i + 16 <= len; i += 16) step(i, [](const float* p) { return _mm512_loadu_ps(p); });
+    for (; i + 16 <= len; i += 16) {
+      step(i, [](const float* p) { return _mm512_loadu_ps(p); }, [](const W* p) { return load16(p); });
+    }
     if (i < len) {
       const __mmask16 mask = first_lanes(len - i);
-      step(i, [mask](const float* p) { return _mm512_maskz_loadu_ps(mask, p); });
+      step(i, [mask](const float* p) { return _mm512_maskz_loadu_ps(mask, p); },
+           [mask](const W* p) { return load16(p, mask); });
     }
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = _mm512_reduce_add_ps(acc[t][r]);

@@ -59,25 +59,31 @@ struct Neon {
 
   // 16 sums, 4 token vectors and a weight vector: 21 of 32 registers.
   static constexpr size_t kTileRows = 4, kTileTokens = 4;
+  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
+  static constexpr size_t kStreamedTokens = 4;
 
-  // One sum per (row, token), one vector step at a time, the tail zero-padded.
-  template <size_t R, size_t T>
-  static void dot_tile(const float* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  // One sum per (row, token), one vector step at a time, the tail zero-padded. W: float, or F16 and
+  // BF16 converted as they are loaded (exactly, so the sums are those of converted weights).
+  template <size_t R, size_t T, typename W>
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
     float32x4_t acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = vdupq_n_f32(0);
     }
-    const auto step = [&](size_t i, auto load) {
+    const auto step = [&](size_t i, auto load_x, auto load_w) {
       float32x4_t xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load(x + t * x_stride + i);
+      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
       for (size_t r = 0; r < R; ++r) {
-        const float32x4_t wv = load(w + r * stride + i);
+        const float32x4_t wv = load_w(w + r * stride + i);
         for (size_t t = 0; t < T; ++t) acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);
       }
     };
     size_t i = 0;
-    for (; i + 4 <= len; i += 4) step(i, [](const float* p) { return vld1q_f32(p); });
-    if (i < len) step(i, [n = len - i](const float* p) { return load_first(p, n); });
+    for (; i + 4 <= len; i += 4) step(i, [](const float* p) { return vld1q_f32(p); }, [](const W* p) { return load4(p); });
+    if (i < len) {
+      const size_t n = len - i;
+      step(i, [n](const float* p) { return load_first(p, n); }, [n](const W* p) { return load_first(p, n); });
+    }
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) out[t * R + r] = vaddvq_f32(acc[t][r]);
     }

@@ -2,11 +2,13 @@
 // the static members of a type K:
 //   dot_row(w, x, len)              one row of weights (float, F16 or BF16) . x: decoding
 //   dot_tile<R, T>(w, stride, x, x_stride, len, out)
-//                                   R rows of f32 weights (row i at w + i * stride) times T tokens
+//                                   R rows of weights (float, F16 or BF16, converted as loaded;
+//                                   row i at w + i * stride) times T tokens
 //                                   (token j at x + j * x_stride), out[j * R + i]; every product
 //                                   is summed in the same order whatever R and T, so a token's
 //                                   result does not depend on the tile it fell in
 //   kTileTokens                     the T that fits K's registers
+//   kStreamedTokens                 the most tokens dot_tile<1, T> holds in registers (one row)
 //   convert(src, len, dst)          F16 or BF16 to float
 //   quantize<Q>(x, blocks, q, d, e) activations to q8 blocks as reference::quantize_activations,
 //                                   plus, in e, kExtraWords 32-bit words per block of whatever
@@ -20,10 +22,13 @@
 //
 // Decoding (n = 1) streams the matrix row after row, the order hardware prefetchers follow best
 // (block rows of 256 bytes or less go four at a time, still one stream).
-// Several tokens (n > 1) go through [rows, column tile] weight tiles that are read from memory
-// (float weights copied or converted to f32) once and used for every token while they sit in
-// L1, each load of a weight vector feeding T tokens and each load of x several rows, the
-// products of the register tile summed in registers.
+// A few float-weight tokens (n <= K::kStreamedTokens: a batch of decoding sequences) stream the rows
+// the same way, each row's column tiles multiplied in place by all of them while they sit in L1.
+// More tokens (prompt chunks) go through [rows, column tile] weight tiles that are read from
+// memory (float weights copied or converted to f32) once and used for every token while they sit
+// in L1, each load of a weight vector feeding T tokens and each load of x several rows, the
+// products of the register tile summed in registers. Both sum each (row, token) in the same order
+// (dot_tile over each column tile), so a token's result does not depend on n > 1.
 //
 // Everything here is in an unnamed namespace, and each file declares K in its own, so all of it has
 // internal linkage and is compiled with the including file's instruction-set flags only. Nothing
@@ -95,9 +100,10 @@ void matvec_rows(const W* w, size_t cols, const float* x, const float* bias, flo
   }
 }
 
-// Tokens t..t + T - 1 times `rows` (<= K::kTileRows) rows of an f32 weight tile.
-template <typename K, size_t T>
-void float_tile(const float* weights, size_t stride, size_t rows, const float* x, size_t cols, size_t len, float* y,
+// Tokens t..t + T - 1 times `rows` (<= K::kTileRows) rows of weights: an f32 tile, or (streamed)
+// rows of the matrix in place.
+template <typename K, size_t T, typename W>
+void float_tile(const W* weights, size_t stride, size_t rows, const float* x, size_t cols, size_t len, float* y,
                 size_t y_stride, bool first, const float* bias) {
   constexpr size_t R = K::kTileRows;
   float sums[R * T];
@@ -114,13 +120,28 @@ void float_tile(const float* weights, size_t stride, size_t rows, const float* x
 }
 
 // float_tile<K, tokens> for a run-time tokens in [1, Max].
-template <typename K, size_t Max>
-void float_tile_of(size_t tokens, const float* weights, size_t stride, size_t rows, const float* x, size_t cols,
+template <typename K, size_t Max, typename W>
+void float_tile_of(size_t tokens, const W* weights, size_t stride, size_t rows, const float* x, size_t cols,
                    size_t len, float* y, size_t y_stride, bool first, const float* bias) {
   if constexpr (Max > 1) {
     if (tokens < Max) return float_tile_of<K, Max - 1>(tokens, weights, stride, rows, x, cols, len, y, y_stride, first, bias);
   }
   float_tile<K, Max>(weights, stride, rows, x, cols, len, y, y_stride, first, bias);
+}
+
+// A few tokens: the rows in place, one after the other as in decoding, each column tile of a row
+// times every token through float_tile, so that the sums are those of the weight tiles.
+template <typename K, typename W>
+void matmul_streamed(const W* data, size_t rows, size_t cols, const float* x, size_t n, const float* bias, float* y,
+                     size_t row_begin, size_t row_end) {
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const float* row_bias = bias ? bias + r : nullptr;
+    for (size_t c0 = 0; c0 < cols; c0 += kColumns) {
+      // All n tokens in one pass over the row: a second pass would find it gone from L1.
+      float_tile_of<K, K::kStreamedTokens>(n, data + r * cols + c0, 0, 1, x + c0, cols, smaller(kColumns, cols - c0),
+                                           y + r, rows, c0 == 0, row_bias);
+    }
+  }
 }
 
 template <typename K, typename W>
@@ -129,6 +150,7 @@ void matmul_float(const Matrix& w, const float* x, size_t n, const float* bias, 
   const W* data = static_cast<const W*>(w.data);
   const size_t cols = w.cols;
   if (n == 1) return matvec_rows<K>(data, cols, x, bias, y, row_begin, row_end);
+  if (n <= K::kStreamedTokens) return matmul_streamed<K>(data, w.rows, cols, x, n, bias, y, row_begin, row_end);
   constexpr size_t R = K::kTileRows, T = K::kTileTokens;
   alignas(64) float tile[R * kColumns];
   for (size_t r0 = row_begin; r0 < row_end; r0 += R) {
