@@ -59,6 +59,7 @@ constexpr size_t kColumns = 1024;  // float weight tiles: [K::kTileRows, 1024], 
 constexpr size_t kActivationBlocks = 384;
 constexpr size_t kExtraWords = 16;
 constexpr size_t kQuantizedTokens = 16;
+constexpr size_t kMaxStrips = 8;  // strips of activations quantized at once (kActivationBlocks / 2 tokens / 24)
 
 // Activations quantized by K::quantize, one token after another: token t's blocks start at
 // q + t * slots * 32, its scales at d + t * slots and its extra words at e + t * slots * kExtraWords.
@@ -199,6 +200,16 @@ void block_tile(const unsigned char* weights, size_t stride, size_t rows, const 
   accumulate<T>(y, y_stride, rows, sums, first, bias);
 }
 
+// block_tile<K, Q, tokens, 1> for a run-time tokens in [1, Max].
+template <typename K, DType Q, size_t Max>
+void block_tile_of(size_t tokens, const unsigned char* weights, size_t stride, size_t rows, const QuantizedTile& x,
+                   size_t t0, size_t blocks, float* y, size_t y_stride, bool first, const float* bias) {
+  if constexpr (Max > 1) {
+    if (tokens < Max) return block_tile_of<K, Q, Max - 1>(tokens, weights, stride, rows, x, t0, blocks, y, y_stride, first, bias);
+  }
+  block_tile<K, Q, Max, 1>(weights, stride, rows, x, t0, blocks, y, y_stride, first, bias);
+}
+
 template <typename K, DType Q>
 void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
                    size_t row_end) {
@@ -207,36 +218,52 @@ void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias,
   float d[kActivationBlocks];
   const size_t blocks = w.cols / 32, stride = blocks * block_bytes(Q);
   const size_t tile_tokens = smaller(n, kQuantizedTokens);
-  // Several tokens: tiles of a fixed width, so that where a row's sum is split into partial
+  // Several tokens: strips of a fixed width, so that where a row's sum is split into partial
   // sums does not depend on n.
-  const size_t tile_blocks = smaller(blocks, n == 1 ? kActivationBlocks : kActivationBlocks / kQuantizedTokens);
+  const size_t strip_blocks = smaller(blocks, n == 1 ? kActivationBlocks : kActivationBlocks / kQuantizedTokens);
+  const size_t strip_slots = (strip_blocks + 3) / 4 * 4;  // per token, with room for K's padding
   const auto* base = static_cast<const unsigned char*>(w.data);
   for (size_t t0 = 0; t0 < n; t0 += tile_tokens) {
     const size_t tokens = smaller(tile_tokens, n - t0);
-    for (size_t b0 = 0; b0 < blocks; b0 += tile_blocks) {
-      const size_t count = smaller(tile_blocks, blocks - b0);
-      const QuantizedTile tile{q, d, e, (count + 3) / 4 * 4};  // per token, with room for K's padding
-      for (size_t t = 0; t < tokens; ++t) {
-        K::template quantize<Q>(x + (t0 + t) * w.cols + b0 * 32, count, q + t * tile.slots * 32, d + t * tile.slots,
-                                e + t * tile.slots * kExtraWords);
+    float* y_tile = y + t0 * w.rows;
+    // As many strips as the buffers hold for these tokens are quantized at once, and each row
+    // group is then multiplied across all of them: with few tokens (a batch of decoding sequences)
+    // the rows are read one after the other, as decoding reads them, not strip after strip.
+    const size_t span = smaller((blocks + strip_blocks - 1) / strip_blocks,
+                                smaller(kActivationBlocks / (tokens * strip_slots), kMaxStrips));
+    for (size_t s0 = 0; s0 < blocks; s0 += span * strip_blocks) {
+      QuantizedTile strip[kMaxStrips];
+      size_t strip_count[kMaxStrips], strips = 0;
+      for (size_t b0 = s0; b0 < blocks && strips < span; b0 += strip_blocks, ++strips) {
+        const size_t count = smaller(strip_blocks, blocks - b0), slots = (count + 3) / 4 * 4;
+        const size_t first = strips * tokens * strip_slots;  // this strip's part of the buffers
+        int8_t* strip_q = q + first * 32;
+        float* strip_d = d + first;
+        int32_t* strip_e = e + first * kExtraWords;
+        for (size_t t = 0; t < tokens; ++t) {
+          K::template quantize<Q>(x + (t0 + t) * w.cols + b0 * 32, count, strip_q + t * slots * 32, strip_d + t * slots,
+                                  strip_e + t * slots * kExtraWords);
+        }
+        strip[strips] = {strip_q, strip_d, strip_e, slots};
+        strip_count[strips] = count;
       }
-      const unsigned char* first_block = base + b0 * block_bytes(Q);
-      float* y_tile = y + t0 * w.rows;
       if (n == 1) {
-        // One token: whole rows, one after the other, except that four rows within 16 cache
-        // lines still read as one stream and go together (measured: 1.5x for 256-column q4_0;
-        // longer interleaved rows are slower). A lone row keeps two sums in flight.
+        // One token: whole rows (one strip), one after the other, except that four rows within
+        // 16 cache lines still read as one stream and go together (measured: 1.5x for
+        // 256-column q4_0; longer interleaved rows are slower). A lone row keeps two sums in
+        // flight.
         const size_t group = kRows * stride > 1024 ? 1 : kRows;
+        const size_t count = strip_count[0];
         for (size_t r0 = row_begin; r0 < row_end; r0 += group) {
           const size_t rows = smaller(group, row_end - r0);
-          const unsigned char* weights = first_block + r0 * stride;
+          const unsigned char* weights = base + s0 * block_bytes(Q) + r0 * stride;
           const float* row_bias = bias ? bias + r0 : nullptr;
           if (rows == 1) {
             float sum;
-            K::template dot_blocks<Q, 1, 1, 2>(weights, stride, tile, 0, count, &sum);
-            accumulate<1>(y_tile + r0, 0, 1, &sum, b0 == 0, row_bias);
+            K::template dot_blocks<Q, 1, 1, 2>(weights, stride, strip[0], 0, count, &sum);
+            accumulate<1>(y_tile + r0, 0, 1, &sum, s0 == 0, row_bias);
           } else {
-            block_tile<K, Q, 1, 1>(weights, stride, rows, tile, 0, count, y_tile + r0, w.rows, b0 == 0, row_bias);
+            block_tile<K, Q, 1, 1>(weights, stride, rows, strip[0], 0, count, y_tile + r0, w.rows, s0 == 0, row_bias);
           }
         }
         continue;
@@ -244,16 +271,19 @@ void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias,
       constexpr size_t T = K::block_tile_tokens(Q);
       for (size_t r0 = row_begin; r0 < row_end; r0 += kRows) {
         const size_t rows = smaller(kRows, row_end - r0);
-        const unsigned char* weights = first_block + r0 * stride;
         const float* row_bias = bias ? bias + r0 : nullptr;
-        size_t t = 0;
-        for (; t + T <= tokens; t += T) {
-          block_tile<K, Q, T, 1>(weights, stride, rows, tile, t, count, y_tile + t * w.rows + r0, w.rows, b0 == 0,
-                                 row_bias);
-        }
-        for (; t < tokens; ++t) {
-          block_tile<K, Q, 1, 1>(weights, stride, rows, tile, t, count, y_tile + t * w.rows + r0, w.rows, b0 == 0,
-                                 row_bias);
+        for (size_t j = 0; j < strips; ++j) {
+          const size_t b0 = s0 + j * strip_blocks, count = strip_count[j];
+          const unsigned char* weights = base + b0 * block_bytes(Q) + r0 * stride;
+          size_t t = 0;
+          for (; t + T <= tokens; t += T) {
+            block_tile<K, Q, T, 1>(weights, stride, rows, strip[j], t, count, y_tile + t * w.rows + r0, w.rows,
+                                   b0 == 0, row_bias);
+          }
+          if (t < tokens) {  // the rest in one narrower tile: the weights unpacked once for them all
+            block_tile_of<K, Q, T - 1>(tokens - t, weights, stride, rows, strip[j], t, count,
+                                       y_tile + t * w.rows + r0, w.rows, b0 == 0, row_bias);
+          }
         }
       }
     }
