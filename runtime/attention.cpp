@@ -25,15 +25,22 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
   } else {
     matmul(w.q, xb_, n, q_);
     matmul(w.k, xb_, n, k_);
-    const float scale = 1.0f / std::sqrt(float(dh));
+    // YaRN multiplies cos and sin by its attention factor, so both q and k (the feature map of
+    // linear attention sees each, so the factor cannot be moved onto q alone).
+    const float rotary_gain = hp.positions == PositionKind::Rotary ? float(hp.rotary.attention_factor) : 1.0f;
+    const float scale = 1.0f / std::sqrt(float(dh)) * rotary_gain;
     for_rows(n, [&](size_t begin, size_t end) {
       for (size_t t = begin; t < end; ++t) {
         float* q = q_ + t * q_width;
+        float* k = k_ + t * kv_width;
         if (hp.positions == PositionKind::Rotary) {
           cpu::rotary(q, H, dh, model_.position_freq().data(), positions[t]);
-          cpu::rotary(k_ + t * kv_width, Hkv, dh, model_.position_freq().data(), positions[t]);
+          cpu::rotary(k, Hkv, dh, model_.position_freq().data(), positions[t]);
         }
         for (size_t i = 0; i < q_width; ++i) q[i] *= scale;
+        if (rotary_gain != 1.0f) {
+          for (size_t i = 0; i < kv_width; ++i) k[i] *= rotary_gain;
+        }
       }
     });
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "rotary.h"
 #include "schema.h"
 
 namespace t2r {
@@ -80,10 +81,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   }
 
   if (hp_.positions == PositionKind::Rotary) {
-    // As Hugging Face computes it: 1 / theta^(2i / d_h), rounded to float.
-    for (uint64_t i = 0; i < dh / 2; ++i) {
-      position_freq_.push_back(float(1.0 / std::pow(hp_.rope_theta, double(2 * i) / double(dh))));
-    }
+    position_freq_ = rotary_inverse_frequencies(hp_.rotary, int64_t(dh));
   } else {
     // fairseq: exp(-i ln(10000) / (half - 1)), in float as fairseq computes it.
     const int64_t half = hp_.dim / 2;

@@ -39,9 +39,10 @@ struct FixtureCopy {
   }
   ~FixtureCopy() { fs::remove_all(dir); }
   void set_config(const std::string& text) const { std::ofstream(dir / "config.json", std::ios::binary) << text; }
-  // The transformers-5 config with `key` set to the JSON `value` (added, or replacing the old one).
-  void set_config_key(const std::string& key, const std::string& value) const {
-    std::string text = read_text(kFixture / "config.json");
+  // The fixture's `base` config with `key` set to the JSON `value` (added, or replacing the old one).
+  void set_config_key(const std::string& key, const std::string& value,
+                      const std::string& base = "config.json") const {
+    std::string text = read_text(kFixture / base);
     const size_t at = text.find("\n  \"" + key + "\":");
     if (at != std::string::npos) {  // up to the next top-level key (a value may span lines)
       const size_t next = std::min(text.find("\n  \"", at + 1), text.rfind("\n}"));
@@ -63,26 +64,30 @@ struct FixtureCopy {
 
 }  // namespace
 
+// The logits of `ids` from the packed model, against the oracle's rows; returns the largest difference.
+double max_logit_diff(const Model& model, const json::Value& ids, const json::Value& rows) {
+  Session session(model);
+  double max_diff = 0;
+  for (size_t t = 0; t < ids.as_array().size(); ++t) {
+    const float* logits = session.step(int32_t(ids.as_array()[t].as_int()));
+    const auto& want = rows.as_array()[t].as_array();
+    REQUIRE(want.size() == size_t(model.hparams().vocab_size));
+    for (size_t v = 0; v < want.size(); ++v) {
+      max_diff = std::max(max_diff, std::fabs(double(logits[v]) - want[v].as_number()));
+    }
+  }
+  return max_diff;
+}
+
 TEST_CASE("a Llama saved by transformers 5 (rope_parameters, shards, untied lm_head) computes its logits") {
   const fs::path packed = fs::temp_directory_path() / ("t2r-hf5-" + std::to_string(getpid()) + ".t2r");
   write_model(import_checkpoint(kFixture.string()), DType::F32, packed.string());
   auto model = Model::load(packed.string());
   fs::remove(packed);
-  CHECK(model->hparams().rope_theta == 50000.0);
+  CHECK(model->hparams().rotary.theta == 50000.0);
 
   const json::Value expected = json::parse(read_text(kFixture / "expected_logits.json"));
-  const auto& ids = expected.at("input_ids").as_array();
-  const auto& rows = expected.at("logits").as_array();
-  Session session(*model);
-  double max_diff = 0;
-  for (size_t t = 0; t < ids.size(); ++t) {
-    const float* logits = session.step(int32_t(ids[t].as_int()));
-    const auto& want = rows[t].as_array();
-    REQUIRE(want.size() == size_t(model->hparams().vocab_size));
-    for (size_t v = 0; v < want.size(); ++v) {
-      max_diff = std::max(max_diff, std::fabs(double(logits[v]) - want[v].as_number()));
-    }
-  }
+  const double max_diff = max_logit_diff(*model, expected.at("input_ids"), expected.at("logits"));
   MESSAGE("max |logit diff| against the float64 oracle: " << max_diff);
   CHECK(max_diff < 1e-4);
 }
@@ -99,13 +104,9 @@ TEST_CASE("the transformers 5 and the older config forms give identical model fi
 TEST_CASE("config keys that would change the math are refused by name, never defaulted") {
   FixtureCopy copy;
   const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
-  copy.set_config_key("rope_parameters", R"({"rope_theta": 50000.0, "rope_type": "yarn", "factor": 4.0})");
-  CHECK(copy.pack_error() == prefix + "\"rope_parameters\".\"rope_type\": \"yarn\"");
-  copy.set_config_key("rope_scaling", R"({"type": "linear", "factor": 2.0})");
-  CHECK(copy.pack_error() == prefix + "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}");
   copy.set_config_key("rope_theta", "10000.0");
   CHECK(copy.pack_error() ==
-        prefix + "\"rope_theta\": 10000 and \"rope_parameters\".rope_theta 50000 disagree");
+        prefix + "\"rope_theta\": 10000 and \"rope_parameters\".\"rope_theta\" 50000 disagree");
   copy.set_config_key("sliding_window", "4096");
   CHECK(copy.pack_error() == prefix + "\"sliding_window\": 4096");
   copy.set_config_key("partial_rotary_factor", "0.5");
@@ -122,4 +123,72 @@ TEST_CASE("config keys that would change the math are refused by name, never def
   CHECK(copy.pack_error() == "");
   copy.set_config_key("rope_scaling", "null");
   CHECK(copy.pack_error() == "");
+}
+
+TEST_CASE("rotary scaling (linear, llama3, yarn) computes transformers' logits in either config form") {
+  FixtureCopy copy;
+  const json::Value expected = json::parse(read_text(kFixture / "expected_rope_logits.json"));
+  const fs::path current = copy.dir / "current.t2r", older = copy.dir / "older.t2r";
+  for (const json::Value& c : expected.at("cases").as_array()) {
+    const std::string parameters = c.at("rope_parameters").as_string();
+    CAPTURE(parameters);
+    copy.set_config_key("rope_parameters", parameters);
+    write_model(import_checkpoint(copy.dir.string()), DType::F32, current.string());
+    auto model = Model::load(current.string());
+    CHECK(model->hparams().rotary.scaling != RotaryScaling::None);
+    const double max_diff = max_logit_diff(*model, expected.at("input_ids"), c.at("logits"));
+    MESSAGE("max |logit diff| against the float64 oracle: " << max_diff);
+    CHECK(max_diff < 1e-4);
+
+    // The older form: top-level rope_theta (already in that config) and rope_scaling keyed "type".
+    std::string scaling = parameters;
+    scaling.replace(scaling.find("\"rope_type\""), 11, "\"type\"");
+    scaling.erase(scaling.find(", \"rope_theta\""));
+    scaling += "}";
+    copy.set_config_key("rope_scaling", scaling, "config.transformers4.json");
+    write_model(import_checkpoint(copy.dir.string()), DType::F32, older.string());
+    CHECK(read_text(current) == read_text(older));
+  }
+}
+
+TEST_CASE("rotary types and parameters t2r does not compute are refused by name") {
+  FixtureCopy copy;
+  const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
+  const auto refusal = [&](const std::string& parameters) {
+    copy.set_config_key("rope_parameters", parameters);
+    return copy.pack_error();
+  };
+  const std::string computed = " (t2r computes default, linear, llama3 and yarn)";
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "dynamic", "factor": 2.0})") ==
+        prefix + "\"rope_parameters\".\"rope_type\": \"dynamic\"" + computed);
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "longrope", "short_factor": [1], "long_factor": [2]})") ==
+        prefix + "\"rope_parameters\".\"rope_type\": \"longrope\"" + computed);
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "su"})") ==
+        prefix + "\"rope_parameters\".\"rope_type\": \"su\"" + computed);
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "linear"})") == prefix + "no \"rope_parameters\".\"factor\"");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "linear", "factor": -2})") ==
+        prefix + "\"rope_parameters\".\"factor\": -2");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "linear", "factor": 2, "low_freq_factor": 1})") ==
+        prefix + "\"rope_parameters\".\"low_freq_factor\": 1 is not a parameter of this rotary type");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "default", "factor": 2})") ==
+        prefix + "\"rope_parameters\".\"factor\": 2 is not a parameter of this rotary type");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "llama3", "factor": 8, "low_freq_factor": 4,
+                    "high_freq_factor": 1, "original_max_position_embeddings": 8192})") ==
+        prefix + "\"rope_parameters\".\"high_freq_factor\": 1 must exceed \"rope_parameters\".\"low_freq_factor\": 4");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 1024})") ==
+        prefix + "\"rope_parameters\".\"factor\": 4 disagrees with max_position_embeddings / "
+                 "\"rope_parameters\".\"original_max_position_embeddings\" = 1 (transformers uses the latter)");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "linear", "type": "yarn", "factor": 2})") ==
+        prefix + "\"rope_parameters\".\"rope_type\": \"linear\" and \"rope_parameters\".\"type\": \"yarn\" disagree");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "partial_rotary_factor": 0.5})") ==
+        prefix + "\"rope_parameters\".\"partial_rotary_factor\": 0.5");
+  CHECK(refusal(R"({"rope_theta": -1})") == prefix + "rope_theta -1");
+
+  // The older form: the same checks under its own name, and never both forms at once.
+  copy.set_config_key("rope_scaling", R"({"type": "dynamic", "factor": 2.0})", "config.transformers4.json");
+  CHECK(copy.pack_error() == prefix + "\"rope_scaling\".\"type\": \"dynamic\"" + computed);
+  copy.set_config_key("rope_scaling", R"({"rope_type": "linear", "factor": 2.0})");
+  CHECK(copy.pack_error() == prefix + "both \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2} and "
+                                      "\"rope_parameters\": {\"rope_theta\": 50000, \"rope_type\": \"default\"} "
+                                      "(one form or the other)");
 }

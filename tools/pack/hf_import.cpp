@@ -7,6 +7,7 @@
 #include "checkpoint_import.h"
 #include "error.h"
 #include "hf_config.h"
+#include "hf_rotary.h"
 #include "hyperparams.h"
 #include "json.h"
 #include "length_config.h"
@@ -59,35 +60,6 @@ class TensorSource {
   std::map<std::string, const SafetensorsFile*> located_;
 };
 
-// The rotary base, from transformers 5's "rope_parameters" or the older top-level "rope_theta"
-// (both forms give the same model); any rotary scaling is refused by name.
-double rope_theta(HfConfig& config) {
-  const json::Value* top = config.find("rope_theta");
-  double theta = top ? top->as_number() : 10000.0;  // LlamaConfig's default
-  if (const json::Value* scaling = config.find("rope_scaling")) {
-    const json::Value* type = scaling->find("rope_type") ? scaling->find("rope_type") : scaling->find("type");
-    if (!type || type->as_string() != "default" || scaling->as_object().size() != 1) {
-      config.unsupported("\"rope_scaling\": " + json_text(*scaling));
-    }
-  }
-  if (const json::Value* params = config.find("rope_parameters")) {
-    for (const auto& [key, value] : params->as_object()) {
-      if (key == "rope_type" && value.as_string() == "default") continue;
-      if (key == "rope_theta") {
-        if (top && value.as_number() != top->as_number()) {
-          config.unsupported("\"rope_theta\": " + json_text(*top) + " and \"rope_parameters\".rope_theta " +
-                             json_text(value) + " disagree");
-        }
-        theta = value.as_number();
-        continue;
-      }
-      config.unsupported("\"rope_parameters\".\"" + key + "\": " + json_text(value));
-    }
-  }
-  if (!(theta > 0) || !std::isfinite(theta)) config.unsupported("rope_theta " + std::to_string(theta));
-  return theta;
-}
-
 }  // namespace
 
 ImportedModel import_huggingface(const std::string& dir) {
@@ -110,7 +82,6 @@ ImportedModel import_huggingface(const std::string& dir) {
   config.require_absent_or("use_sliding_window", json::Value::boolean(false));
   config.require_absent_or("attention_logit_softcapping", json::Value());
   config.require_absent_or("final_logit_softcapping", json::Value());
-  const double theta = rope_theta(config);
 
   const int64_t V = config.at("vocab_size").as_int(), d = config.at("hidden_size").as_int(),
                 F = config.at("intermediate_size").as_int(), L = config.at("num_hidden_layers").as_int(),
@@ -121,6 +92,7 @@ ImportedModel import_huggingface(const std::string& dir) {
   if (dh <= 0 || dh % 2 != 0) unsupported("head_dim must be positive and even");
   const double norm_eps = config.number("rms_norm_eps", 1e-6);
   const int64_t max_positions = config.integer("max_position_embeddings", 2048);
+  const RotarySpec rotary = read_hf_rotary(config, max_positions);
   const bool tied = config.flag("tie_word_embeddings", false);
   const json::Value* eos = config.find("eos_token_id");
 
@@ -172,7 +144,7 @@ ImportedModel import_huggingface(const std::string& dir) {
   hp.ffn = FfnKind::SwiGlu;
   hp.embedding_scale = 1;
   hp.positions = PositionKind::Rotary;
-  hp.rope_theta = theta;
+  hp.rotary = rotary;
   hp.max_positions = max_positions;
   // Rotary sits between the projections and a T2R feature map, so the map cannot be folded.
   const AttentionSpec spec = attention == "t2r"   ? t2r_attention_spec(r, false, float(floor))
