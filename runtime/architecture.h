@@ -62,6 +62,9 @@ struct AttentionSpec {
   bool causal = true;  // decoder self-attention; an encoder's is not
   bool cross = false;  // attends to another sequence (an encoder's output)
   LinearAttentionSpec linear;  // form == Linear only
+  // Softmax only: each position attends to the last `window` positions (itself included); 0: all.
+  // The KV cache still holds every position of the context; the window limits what is read.
+  int64_t window = 0;
   bool is_linear() const { return form == AttentionForm::Linear; }
 };
 

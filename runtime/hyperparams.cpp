@@ -126,8 +126,11 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
   bool folded = false;
   float floor = 0;
   bool floor_read = false;
+  // Absent in files from before sliding windows: every softmax layer attends to all positions.
+  const int64_t window = m.has("attention.sliding_window") ? positive(m, "attention.sliding_window", int64_t(1) << 40) : 0;
   for (const std::string& kind : layer_kinds(m, size_t(hp.n_layers))) {
     AttentionSpec spec = parse_attention_kind(kind, kWhere + "attention.kind");
+    if (!spec.is_linear()) spec.window = window;
     if (spec.is_linear()) {
       LinearAttentionSpec& linear = spec.linear;
       if (linear.feature_map == FeatureMap::ReluMlp) {
@@ -190,6 +193,8 @@ void Hyperparams::to_metadata(Metadata& m) const {
     m.set("attention.feature_map_folded", int64_t(relu->attention.linear.folded));
   }
   if (linear != layers.end()) m.set("attention.denominator_floor", double(linear->attention.linear.floor));
+  const auto windowed = std::find_if(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.attention.window > 0; });
+  if (windowed != layers.end()) m.set("attention.sliding_window", windowed->attention.window);
 }
 
 bool Hyperparams::has_linear_attention() const {

@@ -31,6 +31,20 @@ const Model& supported(const Model& model) {
   return model;
 }
 
+// The shaders attend to every cached position, so a context must fit in every sliding window.
+ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
+  for (const LayerSpec& layer : hp.layers) {
+    const int64_t window = layer.attention.window;
+    if (window > 0 && limits.max_context > window) {
+      throw Error("the Vulkan backend does not compute sliding windows: a context of " +
+                  std::to_string(limits.max_context) + " positions is longer than the model's window of " +
+                  std::to_string(window) + "; choose a max context of at most " + std::to_string(window) +
+                  " or the CPU backend");
+    }
+  }
+  return limits;
+}
+
 }  // namespace
 
 // Regions of the activation arena, for one row at a time.
@@ -40,8 +54,9 @@ struct Context::Regions {
 
 Context::Context(const Model& model, const ContextOptions& options)
     : model_(supported(model)),
-      limits_(check_context_limits(model.hparams(), options.max_sequences, options.max_batch, options.max_outputs,
-                                   options.max_context)),
+      limits_(within_windows(model.hparams(), check_context_limits(model.hparams(), options.max_sequences,
+                                                                   options.max_batch, options.max_outputs,
+                                                                   options.max_context))),
       layout_(plan_state_layout(model.hparams(), limits_.max_context)),
       vocab_size_(size_t(model.hparams().vocab_size)),
       device_model_(DeviceModel::open(model, options.device)),
