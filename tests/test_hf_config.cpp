@@ -1,6 +1,7 @@
 // Hugging Face config.json: every key that changes the math is read or refused by name. Runs on the
-// committed fixture tests/fixtures/llama-transformers5 (see make_llama_transformers5.py): a tiny Llama
-// as transformers 5 saves it, with logits computed by an independent float64 implementation.
+// committed fixtures: tests/fixtures/llama-transformers5 (see make_llama_transformers5.py), a tiny
+// Llama as transformers 5 saves it, and the other layouts of make_rotary_layouts.py, each with
+// logits computed by an independent float64 implementation.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include "checkpoint_import.h"
 #include "error.h"
 #include "json.h"
+#include "hyperparams.h"
+#include "schema.h"
 #include "session.h"
 
 using namespace t2r;
@@ -29,20 +32,20 @@ std::string read_text(const fs::path& path) {
   return s.str();
 }
 
-// A copy of the fixture whose config.json can be rewritten; removed at the end of the test.
+// A copy of a fixture whose config.json can be rewritten; removed at the end of the test.
 struct FixtureCopy {
-  fs::path dir;
-  FixtureCopy() {
+  fs::path source, dir;
+  explicit FixtureCopy(const fs::path& fixture = kFixture) : source(fixture) {
     dir = fs::temp_directory_path() / ("t2r-hf-config-" + std::to_string(getpid()));
     fs::remove_all(dir);
-    fs::copy(kFixture, dir);
+    fs::copy(source, dir);
   }
   ~FixtureCopy() { fs::remove_all(dir); }
   void set_config(const std::string& text) const { std::ofstream(dir / "config.json", std::ios::binary) << text; }
   // The fixture's `base` config with `key` set to the JSON `value` (added, or replacing the old one).
   void set_config_key(const std::string& key, const std::string& value,
                       const std::string& base = "config.json") const {
-    std::string text = read_text(kFixture / base);
+    std::string text = read_text(source / base);
     const size_t at = text.find("\n  \"" + key + "\":");
     if (at != std::string::npos) {  // up to the next top-level key (a value may span lines)
       const size_t next = std::min(text.find("\n  \"", at + 1), text.rfind("\n}"));
@@ -191,4 +194,104 @@ TEST_CASE("rotary types and parameters t2r does not compute are refused by name"
   CHECK(copy.pack_error() == prefix + "both \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2} and "
                                       "\"rope_parameters\": {\"rope_theta\": 50000, \"rope_type\": \"default\"} "
                                       "(one form or the other)");
+}
+
+TEST_CASE("mistral (sliding window), qwen2 (q, k, v biases) and qwen2 with a t2r block compute their logits") {
+  for (const std::string name : {"mistral-sliding-window", "qwen2-qkv-bias", "qwen2-t2r"}) {
+    CAPTURE(name);
+    const fs::path fixture = fs::path(T2R_SOURCE_DIR) / "tests/fixtures" / name;
+    const fs::path packed = fs::temp_directory_path() / ("t2r-hf-layout-" + std::to_string(getpid()) + ".t2r");
+    write_model(import_checkpoint(fixture.string()), DType::F32, packed.string());
+    auto model = Model::load(packed.string());
+    fs::remove(packed);
+    const json::Value expected = json::parse(read_text(fixture / "expected_logits.json"));
+    const double max_diff = max_logit_diff(*model, expected.at("input_ids"), expected.at("logits"));
+    MESSAGE(name << ": max |logit diff| against the float64 oracle: " << max_diff);
+    CHECK(max_diff < 1e-4);
+  }
+}
+
+TEST_CASE("a layout's keys are read or refused by name") {
+  const fs::path fixtures = fs::path(T2R_SOURCE_DIR) / "tests/fixtures";
+  {
+    FixtureCopy copy(fixtures / "mistral-sliding-window");
+    const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
+    copy.set_config_key("sliding_window", "0");
+    CHECK(copy.pack_error() == prefix + "\"sliding_window\": 0");
+    copy.set_config_key("attention_bias", "true");  // not a MistralConfig key
+    CHECK(copy.pack_error().find(prefix + "\"attention_bias\": true is not understood") == 0);
+    copy.set_config_key("sliding_window", "null");
+    CHECK(copy.pack_error() == "");
+  }
+  {
+    FixtureCopy copy(fixtures / "qwen2-qkv-bias");
+    const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
+    copy.set_config_key("use_sliding_window", "true");
+    CHECK(copy.pack_error() == prefix + "\"use_sliding_window\": true");
+    copy.set_config_key("layer_types", R"(["full_attention", "sliding_attention"])");
+    CHECK(copy.pack_error() == prefix + "\"layer_types\": [\"full_attention\", \"sliding_attention\"]");
+    copy.set_config_key("layer_types", R"(["full_attention", "full_attention"])");
+    CHECK(copy.pack_error() == "");
+    copy.set_config_key("tie_word_embeddings", "false");  // then lm_head.weight must exist
+    CHECK(copy.pack_error() == "checkpoint has no tensor 'lm_head.weight'");
+  }
+  {
+    FixtureCopy copy;
+    const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
+    copy.set_config_key("model_type", "\"gpt_neox\"");
+    CHECK(copy.pack_error() == prefix + "\"model_type\": \"gpt_neox\" (t2r reads \"llama\", \"mistral\", \"qwen2\")");
+    copy.set_config_key("mlp_bias", "true");
+    CHECK(copy.pack_error() == prefix + "\"mlp_bias\": true");
+    copy.set_config_key("attention_bias", "true");  // the fixture has no biases to read
+    CHECK(copy.pack_error() == "checkpoint has no tensor 'model.layers.0.self_attn.q_proj.bias'");
+    copy.set_config_key("hidden_act", "\"gelu\"");
+    CHECK(copy.pack_error() == prefix + "\"hidden_act\": \"gelu\"");
+    copy.set_config_key("use_sliding_window", "true");
+    CHECK(copy.pack_error() == prefix + "\"use_sliding_window\": true");
+    copy.set_config_key("final_logit_softcapping", "30.0");
+    CHECK(copy.pack_error() == prefix + "\"final_logit_softcapping\": 30");
+    copy.set_config_key("torch_dtype", "\"int8\"");
+    CHECK(copy.pack_error() == prefix + "\"torch_dtype\": \"int8\"");
+    copy.set_config_key("max_window_layers", "2");  // a Qwen2 key: unknown to Llama
+    CHECK(copy.pack_error().find(prefix + "\"max_window_layers\": 2 is not understood") == 0);
+    copy.set_config_key("head_dim", "6");  // read: the projections then have the wrong shape
+    CHECK(copy.pack_error().find("has an unexpected shape") != std::string::npos);
+    copy.set_config_key("head_dim", "7");
+    CHECK(copy.pack_error() == prefix + "head_dim must be positive and even");
+  }
+}
+
+TEST_CASE("rms_norm_eps, tie_word_embeddings and head_dim are read into the model") {
+  FixtureCopy copy(fs::path(T2R_SOURCE_DIR) / "tests/fixtures/qwen2-qkv-bias");
+  copy.set_config_key("rms_norm_eps", "0.001");
+  const ImportedModel m = import_checkpoint(copy.dir.string());
+  const Hyperparams hp = Hyperparams::from_metadata(m.metadata);
+  CHECK(hp.norm_eps == doctest::Approx(0.001));
+  CHECK(hp.head_dim == 8);
+  CHECK(hp.architecture == "qwen2");
+  bool has_output = false, has_q_bias = false;
+  for (const ImportedTensor& t : m.tensors) {
+    has_output |= t.name == schema::kOutput;
+    has_q_bias |= t.name == schema::bias(schema::layer(0, schema::kAttnQ));
+  }
+  CHECK_FALSE(has_output);  // tied: the output is the embedding
+  CHECK(has_q_bias);
+}
+
+TEST_CASE("a sliding window is read into every softmax layer, and changes the logits past it") {
+  FixtureCopy copy(fs::path(T2R_SOURCE_DIR) / "tests/fixtures/mistral-sliding-window");
+  const fs::path packed = copy.dir / "model.t2r";
+  write_model(import_checkpoint(copy.dir.string()), DType::F32, packed.string());
+  CHECK(Model::load(packed.string())->hparams().attention(1).window == 5);
+  // Without the window the first five positions keep the oracle's logits and the later ones do not.
+  copy.set_config_key("sliding_window", "null");
+  write_model(import_checkpoint(copy.dir.string()), DType::F32, packed.string());
+  auto full = Model::load(packed.string());
+  CHECK(full->hparams().attention(0).window == 0);
+  const json::Value expected = json::parse(read_text(copy.source / "expected_logits.json"));
+  const auto& ids = expected.at("input_ids").as_array();
+  const auto& rows = expected.at("logits").as_array();
+  CHECK(max_logit_diff(*full, json::Value::array({ids.begin(), ids.begin() + 5}),
+                       json::Value::array({rows.begin(), rows.begin() + 5})) < 1e-4);
+  CHECK(max_logit_diff(*full, expected.at("input_ids"), expected.at("logits")) > 1e-2);
 }
