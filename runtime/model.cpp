@@ -89,6 +89,13 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     for (int64_t i = 0; i < half; ++i) position_freq_.push_back(std::exp(float(i) * -step));
   }
 
+  // An ids-only model (no tokenizer files at pack time) has no tokenizer keys but may name its eos.
+  if (!m.has("tokenizer.bpe_tokens")) {
+    const int64_t eos = m.get_int("tokenizer.eos_id", -1);
+    if (eos < -1 || eos >= int64_t(V)) throw Error(file_.label() + ": tokenizer.eos_id is outside the vocabulary");
+    eos_id_ = int32_t(eos);
+    return;
+  }
   TokenizerData tok;
   tok.bpe_tokens = m.get_string_array("tokenizer.bpe_tokens");
   tok.merges = m.get_int_array("tokenizer.merges");
@@ -102,13 +109,21 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   if (eos < 0 || eos >= int64_t(V) || unk < -1 || unk >= int64_t(V)) {
     throw Error(file_.label() + ": tokenizer.eos_id or tokenizer.unk_id is outside the vocabulary");
   }
-  tok.eos_id = int32_t(eos);
+  tok.eos_id = eos_id_ = int32_t(eos);
   tok.unk_id = int32_t(unk);
   try {
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {
     throw Error(file_.label() + ": " + e.what());  // the tokenizer's messages start with "tokenizer: "
   }
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) {
+    throw Error(file_.label() + ": this model has no tokenizer (it was packed without tokenizer files); it reads "
+                "and writes token ids only (t2r-run --ids, --dump-logits, --ppl-ids)");
+  }
+  return *tokenizer_;
 }
 
 uint64_t Model::parameter_count() const {

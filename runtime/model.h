@@ -51,7 +51,11 @@ class Model {
 
   const ModelFile& file() const { return file_; }
   const Hyperparams& hparams() const { return hp_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Throws t2r::Error for an ids-only model (packed without tokenizer files): it reads and writes
+  // token ids only.
+  const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  int32_t eos_id() const { return eos_id_; }  // -1 when an ids-only model names none
   const std::vector<BlockWeights>& blocks() const { return blocks_; }
   const cpu::Matrix& embedding() const { return embedding_; }
   const cpu::Matrix& output() const { return output_; }
@@ -65,7 +69,8 @@ class Model {
   explicit Model(ModelFile file);
   ModelFile file_;
   Hyperparams hp_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;  // null for an ids-only model
+  int32_t eos_id_ = -1;
   std::vector<BlockWeights> blocks_;
   cpu::Matrix embedding_, output_;
   Norm output_norm_;

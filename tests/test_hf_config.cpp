@@ -295,3 +295,19 @@ TEST_CASE("a sliding window is read into every softmax layer, and changes the lo
                        json::Value::array({rows.begin(), rows.begin() + 5})) < 1e-4);
   CHECK(max_logit_diff(*full, expected.at("input_ids"), expected.at("logits")) > 1e-2);
 }
+
+TEST_CASE("a checkpoint without tokenizer files packs as an ids-only model with its logits and eos") {
+  FixtureCopy copy;
+  fs::remove(copy.dir / "tokenizer.json");
+  const ImportedModel imported = import_checkpoint(copy.dir.string());
+  REQUIRE(imported.warnings.size() == 1);
+  CHECK(imported.warnings[0].find("tokenizer.json is missing: the model is ids-only") != std::string::npos);
+  const fs::path packed = copy.dir / "model.t2r";
+  write_model(imported, DType::F32, packed.string());
+  auto model = Model::load(packed.string());
+  CHECK_FALSE(model->has_tokenizer());
+  CHECK(model->eos_id() == 256);
+  CHECK_THROWS_WITH_AS(model->tokenizer(), doctest::Contains("this model has no tokenizer"), Error);
+  const json::Value expected = json::parse(read_text(kFixture / "expected_logits.json"));
+  CHECK(max_logit_diff(*model, expected.at("input_ids"), expected.at("logits")) < 1e-4);
+}

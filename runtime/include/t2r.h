@@ -31,12 +31,13 @@ typedef struct {
   int64_t vocab_size, dim, n_layers, n_heads, n_kv_heads, head_dim, feature_dim, ffn_dim;
   int64_t max_positions;
   uint64_t parameter_count, weight_bytes, file_bytes;
-  int32_t eos_id;
+  int32_t eos_id;  /* -1: an ids-only model that names none */
 } t2r_model_info;
 void t2r_model_get_info(const t2r_model* model, t2r_model_info* info);
 
 /* Tokenizer. Writes up to `capacity` ids and returns how many the text needs (call again with a
- * larger buffer if that is more than capacity), or -1 on error. */
+ * larger buffer if that is more than capacity), or -1 on error (an ids-only model, packed without
+ * tokenizer files, has no tokenizer: t2r_last_error says so). */
 int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity);
 /* Raw bytes of a token (may be part of a UTF-8 character); empty for control tokens. */
 const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length);

@@ -23,6 +23,7 @@ struct ImportedModel {
   Metadata metadata;
   std::vector<ImportedTensor> tensors;
   std::string description;  // one line: layout, attention, sizes
+  std::vector<std::string> warnings;  // what the packer says before writing (e.g. an ids-only model)
 
   void add(std::string name, std::vector<uint64_t> shape, std::vector<float> values);
   uint64_t parameter_count() const;

@@ -4,6 +4,7 @@
 #include "hf_tensors.h"
 #include "hyperparams.h"
 #include "length_config.h"
+#include "mapped_file.h"
 #include "schema.h"
 #include "tokenizer_import.h"
 
@@ -47,6 +48,20 @@ std::string attention_text(const AttentionSpec& spec) {
   const std::string kind(attention_kind_name(spec));
   const bool relu = spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp;
   return kind + " attention" + (relu ? " (feature size " + std::to_string(spec.linear.features) + ")" : "");
+}
+
+// tokenizer.json, or none: then the model is ids-only (its eos, if the config names one, is kept).
+void put_hf_tokenizer(ImportedModel& out, const std::string& dir, int64_t vocab_size, int64_t eos_id) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!is_regular_file(path)) {
+    out.warnings.push_back(path + " is missing: the model is ids-only (t2r-run --ids, --dump-logits, --ppl-ids; "
+                           "text prompts are refused)");
+    if (eos_id >= 0) out.metadata.set("tokenizer.eos_id", eos_id);  // Model reads it without a tokenizer
+    return;
+  }
+  TokenizerData tokenizer = import_hf_tokenizer(path, int32_t(vocab_size));
+  if (eos_id >= 0) tokenizer.eos_id = int32_t(eos_id);
+  put_tokenizer(out.metadata, tokenizer);
 }
 
 }  // namespace
@@ -152,13 +167,14 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     linear(schema::kFfnDown, "mlp.down_proj", d, F, false);
   }
 
-  TokenizerData tokenizer = import_hf_tokenizer(dir + "/tokenizer.json", int32_t(V));
+  int64_t eos_id = -1;
   if (eos) {  // one id, or a list of them whose first ends documents
     const bool list = eos->type() == json::Value::Type::Array;
     if (list && eos->as_array().empty()) config.unsupported("\"eos_token_id\": []");
-    tokenizer.eos_id = int32_t((list ? eos->as_array()[0] : *eos).as_int());
+    eos_id = (list ? eos->as_array()[0] : *eos).as_int();
+    if (eos_id < 0 || eos_id >= V) config.unsupported("\"eos_token_id\": " + json_text(*eos) + " is outside the vocabulary");
   }
-  put_tokenizer(out.metadata, tokenizer);
+  put_hf_tokenizer(out, dir, V, eos_id);
   out.description = "Hugging Face " + m.model_type + ", " + attention_text(spec) +
                     (spec.window > 0 ? ", sliding window " + std::to_string(spec.window) : "") + ", " +
                     std::to_string(L) + " layers, d " + std::to_string(d) + ", " + std::to_string(H) + " heads / " +
