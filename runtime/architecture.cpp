@@ -29,8 +29,9 @@ Enum parse(const Names<Enum, N>& names, std::string_view name, std::string_view 
 }
 
 const Names<NormKind, 2> kNorms = {{NormKind::LayerNorm, "layernorm"}, {NormKind::RmsNorm, "rmsnorm"}};
-const Names<FfnKind, 2> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}};
-const Names<PositionKind, 2> kPositions = {{PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}};
+const Names<FfnKind, 3> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}, {FfnKind::GeluTanh, "gelu-tanh"}};
+const Names<PositionKind, 3> kPositions = {
+    {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}, {PositionKind::Learned, "learned"}};
 const Names<RotaryScaling, 4> kRotaryScalings = {{RotaryScaling::None, "none"},
                                                   {RotaryScaling::Linear, "linear"},
                                                   {RotaryScaling::Llama3, "llama3"},

@@ -13,8 +13,8 @@
 namespace t2r {
 
 enum class NormKind { LayerNorm, RmsNorm };
-enum class FfnKind { Relu, SwiGlu };
-enum class PositionKind { Sinusoidal, Rotary };
+enum class FfnKind { Relu, SwiGlu, GeluTanh };  // GeluTanh: GPT-2's gelu_new
+enum class PositionKind { Sinusoidal, Rotary, Learned };  // Learned: a table added to the input
 // How rotary inverse frequencies are rescaled for a longer context, as transformers'
 // modeling_rope_utils computes them (runtime/rotary.cpp).
 enum class RotaryScaling { None, Linear, Llama3, Yarn };

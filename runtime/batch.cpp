@@ -36,7 +36,15 @@ ContextLimits check_context_limits(const Hyperparams& hp, int max_sequences, int
   limits.max_sequences = max_sequences;
   limits.max_batch = size_t(max_batch);
   limits.max_outputs = max_outputs > 0 ? size_t(max_outputs) : std::min(size_t(max_sequences), size_t(max_batch));
-  if (!hp.has_softmax_attention()) return limits;
+  // Learned positions end with their table, whatever the attention.
+  if (hp.positions == PositionKind::Learned && max_context > hp.max_positions) {
+    throw Error("a context of " + std::to_string(max_context) + " positions is longer than the model's " +
+                std::to_string(hp.max_positions) + " learned positions");
+  }
+  if (!hp.has_softmax_attention()) {
+    if (hp.positions == PositionKind::Learned) limits.max_context = max_context > 0 ? max_context : hp.max_positions;
+    return limits;
+  }
   const int64_t wanted = max_context > 0 ? max_context : hp.max_positions;
   size_t softmax_layers = 0;
   for (const LayerSpec& layer : hp.layers) softmax_layers += !layer.attention.is_linear();

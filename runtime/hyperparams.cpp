@@ -116,7 +116,7 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
     hp.position_offset = m.get_int("model.position_offset");
     if (hp.position_offset < 0 || hp.position_offset > 1024) throw Error(kWhere + "model.position_offset out of range");
     if (hp.dim % 2 != 0 || hp.dim < 4) throw Error(kWhere + "sinusoidal positions need an even dim >= 4");
-  } else {
+  } else if (hp.positions == PositionKind::Rotary) {
     hp.rotary = rotary_from_metadata(m);
     if (hp.head_dim % 2 != 0) throw Error(kWhere + "rotary positions need an even head_dim");
   }
@@ -173,7 +173,7 @@ void Hyperparams::to_metadata(Metadata& m) const {
   m.set("model.positions", std::string(name_of(positions)));
   if (positions == PositionKind::Sinusoidal) {
     m.set("model.position_offset", position_offset);
-  } else {
+  } else if (positions == PositionKind::Rotary) {
     rotary_to_metadata(rotary, m);
   }
   m.set("model.max_positions", max_positions);

@@ -69,7 +69,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     a.v = linear(part(schema::kAttnV), Hkv * dh, d);
     a.o = linear(part(schema::kAttnO), d, H * dh);
     FfnWeights& f = w.ffn;
-    if (hp_.ffn == FfnKind::SwiGlu) {
+    if (hp_.ffn == FfnKind::SwiGlu) {  // gelu-tanh and relu: up and down with optional biases
       f.up = Linear{matrix(schema::weight(part(schema::kFfnUp)), F, d)};
       f.gate = Linear{matrix(schema::weight(part(schema::kFfnGate)), F, d)};
       f.down = Linear{matrix(schema::weight(part(schema::kFfnDown)), d, F)};
@@ -80,7 +80,11 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     blocks_.push_back(w);
   }
 
-  if (hp_.positions == PositionKind::Rotary) {
+  if (hp_.positions == PositionKind::Learned) {
+    const TensorInfo& t = file_.require(schema::kPositionEmbedding, {uint64_t(hp_.max_positions), d});
+    if (t.dtype != DType::F32) throw Error(file_.label() + ": tensor '" + schema::kPositionEmbedding + "' must be f32");
+    position_table_ = static_cast<const float*>(t.data);
+  } else if (hp_.positions == PositionKind::Rotary) {
     position_freq_ = rotary_inverse_frequencies(hp_.rotary, int64_t(dh));
   } else {
     // fairseq: exp(-i ln(10000) / (half - 1)), in float as fairseq computes it.

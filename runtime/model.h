@@ -59,6 +59,8 @@ class Model {
   const std::vector<BlockWeights>& blocks() const { return blocks_; }
   const cpu::Matrix& embedding() const { return embedding_; }
   const cpu::Matrix& output() const { return output_; }
+  // Learned positions: [max_positions, dim] f32, row p added to the input at position p.
+  const float* position_table() const { return position_table_; }
   const Norm& output_norm() const { return output_norm_; }
   // Rotary inverse frequencies (head_dim / 2) or sinusoidal frequencies (dim / 2).
   const std::vector<float>& position_freq() const { return position_freq_; }
@@ -73,6 +75,7 @@ class Model {
   int32_t eos_id_ = -1;
   std::vector<BlockWeights> blocks_;
   cpu::Matrix embedding_, output_;
+  const float* position_table_ = nullptr;
   Norm output_norm_;
   std::vector<float> position_freq_;
 };

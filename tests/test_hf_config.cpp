@@ -196,8 +196,8 @@ TEST_CASE("rotary types and parameters t2r does not compute are refused by name"
                                       "(one form or the other)");
 }
 
-TEST_CASE("mistral (sliding window), qwen2 (q, k, v biases) and qwen2 with a t2r block compute their logits") {
-  for (const std::string name : {"mistral-sliding-window", "qwen2-qkv-bias", "qwen2-t2r"}) {
+TEST_CASE("mistral (sliding window), qwen2 (q, k, v biases), gpt2 and their t2r forms compute their logits") {
+  for (const std::string name : {"mistral-sliding-window", "qwen2-qkv-bias", "qwen2-t2r", "gpt2", "gpt2-t2r"}) {
     CAPTURE(name);
     const fs::path fixture = fs::path(T2R_SOURCE_DIR) / "tests/fixtures" / name;
     const fs::path packed = fs::temp_directory_path() / ("t2r-hf-layout-" + std::to_string(getpid()) + ".t2r");
@@ -207,7 +207,9 @@ TEST_CASE("mistral (sliding window), qwen2 (q, k, v biases) and qwen2 with a t2r
     const json::Value expected = json::parse(read_text(fixture / "expected_logits.json"));
     const double max_diff = max_logit_diff(*model, expected.at("input_ids"), expected.at("logits"));
     MESSAGE(name << ": max |logit diff| against the float64 oracle: " << max_diff);
-    CHECK(max_diff < 1e-4);
+    // gpt2-t2r's small T2R denominators amplify rounding: the oracle itself, evaluated in float32,
+    // is 3.5e-4 away from its float64 logits.
+    CHECK(max_diff < (name == "gpt2-t2r" ? 5e-4 : 1e-4));
   }
 }
 
@@ -239,7 +241,7 @@ TEST_CASE("a layout's keys are read or refused by name") {
     FixtureCopy copy;
     const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
     copy.set_config_key("model_type", "\"gpt_neox\"");
-    CHECK(copy.pack_error() == prefix + "\"model_type\": \"gpt_neox\" (t2r reads \"llama\", \"mistral\", \"qwen2\")");
+    CHECK(copy.pack_error() == prefix + "\"model_type\": \"gpt_neox\" (t2r reads \"llama\", \"mistral\", \"qwen2\", \"gpt2\")");
     copy.set_config_key("mlp_bias", "true");
     CHECK(copy.pack_error() == prefix + "\"mlp_bias\": true");
     copy.set_config_key("attention_bias", "true");  // the fixture has no biases to read
@@ -310,4 +312,36 @@ TEST_CASE("a checkpoint without tokenizer files packs as an ids-only model with 
   CHECK_THROWS_WITH_AS(model->tokenizer(), doctest::Contains("this model has no tokenizer"), Error);
   const json::Value expected = json::parse(read_text(kFixture / "expected_logits.json"));
   CHECK(max_logit_diff(*model, expected.at("input_ids"), expected.at("logits")) < 1e-4);
+}
+
+TEST_CASE("gpt2: its keys are read or refused by name; learned positions end the context") {
+  FixtureCopy copy(fs::path(T2R_SOURCE_DIR) / "tests/fixtures/gpt2");
+  const std::string prefix = (copy.dir / "config.json").string() + ": unsupported model: ";
+  copy.set_config_key("activation_function", "\"gelu\"");
+  CHECK(copy.pack_error() == prefix + "\"activation_function\": \"gelu\" (t2r computes gelu_new)");
+  copy.set_config_key("scale_attn_by_inverse_layer_idx", "true");
+  CHECK(copy.pack_error() == prefix + "\"scale_attn_by_inverse_layer_idx\": true");
+  copy.set_config_key("scale_attn_weights", "false");
+  CHECK(copy.pack_error() == prefix + "\"scale_attn_weights\": false");
+  copy.set_config_key("add_cross_attention", "true");
+  CHECK(copy.pack_error() == prefix + "\"add_cross_attention\": true");
+  copy.set_config_key("n_ctx", "64");
+  CHECK(copy.pack_error() == prefix + "\"n_ctx\": 64 differs from \"n_positions\": 32");
+  copy.set_config_key("tie_word_embeddings", "false");
+  CHECK(copy.pack_error() == "checkpoint has no tensor 'lm_head.weight'");
+  copy.set_config_key("layer_norm_epsilon", "0.001");
+  const Hyperparams hp = Hyperparams::from_metadata(import_checkpoint(copy.dir.string()).metadata);
+  CHECK(hp.norm_eps == doctest::Approx(0.001));
+  CHECK(hp.positions == PositionKind::Learned);
+  CHECK(hp.ffn == FfnKind::GeluTanh);
+  CHECK(hp.ffn_dim == 128);  // n_inner null: 4 d
+
+  const fs::path packed = copy.dir / "model.t2r";
+  write_model(import_checkpoint(copy.dir.string()), DType::Q8_0, packed.string());
+  auto model = Model::load(packed.string());
+  CHECK(model->file().find(schema::kPositionEmbedding)->dtype == DType::F32);  // added as stored
+  SessionOptions too_long;
+  too_long.max_context = 33;
+  CHECK_THROWS_WITH_AS(Session(*model, too_long), "a context of 33 positions is longer than the model's 32 learned positions",
+                       Error);
 }

@@ -1,7 +1,8 @@
 // The Vulkan context on the forms the Hugging Face layouts add (tests/fixtures, float64 oracle
 // logits): yarn's rotary attention factor on softmax attention, q, k, v biases, a T2R qwen2, and a
 // sliding window as long as the context; and the refusals at context creation of what its shaders
-// do not compute (a context beyond the window, yarn's factor on linear attention).
+// do not compute (a context beyond the window, yarn's factor on linear attention, GPT-2's learned
+// positions and gelu_new).
 #include <doctest/doctest.h>
 
 #ifdef T2R_VULKAN
@@ -101,11 +102,13 @@ TEST_CASE("vulkan context: yarn, q k v biases, a T2R qwen2 and a sliding window 
   }
 }
 
-TEST_CASE("vulkan context: a context beyond the sliding window and yarn on linear attention are refused") {
+TEST_CASE("vulkan context: a context beyond the sliding window, yarn on linear attention and gpt2 are refused") {
   if (vulkan::list_devices().empty()) return;
   CHECK(refusal(*pack("mistral-sliding-window"), 6) ==
         "the Vulkan backend does not compute sliding windows: a context of 6 positions is longer than the model's "
         "window of 5; choose a max context of at most 5 or the CPU backend");
+  CHECK(refusal(*pack("gpt2"), 8) ==
+        "the Vulkan backend does not compute learned positions (a GPT-2 layout); use the CPU backend");
   CHECK(refusal(*pack("qwen2-t2r", R"({"rope_theta": 10000.0, "rope_type": "yarn", "factor": 4.0})"), 8) ==
         "the Vulkan backend cannot run linear attention with a rotary attention factor (yarn, 1.138629); use the CPU "
         "backend");

@@ -24,6 +24,11 @@ Features features_of(const LinearAttentionSpec& spec) {
 // Forms of the model the shaders do not compute, refused before any device work.
 const Model& supported(const Model& model) {
   const Hyperparams& hp = model.hparams();
+  if (hp.positions == PositionKind::Learned || hp.ffn == FfnKind::GeluTanh) {
+    throw Error("the Vulkan backend does not compute " +
+                std::string(hp.positions == PositionKind::Learned ? "learned positions" : "the gelu-tanh feed-forward") +
+                " (a GPT-2 layout); use the CPU backend");
+  }
   if (hp.positions == PositionKind::Rotary && hp.rotary.attention_factor != 1 && hp.has_linear_attention()) {
     throw Error("the Vulkan backend cannot run linear attention with a rotary attention factor (yarn, " +
                 std::to_string(hp.rotary.attention_factor) + "); use the CPU backend");

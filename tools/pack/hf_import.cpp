@@ -16,6 +16,7 @@ const Layout kLayouts[] = {
     {"llama", import_hf_llama},
     {"mistral", import_hf_mistral},
     {"qwen2", import_hf_qwen2},
+    {"gpt2", import_hf_gpt2},
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
 // One importer per Hugging Face model_type, each in its own file (hf_<model_type>.cpp), on the
-// shared helpers (hf_rotary_decoder, hf_rotary, hf_tensors). Adding a layout: write its file and
+// shared helpers (hf_common, hf_tensors; the Llama-shaped ones also hf_rotary_decoder, hf_rotary). Adding a layout: write its file and
 // add it to the table in hf_import.cpp.
 #pragma once
 
@@ -13,5 +13,6 @@ namespace t2r {
 ImportedModel import_hf_llama(HfConfig& config, const std::string& dir);
 ImportedModel import_hf_mistral(HfConfig& config, const std::string& dir);
 ImportedModel import_hf_qwen2(HfConfig& config, const std::string& dir);
+ImportedModel import_hf_gpt2(HfConfig& config, const std::string& dir);
 
 }  // namespace t2r

@@ -1,84 +1,19 @@
 #include "hf_rotary_decoder.h"
 
+#include "hf_common.h"
 #include "hf_rotary.h"
 #include "hf_tensors.h"
 #include "hyperparams.h"
-#include "length_config.h"
-#include "mapped_file.h"
 #include "schema.h"
-#include "tokenizer_import.h"
 
 namespace t2r {
-namespace {
-
-// The project's T2R / ELU convention: a "t2r" block {feature_dim, feature_map, denominator_floor}.
-AttentionSpec read_t2r_block(HfConfig& config, int64_t head_dim) {
-  const json::Value* t2r = config.find("t2r");
-  if (!t2r) return softmax_attention_spec();
-  const std::string map = t2r->at("feature_map").as_string();
-  const double floor = t2r->at("denominator_floor").as_number();
-  if (!(floor > 0)) config.unsupported("t2r.denominator_floor must be positive");
-  if (map == "elu+1") return elu_attention_spec(head_dim, float(floor));
-  if (map != "relu") config.unsupported("t2r.feature_map '" + map + "'");
-  const int64_t r = t2r->at("feature_dim").as_int();
-  if (r <= 0) config.unsupported("t2r.feature_dim must be positive");
-  if (const json::Value* placement = t2r->find("placement");
-      placement && placement->as_string() != "after_rope_and_query_scale") {
-    config.unsupported("t2r.placement " + placement->as_string());
-  }
-  // Rotary sits between the projections and the feature map, so the map cannot be folded.
-  return t2r_attention_spec(r, false, float(floor));
-}
-
-// This project's record of LengthDrop training: the window of queries that scores tokens and the
-// tail that always passes must be the runtime's (the rest describes the training).
-void check_length_adaptive(HfConfig& config) {
-  const json::Value* adaptive = config.find("length_adaptive");
-  if (!adaptive) return;
-  for (const char* key : {"observation_window_w", "pinned_tail"}) {
-    const json::Value* value = adaptive->find(key);
-    if (value && value->as_int() != int64_t(kLengthWindow)) {
-      config.unsupported("length_adaptive." + std::string(key) + " " + json_text(*value) + " (t2r scores with the last " +
-                         std::to_string(kLengthWindow) + " prompt tokens)");
-    }
-  }
-}
-
-std::string attention_text(const AttentionSpec& spec) {
-  const std::string kind(attention_kind_name(spec));
-  const bool relu = spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp;
-  return kind + " attention" + (relu ? " (feature size " + std::to_string(spec.linear.features) + ")" : "");
-}
-
-// tokenizer.json, or none: then the model is ids-only (its eos, if the config names one, is kept).
-void put_hf_tokenizer(ImportedModel& out, const std::string& dir, int64_t vocab_size, int64_t eos_id) {
-  const std::string path = dir + "/tokenizer.json";
-  if (!is_regular_file(path)) {
-    out.warnings.push_back(path + " is missing: the model is ids-only (t2r-run --ids, --dump-logits, --ppl-ids; "
-                           "text prompts are refused)");
-    if (eos_id >= 0) out.metadata.set("tokenizer.eos_id", eos_id);  // Model reads it without a tokenizer
-    return;
-  }
-  TokenizerData tokenizer = import_hf_tokenizer(path, int32_t(vocab_size));
-  if (eos_id >= 0) tokenizer.eos_id = int32_t(eos_id);
-  put_tokenizer(out.metadata, tokenizer);
-}
-
-}  // namespace
-
 RotaryDecoder read_rotary_decoder(HfConfig& config, const std::string& model_type) {
   RotaryDecoder m;
   m.model_type = model_type;
   if (const json::Value* act = config.find("hidden_act"); act && act->as_string() != "silu") {
     config.unsupported("\"hidden_act\": " + json_text(*act));
   }
-  for (const char* key : {"torch_dtype", "dtype"}) {  // the checkpoint's storage type, either generation's name
-    const json::Value* dtype = config.find(key);
-    if (dtype && dtype->as_string() != "float32" && dtype->as_string() != "float16" &&
-        dtype->as_string() != "bfloat16") {
-      config.unsupported("\"" + std::string(key) + "\": " + json_text(*dtype));
-    }
-  }
+  check_storage_dtype(config);
   config.require_absent_or("partial_rotary_factor", json::Value::number(1));
   config.require_absent_or("attention_logit_softcapping", json::Value());
   config.require_absent_or("final_logit_softcapping", json::Value());
@@ -105,7 +40,7 @@ RotaryDecoder read_rotary_decoder(HfConfig& config, const std::string& model_typ
 }
 
 ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, const std::string& dir) {
-  const json::Value* eos = config.find("eos_token_id");
+  const int64_t eos_id = read_eos(config, m.vocab_size);
   config.check_all_read();
 
   const int64_t V = m.vocab_size, d = m.dim, F = m.ffn_dim, L = m.n_layers, H = m.n_heads, Hkv = m.n_kv_heads,
@@ -167,13 +102,6 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     linear(schema::kFfnDown, "mlp.down_proj", d, F, false);
   }
 
-  int64_t eos_id = -1;
-  if (eos) {  // one id, or a list of them whose first ends documents
-    const bool list = eos->type() == json::Value::Type::Array;
-    if (list && eos->as_array().empty()) config.unsupported("\"eos_token_id\": []");
-    eos_id = (list ? eos->as_array()[0] : *eos).as_int();
-    if (eos_id < 0 || eos_id >= V) config.unsupported("\"eos_token_id\": " + json_text(*eos) + " is outside the vocabulary");
-  }
   put_hf_tokenizer(out, dir, V, eos_id);
   out.description = "Hugging Face " + m.model_type + ", " + attention_text(spec) +
                     (spec.window > 0 ? ", sliding window " + std::to_string(spec.window) : "") + ", " +
