@@ -344,4 +344,17 @@ TEST_CASE("gpt2: its keys are read or refused by name; learned positions end the
   too_long.max_context = 33;
   CHECK_THROWS_WITH_AS(Session(*model, too_long), "a context of 33 positions is longer than the model's 32 learned positions",
                        Error);
+
+  // The T2R form has no KV cache to end its context: its positions stop at the table.
+  const fs::path linear = copy.dir / "t2r.t2r";
+  write_model(import_checkpoint((fs::path(T2R_SOURCE_DIR) / "tests/fixtures/gpt2-t2r").string()), DType::F32,
+              linear.string());
+  auto t2r_model = Model::load(linear.string());
+  Session session(*t2r_model);
+  for (int i = 0; i < 32; ++i) session.step(7);
+  CHECK_THROWS_WITH_AS(session.step(7), "position 32 is beyond the model's 32 learned positions; reset the sequence", Error);
+  Session prompt(*t2r_model);
+  const std::vector<int32_t> ids(33, 7);
+  CHECK_THROWS_WITH_AS(prompt.prefill(ids.data(), ids.size()),
+                       "position 32 is beyond the model's 32 learned positions; reset the sequence", Error);
 }
