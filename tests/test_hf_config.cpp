@@ -197,7 +197,8 @@ TEST_CASE("rotary types and parameters t2r does not compute are refused by name"
 }
 
 TEST_CASE("mistral (sliding window), qwen2 (q, k, v biases), gpt2 and their t2r forms compute their logits") {
-  for (const std::string name : {"mistral-sliding-window", "qwen2-qkv-bias", "qwen2-t2r", "gpt2", "gpt2-t2r"}) {
+  for (const std::string name :
+       {"mistral-sliding-window", "mistral-t2r", "qwen2-qkv-bias", "qwen2-t2r", "gpt2", "gpt2-t2r"}) {
     CAPTURE(name);
     const fs::path fixture = fs::path(T2R_SOURCE_DIR) / "tests/fixtures" / name;
     const fs::path packed = fs::temp_directory_path() / ("t2r-hf-layout-" + std::to_string(getpid()) + ".t2r");

@@ -94,7 +94,7 @@ TEST_CASE("vulkan context: yarn, q k v biases, a T2R qwen2 and a sliding window 
     CAPTURE(c.at("rope_parameters").as_string());
     check_logits(*pack("llama-transformers5", c.at("rope_parameters").as_string()), rope, c.at("logits"), 12);
   }
-  for (const std::string name : {"qwen2-qkv-bias", "qwen2-t2r", "mistral-sliding-window"}) {
+  for (const std::string name : {"qwen2-qkv-bias", "qwen2-t2r", "mistral-t2r", "mistral-sliding-window"}) {
     CAPTURE(name);
     const json::Value expected = json::parse(read_text(kFixtures / name / "expected_logits.json"));
     const size_t rows = name == "mistral-sliding-window" ? 5 : 12;  // within the window
