@@ -181,6 +181,8 @@ TEST_CASE("rotary types and parameters t2r does not compute are refused by name"
   CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 1024})") ==
         prefix + "\"rope_parameters\".\"factor\": 4 disagrees with max_position_embeddings / "
                  "\"rope_parameters\".\"original_max_position_embeddings\" = 1 (transformers uses the latter)");
+  CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 256.5})") ==
+        prefix + "\"rope_parameters\".\"original_max_position_embeddings\": 256.5");
   CHECK(refusal(R"({"rope_theta": 50000.0, "rope_type": "linear", "type": "yarn", "factor": 2})") ==
         prefix + "\"rope_parameters\".\"rope_type\": \"linear\" and \"rope_parameters\".\"type\": \"yarn\" disagree");
   CHECK(refusal(R"({"rope_theta": 50000.0, "partial_rotary_factor": 0.5})") ==

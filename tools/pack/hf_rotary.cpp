@@ -32,6 +32,11 @@ class RopeParameters {
     if (!(v->as_number() > 0) || !std::isfinite(v->as_number())) refuse(name(key) + ": " + json_text(*v));
     return v->as_number();
   }
+  int64_t positive_int(const std::string& key) {
+    const double v = positive(key);
+    if (v != std::floor(v) || v > double(int64_t(1) << 40)) refuse(name(key) + ": " + json_text(*find(key)));
+    return int64_t(v);
+  }
   [[noreturn]] void refuse(const std::string& what) const { config_.unsupported(what); }
   std::string name(const std::string& key) const { return "\"" + label_ + "\".\"" + key + "\""; }
   void check_all_read() const {
@@ -67,7 +72,7 @@ void read_yarn(RopeParameters& p, RotarySpec& r, int64_t max_positions) {
   if (p.find("original_max_position_embeddings")) {
     // transformers replaces the factor by max_position_embeddings / original (DeepSeek-V3's
     // convention); a config whose factor says otherwise is ambiguous.
-    r.original_max_positions = int64_t(p.positive("original_max_position_embeddings"));
+    r.original_max_positions = p.positive_int("original_max_position_embeddings");
     const double derived = double(max_positions) / double(r.original_max_positions);
     if (std::fabs(derived - r.factor) > 1e-9 * derived) {
       p.refuse(p.name("factor") + ": " + json_text(*p.find("factor")) + " disagrees with max_position_embeddings / " +
@@ -95,7 +100,7 @@ void read_llama3(RopeParameters& p, RotarySpec& r) {
   r.factor = p.positive("factor");
   r.low_freq_factor = p.positive("low_freq_factor");
   r.high_freq_factor = p.positive("high_freq_factor");
-  r.original_max_positions = int64_t(p.positive("original_max_position_embeddings"));
+  r.original_max_positions = p.positive_int("original_max_position_embeddings");
   if (!(r.high_freq_factor > r.low_freq_factor)) {
     p.refuse(p.name("high_freq_factor") + ": " + json_text(*p.find("high_freq_factor")) + " must exceed " +
              p.name("low_freq_factor") + ": " + json_text(*p.find("low_freq_factor")));
