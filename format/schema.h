@@ -10,6 +10,7 @@ namespace t2r::schema {
 inline const std::string kTokenEmbedding = "token_embedding";
 inline const std::string kOutput = "output";          // absent: tied to the token embedding
 inline const std::string kOutputNorm = "output_norm";  // a norm: .weight (and .bias for layernorm)
+inline const std::string kPositionEmbedding = "position_embedding";  // learned positions [max_positions, d]
 
 // Parts of layer N, named "layers.N.<part>".
 inline const std::string kAttnNorm = "attn_norm";

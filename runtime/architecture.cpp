@@ -29,8 +29,13 @@ Enum parse(const Names<Enum, N>& names, std::string_view name, std::string_view 
 }
 
 const Names<NormKind, 2> kNorms = {{NormKind::LayerNorm, "layernorm"}, {NormKind::RmsNorm, "rmsnorm"}};
-const Names<FfnKind, 2> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}};
-const Names<PositionKind, 2> kPositions = {{PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}};
+const Names<FfnKind, 3> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}, {FfnKind::GeluTanh, "gelu-tanh"}};
+const Names<PositionKind, 3> kPositions = {
+    {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}, {PositionKind::Learned, "learned"}};
+const Names<RotaryScaling, 4> kRotaryScalings = {{RotaryScaling::None, "none"},
+                                                  {RotaryScaling::Linear, "linear"},
+                                                  {RotaryScaling::Llama3, "llama3"},
+                                                  {RotaryScaling::Yarn, "yarn"}};
 const Names<FeatureMap, 2> kFeatureMaps = {{FeatureMap::ReluMlp, "relu-mlp"}, {FeatureMap::EluPlusOne, "elu+1"}};
 const Names<Readout, 1> kReadouts = {{Readout::Normalized, "normalized"}};
 const Names<AttentionForm, 2> kForms = {{AttentionForm::Softmax, "softmax"}, {AttentionForm::Linear, "linear"}};
@@ -45,6 +50,7 @@ const Names<AttentionKind, 3> kAttentionKinds = {
 std::string_view name_of(NormKind kind) { return lookup(kNorms, kind); }
 std::string_view name_of(FfnKind kind) { return lookup(kFfns, kind); }
 std::string_view name_of(PositionKind kind) { return lookup(kPositions, kind); }
+std::string_view name_of(RotaryScaling scaling) { return lookup(kRotaryScalings, scaling); }
 std::string_view name_of(FeatureMap map) { return lookup(kFeatureMaps, map); }
 std::string_view name_of(Readout readout) { return lookup(kReadouts, readout); }
 std::string_view name_of(AttentionForm form) { return lookup(kForms, form); }
@@ -53,6 +59,9 @@ NormKind parse_norm_kind(std::string_view name, std::string_view what) { return 
 FfnKind parse_ffn_kind(std::string_view name, std::string_view what) { return parse(kFfns, name, what); }
 PositionKind parse_position_kind(std::string_view name, std::string_view what) {
   return parse(kPositions, name, what);
+}
+RotaryScaling parse_rotary_scaling(std::string_view name, std::string_view what) {
+  return parse(kRotaryScalings, name, what);
 }
 
 AttentionSpec softmax_attention_spec() { return AttentionSpec{}; }

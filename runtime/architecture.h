@@ -13,8 +13,24 @@
 namespace t2r {
 
 enum class NormKind { LayerNorm, RmsNorm };
-enum class FfnKind { Relu, SwiGlu };
-enum class PositionKind { Sinusoidal, Rotary };
+enum class FfnKind { Relu, SwiGlu, GeluTanh };  // GeluTanh: GPT-2's gelu_new
+enum class PositionKind { Sinusoidal, Rotary, Learned };  // Learned: a table added to the input
+// How rotary inverse frequencies are rescaled for a longer context, as transformers'
+// modeling_rope_utils computes them (runtime/rotary.cpp).
+enum class RotaryScaling { None, Linear, Llama3, Yarn };
+
+// Rotary positions: the base and its scaling. The packer resolves transformers' defaults and
+// derived values (yarn's factor and attention factor), so the runtime reads plain numbers.
+struct RotarySpec {
+  double theta = 0;
+  RotaryScaling scaling = RotaryScaling::None;
+  double factor = 1;                                 // linear, llama3, yarn
+  double low_freq_factor = 0, high_freq_factor = 0;  // llama3
+  int64_t original_max_positions = 0;                // llama3, yarn: the pretraining context
+  double beta_fast = 0, beta_slow = 0;               // yarn: the ramp's bounds in rotations
+  bool truncate = true;                              // yarn: round the ramp's bounds to whole dims
+  double attention_factor = 1;                       // yarn: cos and sin (so q and k) are multiplied by it
+};
 
 // phi, applied per head to queries and keys.
 enum class FeatureMap {
@@ -46,6 +62,9 @@ struct AttentionSpec {
   bool causal = true;  // decoder self-attention; an encoder's is not
   bool cross = false;  // attends to another sequence (an encoder's output)
   LinearAttentionSpec linear;  // form == Linear only
+  // Softmax only: each position attends to the last `window` positions (itself included); 0: all.
+  // The KV cache still holds every position of the context; the window limits what is read.
+  int64_t window = 0;
   bool is_linear() const { return form == AttentionForm::Linear; }
 };
 
@@ -65,6 +84,7 @@ std::string_view attention_kind_name(const AttentionSpec& spec);
 std::string_view name_of(NormKind kind);
 std::string_view name_of(FfnKind kind);
 std::string_view name_of(PositionKind kind);
+std::string_view name_of(RotaryScaling scaling);
 std::string_view name_of(FeatureMap map);
 std::string_view name_of(Readout readout);
 std::string_view name_of(AttentionForm form);
@@ -73,6 +93,7 @@ std::string_view name_of(AttentionForm form);
 NormKind parse_norm_kind(std::string_view name, std::string_view what);
 FfnKind parse_ffn_kind(std::string_view name, std::string_view what);
 PositionKind parse_position_kind(std::string_view name, std::string_view what);
+RotaryScaling parse_rotary_scaling(std::string_view name, std::string_view what);
 // "softmax", "t2r" or "elu": the form and feature map; the caller fills sizes and the floor.
 AttentionSpec parse_attention_kind(std::string_view name, std::string_view what);
 

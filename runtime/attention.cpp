@@ -25,15 +25,22 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
   } else {
     matmul(w.q, xb_, n, q_);
     matmul(w.k, xb_, n, k_);
-    const float scale = 1.0f / std::sqrt(float(dh));
+    // YaRN multiplies cos and sin by its attention factor, so both q and k (the feature map of
+    // linear attention sees each, so the factor cannot be moved onto q alone).
+    const float rotary_gain = hp.positions == PositionKind::Rotary ? float(hp.rotary.attention_factor) : 1.0f;
+    const float scale = 1.0f / std::sqrt(float(dh)) * rotary_gain;
     for_rows(n, [&](size_t begin, size_t end) {
       for (size_t t = begin; t < end; ++t) {
         float* q = q_ + t * q_width;
+        float* k = k_ + t * kv_width;
         if (hp.positions == PositionKind::Rotary) {
           cpu::rotary(q, H, dh, model_.position_freq().data(), positions[t]);
-          cpu::rotary(k_ + t * kv_width, Hkv, dh, model_.position_freq().data(), positions[t]);
+          cpu::rotary(k, Hkv, dh, model_.position_freq().data(), positions[t]);
         }
         for (size_t i = 0; i < q_width; ++i) q[i] *= scale;
+        if (rotary_gain != 1.0f) {
+          for (size_t i = 0; i < kv_width; ++i) k[i] *= rotary_gain;
+        }
       }
     });
   }
@@ -88,6 +95,7 @@ void Context::softmax_attention(size_t layer, const int64_t* positions, size_t n
   const size_t H = hp.n_heads, dh = hp.head_dim, group = H / hp.n_kv_heads;
   const size_t q_width = H * dh, kv_width = hp.n_kv_heads * dh, context = size_t(layout_.max_context);
   const size_t offset = layout_.layers[layer].offset;
+  const size_t window = size_t(hp.attention(layer).window);
   const auto keys_of = [&](int32_t sequence) { return states_ + size_t(sequence) * layout_.floats + offset; };
   for (size_t i = 0; i < n_runs; ++i) {
     float* keys = keys_of(runs[i].sequence);
@@ -104,9 +112,11 @@ void Context::softmax_attention(size_t layer, const int64_t* positions, size_t n
     for (size_t item = begin; item < end; ++item) {
       const size_t t = item / H, h = item % H, kv = h / group;
       while (t >= runs[run].first + runs[run].count) ++run;
-      const float* keys = keys_of(runs[run].sequence);
+      // A sliding window reads only the last `window` positions of the cache.
+      const size_t seen = size_t(positions[t]) + 1, first = window > 0 && seen > window ? seen - window : 0;
+      const float* keys = keys_of(runs[run].sequence) + first * kv_width;
       cpu::softmax_attention(q_ + t * q_width + h * dh, keys + kv * dh, keys + context * kv_width + kv * dh,
-                             size_t(positions[t]) + 1, kv_width, dh, scores, attn_out_ + t * q_width + h * dh);
+                             seen - first, kv_width, dh, scores, attn_out_ + t * q_width + h * dh);
     }
   };
   pool_.run(job);

@@ -20,6 +20,14 @@ void check_token(const Hyperparams& hp, int32_t token) {
   throw Error("the session cannot count beyond " + std::to_string(kMaxPosition) + " positions; reset it");
 }
 
+// Learned positions end with their table, whatever the attention (a linear model has no cache limit).
+void check_learned_position(const Hyperparams& hp, int64_t last) {
+  if (hp.positions == PositionKind::Learned && last >= hp.max_positions) {
+    throw Error("position " + std::to_string(last) + " is beyond the model's " + std::to_string(hp.max_positions) +
+                " learned positions; reset the sequence");
+  }
+}
+
 [[noreturn]] void cache_full(int64_t max_context) {
   throw Error("the KV cache is full (" + std::to_string(max_context) + " positions); start a larger session");
 }
@@ -36,6 +44,11 @@ ContextLimits check_context_limits(const Hyperparams& hp, int max_sequences, int
   limits.max_sequences = max_sequences;
   limits.max_batch = size_t(max_batch);
   limits.max_outputs = max_outputs > 0 ? size_t(max_outputs) : std::min(size_t(max_sequences), size_t(max_batch));
+  // Learned positions end with their table, whatever the attention.
+  if (hp.positions == PositionKind::Learned && max_context > hp.max_positions) {
+    throw Error("a context of " + std::to_string(max_context) + " positions is longer than the model's " +
+                std::to_string(hp.max_positions) + " learned positions");
+  }
   if (!hp.has_softmax_attention()) return limits;
   const int64_t wanted = max_context > 0 ? max_context : hp.max_positions;
   size_t softmax_layers = 0;
@@ -86,6 +99,7 @@ void check_batch(const Hyperparams& hp, const ContextLimits& limits, const int64
     }
     if (row.position >= kMaxPosition) position_overflow();
     if (limits.max_context > 0 && row.position >= limits.max_context) cache_full(limits.max_context);
+    check_learned_position(hp, row.position);
   }
   if (outputs > limits.max_outputs) {
     throw Error("a batch asks for the logits of " + std::to_string(outputs) + " rows, more than this context's " +
@@ -97,6 +111,7 @@ void check_prompt(const Hyperparams& hp, const int32_t* tokens, size_t count, in
   for (size_t i = 0; i < count; ++i) check_token(hp, tokens[i]);
   if (count > size_t(kMaxPosition - position)) position_overflow();
   if (max_context >= 0 && position + int64_t(count) > max_context) cache_full(max_context);
+  if (count > 0) check_learned_position(hp, position + int64_t(count) - 1);
 }
 
 }  // namespace t2r

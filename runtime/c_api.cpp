@@ -135,10 +135,11 @@ void t2r_model_get_info(const t2r_model* model, t2r_model_info* info) {
   info->parameter_count = model->model->parameter_count();
   info->weight_bytes = model->model->weight_bytes();
   info->file_bytes = model->model->file().file_size();
-  info->eos_id = model->model->tokenizer().eos_id();
-  info->bos_id = model->model->tokenizer().bos_id();
-  info->tokenizer = t2r::tokenizer_kind_name(model->model->tokenizer().data().kind);
-  info->adds_bos = model->model->tokenizer().data().add_bos;
+  info->eos_id = model->model->eos_id();
+  const bool text = model->model->has_tokenizer();
+  info->bos_id = text ? model->model->tokenizer().bos_id() : -1;
+  info->tokenizer = text ? t2r::tokenizer_kind_name(model->model->tokenizer().data().kind) : "none";
+  info->adds_bos = text && model->model->tokenizer().data().add_bos;
 }
 
 int64_t t2r_tokenize_with(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity,
@@ -162,7 +163,8 @@ int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, in
 }
 
 const char* t2r_token_bytes(const t2r_model* model, int32_t id, size_t* length) {
-  std::string_view bytes = model->model->tokenizer().token_bytes(id);
+  // An ids-only model has no text for any id.
+  std::string_view bytes = model->model->has_tokenizer() ? model->model->tokenizer().token_bytes(id) : "";
   if (length) *length = bytes.size();
   return bytes.data();
 }

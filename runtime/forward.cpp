@@ -22,6 +22,8 @@ void Context::embed(int32_t token, int64_t position, float* x) {
   cpu::matrix_row(model_.embedding(), size_t(token), hp.embedding_scale, x);
   if (hp.positions == PositionKind::Sinusoidal) {
     cpu::add_sinusoidal_position(x, size_t(hp.dim), model_.position_freq().data(), position + hp.position_offset);
+  } else if (hp.positions == PositionKind::Learned) {
+    cpu::add(x, model_.position_table() + size_t(position) * size_t(hp.dim), size_t(hp.dim));
   }
 }
 
@@ -60,7 +62,14 @@ void Context::layer_forward(size_t layer, float* x, const int64_t* positions, si
     });
   } else {
     matmul(w.ffn.up, xb_, n, hidden_);
-    for_rows(n, [&](size_t begin, size_t end) { cpu::relu(hidden_ + begin * F, (end - begin) * F); });
+    const bool gelu = hp.ffn == FfnKind::GeluTanh;
+    for_rows(n, [&](size_t begin, size_t end) {
+      if (gelu) {
+        cpu::gelu_tanh(hidden_ + begin * F, (end - begin) * F);
+      } else {
+        cpu::relu(hidden_ + begin * F, (end - begin) * F);
+      }
+    });
   }
   matmul(w.ffn.down, hidden_, n, xb2_);
   add_to_x(xb2_);

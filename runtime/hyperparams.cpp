@@ -36,6 +36,60 @@ std::vector<std::string> layer_kinds(const Metadata& m, size_t n_layers) {
   return kinds;
 }
 
+double positive_double(const Metadata& m, const std::string& key) {
+  const double v = m.get_float(key);
+  if (!(v > 0 && v < 1e30)) throw Error(kWhere + key + " must be a positive number");
+  return v;
+}
+
+// model.rope_scaling and the parameters its kind needs; a file without it (every file before
+// rotary scaling existed) has none.
+RotarySpec rotary_from_metadata(const Metadata& m) {
+  RotarySpec r;
+  r.theta = positive_double(m, "model.rope_theta");
+  r.scaling = parse_rotary_scaling(m.has("model.rope_scaling") ? m.get_string("model.rope_scaling") : "none",
+                                   kWhere + "model.rope_scaling");
+  if (r.scaling == RotaryScaling::None) return r;
+  r.factor = positive_double(m, "model.rope_factor");
+  if (r.scaling == RotaryScaling::Llama3) {
+    r.low_freq_factor = positive_double(m, "model.rope_low_freq_factor");
+    r.high_freq_factor = positive_double(m, "model.rope_high_freq_factor");
+    if (!(r.high_freq_factor > r.low_freq_factor)) {
+      throw Error(kWhere + "model.rope_high_freq_factor must exceed model.rope_low_freq_factor");
+    }
+  }
+  if (r.scaling == RotaryScaling::Llama3 || r.scaling == RotaryScaling::Yarn) {
+    r.original_max_positions = positive(m, "model.rope_original_max_positions", int64_t(1) << 40);
+  }
+  if (r.scaling == RotaryScaling::Yarn) {
+    r.beta_fast = positive_double(m, "model.rope_beta_fast");
+    r.beta_slow = positive_double(m, "model.rope_beta_slow");
+    r.truncate = m.get_int("model.rope_truncate") != 0;
+    r.attention_factor = positive_double(m, "model.rope_attention_factor");
+  }
+  return r;
+}
+
+void rotary_to_metadata(const RotarySpec& r, Metadata& m) {
+  m.set("model.rope_theta", r.theta);
+  if (r.scaling == RotaryScaling::None) return;  // the keys of files from before rotary scaling
+  m.set("model.rope_scaling", std::string(name_of(r.scaling)));
+  m.set("model.rope_factor", r.factor);
+  if (r.scaling == RotaryScaling::Llama3) {
+    m.set("model.rope_low_freq_factor", r.low_freq_factor);
+    m.set("model.rope_high_freq_factor", r.high_freq_factor);
+  }
+  if (r.scaling == RotaryScaling::Llama3 || r.scaling == RotaryScaling::Yarn) {
+    m.set("model.rope_original_max_positions", r.original_max_positions);
+  }
+  if (r.scaling == RotaryScaling::Yarn) {
+    m.set("model.rope_beta_fast", r.beta_fast);
+    m.set("model.rope_beta_slow", r.beta_slow);
+    m.set("model.rope_truncate", int64_t(r.truncate));
+    m.set("model.rope_attention_factor", r.attention_factor);
+  }
+}
+
 }  // namespace
 
 Hyperparams Hyperparams::from_metadata(const Metadata& m) {
@@ -62,8 +116,8 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
     hp.position_offset = m.get_int("model.position_offset");
     if (hp.position_offset < 0 || hp.position_offset > 1024) throw Error(kWhere + "model.position_offset out of range");
     if (hp.dim % 2 != 0 || hp.dim < 4) throw Error(kWhere + "sinusoidal positions need an even dim >= 4");
-  } else {
-    hp.rope_theta = positive_float(m, "model.rope_theta");
+  } else if (hp.positions == PositionKind::Rotary) {
+    hp.rotary = rotary_from_metadata(m);
     if (hp.head_dim % 2 != 0) throw Error(kWhere + "rotary positions need an even head_dim");
   }
 
@@ -72,8 +126,11 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
   bool folded = false;
   float floor = 0;
   bool floor_read = false;
+  // Absent in files from before sliding windows: every softmax layer attends to all positions.
+  const int64_t window = m.has("attention.sliding_window") ? positive(m, "attention.sliding_window", int64_t(1) << 40) : 0;
   for (const std::string& kind : layer_kinds(m, size_t(hp.n_layers))) {
     AttentionSpec spec = parse_attention_kind(kind, kWhere + "attention.kind");
+    if (!spec.is_linear()) spec.window = window;
     if (spec.is_linear()) {
       LinearAttentionSpec& linear = spec.linear;
       if (linear.feature_map == FeatureMap::ReluMlp) {
@@ -116,8 +173,8 @@ void Hyperparams::to_metadata(Metadata& m) const {
   m.set("model.positions", std::string(name_of(positions)));
   if (positions == PositionKind::Sinusoidal) {
     m.set("model.position_offset", position_offset);
-  } else {
-    m.set("model.rope_theta", rope_theta);
+  } else if (positions == PositionKind::Rotary) {
+    rotary_to_metadata(rotary, m);
   }
   m.set("model.max_positions", max_positions);
   const std::string summary(attention_summary());
@@ -136,6 +193,8 @@ void Hyperparams::to_metadata(Metadata& m) const {
     m.set("attention.feature_map_folded", int64_t(relu->attention.linear.folded));
   }
   if (linear != layers.end()) m.set("attention.denominator_floor", double(linear->attention.linear.floor));
+  const auto windowed = std::find_if(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.attention.window > 0; });
+  if (windowed != layers.end()) m.set("attention.sliding_window", windowed->attention.window);
 }
 
 bool Hyperparams::has_linear_attention() const {

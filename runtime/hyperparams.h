@@ -24,7 +24,7 @@ struct Hyperparams {
   float embedding_scale = 1;
   PositionKind positions = PositionKind::Sinusoidal;
   int64_t position_offset = 0;  // sinusoidal
-  double rope_theta = 0;        // rotary
+  RotarySpec rotary;            // rotary
   std::vector<LayerSpec> layers;  // n_layers entries
 
   // Reads and checks every key (throws t2r::Error naming the bad one).

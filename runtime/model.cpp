@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "rotary.h"
 #include "schema.h"
 #include "tokenizer_metadata.h"
 
@@ -69,7 +70,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     a.v = linear(part(schema::kAttnV), Hkv * dh, d);
     a.o = linear(part(schema::kAttnO), d, H * dh);
     FfnWeights& f = w.ffn;
-    if (hp_.ffn == FfnKind::SwiGlu) {
+    if (hp_.ffn == FfnKind::SwiGlu) {  // gelu-tanh and relu: up and down with optional biases
       f.up = Linear{matrix(schema::weight(part(schema::kFfnUp)), F, d)};
       f.gate = Linear{matrix(schema::weight(part(schema::kFfnGate)), F, d)};
       f.down = Linear{matrix(schema::weight(part(schema::kFfnDown)), d, F)};
@@ -80,11 +81,12 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     blocks_.push_back(w);
   }
 
-  if (hp_.positions == PositionKind::Rotary) {
-    // As Hugging Face computes it: 1 / theta^(2i / d_h), rounded to float.
-    for (uint64_t i = 0; i < dh / 2; ++i) {
-      position_freq_.push_back(float(1.0 / std::pow(hp_.rope_theta, double(2 * i) / double(dh))));
-    }
+  if (hp_.positions == PositionKind::Learned) {
+    const TensorInfo& t = file_.require(schema::kPositionEmbedding, {uint64_t(hp_.max_positions), d});
+    if (t.dtype != DType::F32) throw Error(file_.label() + ": tensor '" + schema::kPositionEmbedding + "' must be f32");
+    position_table_ = static_cast<const float*>(t.data);
+  } else if (hp_.positions == PositionKind::Rotary) {
+    position_freq_ = rotary_inverse_frequencies(hp_.rotary, int64_t(dh));
   } else {
     // fairseq: exp(-i ln(10000) / (half - 1)), in float as fairseq computes it.
     const int64_t half = hp_.dim / 2;
@@ -92,17 +94,33 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     for (int64_t i = 0; i < half; ++i) position_freq_.push_back(std::exp(float(i) * -step));
   }
 
+  // An ids-only model (no tokenizer files at pack time) has no tokenizer keys but may name its eos.
+  if (!m.has("tokenizer.bpe_tokens")) {
+    const int64_t eos = m.get_int("tokenizer.eos_id", -1);
+    if (eos < -1 || eos >= int64_t(V)) throw Error(file_.label() + ": tokenizer.eos_id is outside the vocabulary");
+    eos_id_ = int32_t(eos);
+    return;
+  }
   TokenizerData tok;
   try {
     tok = read_tokenizer_metadata(m, int32_t(V));
   } catch (const Error& e) {
     throw Error(file_.label() + ": " + e.what());
   }
+  eos_id_ = tok.eos_id;
   try {
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {
     throw Error(file_.label() + ": " + e.what());  // the tokenizer's messages start with "tokenizer: "
   }
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) {
+    throw Error(file_.label() + ": this model has no tokenizer (it was packed without tokenizer files); it reads "
+                "and writes token ids only (t2r-run --ids, --dump-logits, --ppl-ids)");
+  }
+  return *tokenizer_;
 }
 
 uint64_t Model::parameter_count() const {

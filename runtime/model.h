@@ -51,10 +51,16 @@ class Model {
 
   const ModelFile& file() const { return file_; }
   const Hyperparams& hparams() const { return hp_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Throws t2r::Error for an ids-only model (packed without tokenizer files): it reads and writes
+  // token ids only.
+  const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  int32_t eos_id() const { return eos_id_; }  // -1 when an ids-only model names none
   const std::vector<BlockWeights>& blocks() const { return blocks_; }
   const cpu::Matrix& embedding() const { return embedding_; }
   const cpu::Matrix& output() const { return output_; }
+  // Learned positions: [max_positions, dim] f32, row p added to the input at position p.
+  const float* position_table() const { return position_table_; }
   const Norm& output_norm() const { return output_norm_; }
   // Rotary inverse frequencies (head_dim / 2) or sinusoidal frequencies (dim / 2).
   const std::vector<float>& position_freq() const { return position_freq_; }
@@ -65,9 +71,11 @@ class Model {
   explicit Model(ModelFile file);
   ModelFile file_;
   Hyperparams hp_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;  // null for an ids-only model
+  int32_t eos_id_ = -1;
   std::vector<BlockWeights> blocks_;
   cpu::Matrix embedding_, output_;
+  const float* position_table_ = nullptr;
   Norm output_norm_;
   std::vector<float> position_freq_;
 };

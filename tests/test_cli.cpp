@@ -271,3 +271,25 @@ TEST_CASE("t2r-pack writes a model that t2r-run checks against the references fr
 }
 
 #endif
+
+TEST_CASE("an ids-only model (packed without tokenizer files) reads ids and refuses text prompts") {
+  const std::string dir = "/tmp/t2r-cli-ids-only-" + std::to_string(getpid());
+  const std::string model = dir + ".t2r", logits = dir + ".f32";
+  REQUIRE(run("rm -rf " + dir + " && cp -r " + std::string(T2R_SOURCE_DIR) + "/tests/fixtures/qwen2-qkv-bias " + dir +
+              " && rm " + dir + "/tokenizer.json").status == 0);
+  Result r = run(kPack + " " + dir + " -o " + model);
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "warning  " + dir + "/tokenizer.json is missing: the model is ids-only"));
+  r = run(kRun + " " + model + " --ids 84,104,101 --dump-logits " + logits);
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "wrote 3 x 257 logits"));
+  const std::string refusal = model + ": this model has no tokenizer (it was packed without tokenizer files); it "
+                              "reads and writes token ids only (t2r-run --ids, --dump-logits, --ppl-ids)";
+  for (const std::string& args : {" -p hello -n 2", " -n 2", " --tokenize hello"}) {
+    CAPTURE(args);
+    r = run(kRun + " " + model + args);
+    CHECK(r.status == 1);
+    CHECK(contains(r.output, refusal));
+  }
+  run("rm -rf " + dir + " " + model + " " + logits);
+}

@@ -53,6 +53,8 @@ void rms_norm(const float* x, const float* weight, float eps, size_t n, float* o
 
 void add(float* x, const float* y, size_t n);  // x += y
 void relu(float* x, size_t n);
+// GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+void gelu_tanh(float* x, size_t n);
 void elu_plus_one(float* x, size_t n);
 void silu_mul(float* gate, const float* up, size_t n);  // gate = silu(gate) * up
 

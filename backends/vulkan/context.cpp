@@ -21,6 +21,35 @@ Features features_of(const LinearAttentionSpec& spec) {
   return spec.feature_map == FeatureMap::ReluMlp ? Features::Map : Features::Elu;
 }
 
+// Forms of the model the shaders do not compute, refused before any device work.
+const Model& supported(const Model& model) {
+  const Hyperparams& hp = model.hparams();
+  if (hp.positions == PositionKind::Learned || hp.ffn == FfnKind::GeluTanh) {
+    throw Error("the Vulkan backend does not compute " +
+                std::string(hp.positions == PositionKind::Learned ? "learned positions" : "the gelu-tanh feed-forward") +
+                " (a GPT-2 layout); use the CPU backend");
+  }
+  if (hp.positions == PositionKind::Rotary && hp.rotary.attention_factor != 1 && hp.has_linear_attention()) {
+    throw Error("the Vulkan backend cannot run linear attention with a rotary attention factor (yarn, " +
+                std::to_string(hp.rotary.attention_factor) + "); use the CPU backend");
+  }
+  return model;
+}
+
+// The shaders attend to every cached position, so a context must fit in every sliding window.
+ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
+  for (const LayerSpec& layer : hp.layers) {
+    const int64_t window = layer.attention.window;
+    if (window > 0 && limits.max_context > window) {
+      throw Error("the Vulkan backend does not compute sliding windows: a context of " +
+                  std::to_string(limits.max_context) + " positions is longer than the model's window of " +
+                  std::to_string(window) + "; choose a max context of at most " + std::to_string(window) +
+                  " or the CPU backend");
+    }
+  }
+  return limits;
+}
+
 }  // namespace
 
 // Regions of the activation arena, for one row at a time.
@@ -29,9 +58,10 @@ struct Context::Regions {
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
-    : model_(model),
-      limits_(check_context_limits(model.hparams(), options.max_sequences, options.max_batch, options.max_outputs,
-                                   options.max_context)),
+    : model_(supported(model)),
+      limits_(within_windows(model.hparams(), check_context_limits(model.hparams(), options.max_sequences,
+                                                                   options.max_batch, options.max_outputs,
+                                                                   options.max_context))),
       layout_(plan_state_layout(model.hparams(), limits_.max_context)),
       vocab_size_(size_t(model.hparams().vocab_size)),
       device_model_(DeviceModel::open(model, options.device)),
@@ -118,6 +148,9 @@ void Context::record(const Regions& a) {
   };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
+  // YaRN's attention factor multiplies q and k; softmax attention sees only their product, so it
+  // moves onto q (the constructor refuses it for linear attention, whose feature map sees each).
+  const float rotary_gain = hp.positions == PositionKind::Rotary ? float(hp.rotary.attention_factor) : 1.0f;
   const bool sinusoidal = hp.positions == PositionKind::Sinusoidal;
   const auto& blocks = model_.blocks();
 
@@ -186,7 +219,7 @@ void Context::record(const Regions& a) {
         sa.kv_heads = Hkv;
         sa.head_dim = dh;
         sa.max_context = uint32_t(layout_.max_context);
-        sa.q_scale = q_scale;
+        sa.q_scale = q_scale * rotary_gain * rotary_gain;
         p.dispatch(softmax_attention(dev, sa));
       }
       p.barrier();

@@ -31,15 +31,17 @@ typedef struct {
   int64_t vocab_size, dim, n_layers, n_heads, n_kv_heads, head_dim, feature_dim, ffn_dim;
   int64_t max_positions;
   uint64_t parameter_count, weight_bytes, file_bytes;
-  int32_t eos_id;
+  int32_t eos_id;        /* -1: an ids-only model that names none */
   int32_t bos_id;        /* -1 if the model has none */
-  const char* tokenizer; /* "byte_bpe", "bpe", "sentencepiece_bpe" or "sentencepiece_unigram" */
+  const char* tokenizer; /* "byte_bpe", "bpe", "sentencepiece_bpe", "sentencepiece_unigram", or "none" for
+                            an ids-only model */
   int32_t adds_bos;      /* whether t2r_tokenize starts texts with bos_id */
 } t2r_model_info;
 void t2r_model_get_info(const t2r_model* model, t2r_model_info* info);
 
 /* Tokenizer. Writes up to `capacity` ids and returns how many the text needs (call again with a
- * larger buffer if that is more than capacity), or -1 on error. Adds the BOS (and EOS) the model
+ * larger buffer if that is more than capacity), or -1 on error (an ids-only model, packed without
+ * tokenizer files, has no tokenizer: t2r_last_error says so). Adds the BOS (and EOS) the model
  * expects, and matches special-token texts written in the input ("<|eot_id|>", "</s>") as the
  * model's Hugging Face tokenizer does; t2r_tokenize_with's flags turn either off. */
 int64_t t2r_tokenize(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity);

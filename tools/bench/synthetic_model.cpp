@@ -44,7 +44,7 @@ ModelWriter synthetic_model(const SyntheticConfig& c, const std::vector<std::str
   hp.norm_eps = 1e-5f;
   hp.ffn = FfnKind::SwiGlu;
   hp.positions = PositionKind::Rotary;
-  hp.rope_theta = 10000.0;
+  hp.rotary.theta = 10000.0;
   hp.max_positions = int64_t(1) << 20;
   for (const std::string& kind : layer_kinds) {
     hp.layers.push_back({kind == "t2r" ? t2r_attention_spec(c.feature_dim, false, 0.01f) : softmax_attention_spec()});

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "mapped_file.h"
 #include "model_writer.h"
+#include "schema.h"
 
 namespace t2r {
 void ImportedModel::add(std::string name, std::vector<uint64_t> shape, std::vector<float> values) {
@@ -39,7 +40,8 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 }  // namespace
 
 DType stored_dtype(const ImportedTensor& t, DType matrix_dtype) {
-  if (t.shape.size() < 2 || ends_with(t.name, ".bias")) return DType::F32;
+  // Learned positions are added to the input as they are (and are small: positions x d).
+  if (t.shape.size() < 2 || ends_with(t.name, ".bias") || t.name == schema::kPositionEmbedding) return DType::F32;
   if (!dtype_is_block(matrix_dtype)) return matrix_dtype;
   if (t.shape.back() % kQuantBlock != 0) return DType::F16;
   // The unfolded feature map [H, r, d_h] is under 1% of a model's weights, so quantizing it saves

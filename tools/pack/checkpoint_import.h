@@ -23,6 +23,7 @@ struct ImportedModel {
   Metadata metadata;
   std::vector<ImportedTensor> tensors;
   std::string description;  // one line: layout, attention, sizes
+  std::vector<std::string> warnings;  // what the packer says before writing (e.g. an ids-only model)
 
   void add(std::string name, std::vector<uint64_t> shape, std::vector<float> values);
   uint64_t parameter_count() const;
@@ -30,7 +31,7 @@ struct ImportedModel {
 
 // fairseq transformer_lm: checkpoint.pt, dict.txt, encoder.json, vocab.bpe.
 ImportedModel import_fairseq(const std::string& dir);
-// Hugging Face Llama: config.json, model.safetensors (or a sharded index), tokenizer.json.
+// Hugging Face llama, mistral, qwen2: config.json, model.safetensors (or a sharded index), tokenizer.json.
 ImportedModel import_huggingface(const std::string& dir);
 // Picks the importer from the files in `dir`; throws t2r::Error saying what it looked for.
 ImportedModel import_checkpoint(const std::string& dir);

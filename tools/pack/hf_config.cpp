@@ -18,7 +18,9 @@ const std::set<std::string>& ignored_keys() {
       "_name_or_path", "architectures", "transformers_version", "model_name", "auto_map", "tokenizer_class",
       // training
       "initializer_range", "attention_dropout", "hidden_dropout", "dropout", "embd_pdrop", "resid_pdrop",
-      "attn_pdrop", "summary_first_dropout", "gradient_checkpointing", "use_cache", "pretraining_tp",
+      "attn_pdrop", "summary_first_dropout",
+      // GPT2DoubleHeadsModel's classification head, which a language model does not have
+      "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels", "gradient_checkpointing", "use_cache", "pretraining_tp",
       "torchscript", "tf_legacy_loss", "problem_type", "finetuning_task", "id2label", "label2id",
       // output options of the Python model
       "output_attentions", "output_hidden_states", "return_dict", "use_return_dict",

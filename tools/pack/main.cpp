@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     t2r::ImportedModel model = t2r::import_checkpoint(input);
     std::printf("read     %s\n         %s\n         %.2fM parameters in %zu tensors\n", input.c_str(),
                 model.description.c_str(), double(model.parameter_count()) / 1e6, model.tensors.size());
+    for (const auto& warning : model.warnings) std::fprintf(stderr, "warning  %s\n", warning.c_str());
     for (const auto& t : model.tensors) {
       const t2r::DType stored = t2r::stored_dtype(t, dtype);
       if (t2r::dtype_is_block(dtype) && stored != dtype && stored != t2r::DType::F32) {
