@@ -285,7 +285,7 @@ TEST_CASE("an ids-only model (packed without tokenizer files) reads ids and refu
   CHECK(contains(r.output, "wrote 3 x 257 logits"));
   const std::string refusal = model + ": this model has no tokenizer (it was packed without tokenizer files); it "
                               "reads and writes token ids only (t2r-run --ids, --dump-logits, --ppl-ids)";
-  for (const std::string& args : {" -p hello -n 2", " -n 2", " --tokenize hello"}) {
+  for (const char* args : {" -p hello -n 2", " -n 2", " --tokenize hello"}) {
     CAPTURE(args);
     r = run(kRun + " " + model + args);
     CHECK(r.status == 1);
