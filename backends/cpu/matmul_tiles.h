@@ -269,8 +269,12 @@ void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias,
         continue;
       }
       constexpr size_t T = K::block_tile_tokens(Q);
-      for (size_t r0 = row_begin; r0 < row_end; r0 += kRows) {
-        const size_t rows = smaller(kRows, row_end - r0);
+      // Up to a tile of tokens (a batch of decoding sequences) the product is bound by memory, and
+      // long rows stream faster one after the other than four interleaved, as for one token
+      // (measured from DRAM, [65536, 768] q8_0, 2 tokens: 9.3 -> 3.9 ms).
+      const size_t group = tokens <= T && kRows * stride > 1024 ? 1 : kRows;
+      for (size_t r0 = row_begin; r0 < row_end; r0 += group) {
+        const size_t rows = smaller(group, row_end - r0);
         const float* row_bias = bias ? bias + r0 : nullptr;
         for (size_t j = 0; j < strips; ++j) {
           const size_t b0 = s0 + j * strip_blocks, count = strip_count[j];
