@@ -41,6 +41,21 @@ int check_sequence(int sequence, int max_sequences);
 void check_batch(const Hyperparams& hp, const ContextLimits& limits, const int64_t* next_positions,
                  const BatchRow* rows, size_t count);
 
+// Feeds a prompt to sequence 0 of a context (a Session's, on any backend) in batches of
+// rows.size() rows, the logits of each batch's last row asked for; returns the last logits, or
+// nullptr when count is 0. The caller has checked the prompt (check_prompt).
+template <typename AnyContext>
+const float* feed_prompt(AnyContext& context, BatchRow* rows, size_t chunk, const int32_t* tokens, size_t count) {
+  const float* logits = nullptr;
+  for (size_t done = 0; done < count; done += chunk) {
+    const size_t n = count - done < chunk ? count - done : chunk;
+    const int64_t start = context.position(0);
+    for (size_t i = 0; i < n; ++i) rows[i] = BatchRow{tokens[done + i], 0, start + int64_t(i), i + 1 == n};
+    logits = context.decode(rows, n);
+  }
+  return logits;
+}
+
 // Checks a prompt a session is about to feed from `position` (every token before the first chunk
 // runs, so a bad id changes nothing); max_context -1: unbounded.
 void check_prompt(const Hyperparams& hp, const int32_t* tokens, size_t count, int64_t position, int64_t max_context);

@@ -29,18 +29,11 @@ Session::Session(const Model& model, SessionOptions options)
       rows_(size_t(options.prefill_chunk)),
       logits_(context_.logits_buffer()) {}
 
-const float* Session::feed(const int32_t* tokens, size_t count) {
-  const int64_t start = context_.position(0);
-  for (size_t i = 0; i < count; ++i) rows_[i] = BatchRow{tokens[i], 0, start + int64_t(i), i + 1 == count};
-  return context_.decode(rows_.data(), count);
-}
-
-const float* Session::step(int32_t token) { return feed(&token, 1); }
+const float* Session::step(int32_t token) { return feed_prompt(context_, rows_.data(), 1, &token, 1); }
 
 const float* Session::prefill(const int32_t* tokens, size_t count) {
   check_prompt(model().hparams(), tokens, count, position(), max_context());
-  const size_t chunk = rows_.size();
-  for (size_t done = 0; done < count; done += chunk) feed(tokens + done, std::min(chunk, count - done));
+  feed_prompt(context_, rows_.data(), rows_.size(), tokens, count);
   return logits_;
 }
 

@@ -74,8 +74,6 @@ class Session {
   HeadView last_layer_head(size_t head) const { return context_.last_layer_head(0, head); }
 
  private:
-  const float* feed(const int32_t* tokens, size_t count);  // count <= the chunk; logits of the last
-
   Context context_;
   std::vector<BatchRow> rows_;  // one prompt chunk, sized when the session is created
   float* logits_;               // the last logits: row 0 of the context's output

@@ -58,8 +58,6 @@ class Session {
   Context& context() { return context_; }
 
  private:
-  const float* feed(const int32_t* tokens, size_t count);  // count <= the chunk; logits of the last
-
   Context context_;
   std::vector<BatchRow> rows_;  // one prompt chunk, sized when the session is created
 };
