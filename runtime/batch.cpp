@@ -71,12 +71,16 @@ int check_sequence(int sequence, int max_sequences) {
   return sequence;
 }
 
+void check_batch_size(size_t count, size_t max_batch) {
+  if (count > max_batch) {
+    throw Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
+                std::to_string(max_batch) + ")");
+  }
+}
+
 void check_batch(const Hyperparams& hp, const ContextLimits& limits, const int64_t* next_positions,
                  const BatchRow* rows, size_t count) {
-  if (count > limits.max_batch) {
-    throw Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
-                std::to_string(limits.max_batch) + ")");
-  }
+  check_batch_size(count, limits.max_batch);
   size_t outputs = 0;
   for (size_t i = 0; i < count; ++i) {
     const BatchRow& row = rows[i];

@@ -34,6 +34,9 @@ ContextLimits check_context_limits(const Hyperparams& hp, int max_sequences, int
 // Returns `sequence`, or throws t2r::Error when it is outside [0, max_sequences).
 int check_sequence(int sequence, int max_sequences);
 
+// Throws t2r::Error when a batch of `count` rows is more than max_batch.
+void check_batch_size(size_t count, size_t max_batch);
+
 // Checks a batch for a context whose sequence s continues at next_positions[s]: at most max_batch
 // rows and max_outputs logits, ids in the vocabulary, known sequences, the rows of a sequence
 // consecutive and continuing it, positions below kMaxPosition and within the KV cache. Throws

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "context.h"
 #include "error.h"
 #include "length_config.h"
-#include "context.h"
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
@@ -341,10 +341,7 @@ size_t t2r_context_bytes(const t2r_context* context) {
 const float* t2r_decode(t2r_context* context, const t2r_batch_row* rows, size_t count, size_t* outputs) {
   if (null_argument(context, "context") || (count > 0 && null_argument(rows, "rows"))) return nullptr;
   return guarded<const float*>(nullptr, [&] {
-    if (count > context->rows.size()) {  // what decode() would refuse, before the rows are converted
-      throw t2r::Error("a batch of " + std::to_string(count) + " rows is more than this context's max batch (" +
-                       std::to_string(context->rows.size()) + ")");
-    }
+    t2r::check_batch_size(count, context->rows.size());  // before the rows are converted
     for (size_t i = 0; i < count; ++i) {
       context->rows[i] = t2r::BatchRow{rows[i].token, rows[i].sequence, rows[i].position, rows[i].logits != 0};
     }
