@@ -163,26 +163,35 @@ void Context::save(int sequence, void* out, size_t size) const {
     throw Error("state buffer of " + std::to_string(size) + " bytes is too small (needs " + std::to_string(needed) +
                 ")");
   }
-  const float* block = sequence_state(sequence);
   write_state_header(out, {kSequenceStateVersion, model_.file().checksum(), position(sequence),
                            uint64_t(needed - kStateHeaderBytes)});
-  auto p = static_cast<unsigned char*>(out) + kStateHeaderBytes;
+  save_blocks(sequence, static_cast<unsigned char*>(out) + kStateHeaderBytes);
+}
+
+void Context::restore(int sequence, const void* data, size_t size) {
+  check_sequence(sequence);
+  const StateHeader header = check_state(data, size, kSequenceStateVersion, model_.file().checksum(), max_context(),
+                                         model_.hparams(), layout_, 0);
+  restore_blocks(sequence, header.position, static_cast<const unsigned char*>(data) + kStateHeaderBytes);
+}
+
+void Context::save_blocks(int sequence, void* out) const {
+  const float* block = sequence_state(sequence);
+  auto p = static_cast<unsigned char*>(out);
   for_each_state_block(model_.hparams(), layout_, position(sequence), [&](size_t offset, size_t floats) {
     std::memcpy(p, block + offset, floats * sizeof(float));
     p += floats * sizeof(float);
   });
 }
 
-void Context::restore(int sequence, const void* data, size_t size) {
+void Context::restore_blocks(int sequence, int64_t position, const void* blocks) {
   float* block = sequence_state(sequence);
-  const StateHeader header = check_state(data, size, kSequenceStateVersion, model_.file().checksum(), max_context(),
-                                         model_.hparams(), layout_, 0);
-  auto p = static_cast<const unsigned char*>(data) + kStateHeaderBytes;
-  for_each_state_block(model_.hparams(), layout_, header.position, [&](size_t offset, size_t floats) {
+  auto p = static_cast<const unsigned char*>(blocks);
+  for_each_state_block(model_.hparams(), layout_, position, [&](size_t offset, size_t floats) {
     std::memcpy(block + offset, p, floats * sizeof(float));
     p += floats * sizeof(float);
   });
-  positions_of_[size_t(sequence)] = header.position;
+  positions_of_[size_t(sequence)] = position;
 }
 
 StateMagnitude Context::state_magnitude(int sequence) const {

@@ -94,15 +94,14 @@ class Context {
   size_t adaptive_bytes() const { return adaptive_bytes_; }  // the part only prefill_adaptive needs
   int threads() const { return pool_.size(); }
 
-  // The flat state block of a sequence (state_layout().floats floats), for the state I/O functions.
-  float* sequence_state(int sequence) { return states_ + size_t(check_sequence(sequence)) * layout_.floats; }
-  const float* sequence_state(int sequence) const {
-    return states_ + size_t(check_sequence(sequence)) * layout_.floats;
-  }
+  // The blocks of a sequence's saved state (runtime/sequence_state.h) without the header, for a
+  // Session's state, which puts the logits before them. restore_blocks takes blocks already checked
+  // (check_state) and sets the sequence's position.
+  void save_blocks(int sequence, void* out) const;
+  void restore_blocks(int sequence, int64_t position, const void* blocks);
+
   // Where logits live: Session's saved state carries its last logits, and restores them here.
   float* logits_buffer() { return logits_; }
-  // Session's state restore: the sequence's state block was written in place, this sets its position.
-  void set_position(int sequence, int64_t position) { positions_of_[size_t(check_sequence(sequence))] = position; }
 
  private:
   // Rows [first, first + count) of a batch, all of one sequence.
@@ -111,6 +110,11 @@ class Context {
     uint32_t first, count;
   };
   int check_sequence(int sequence) const;
+  // The flat state block of a sequence (state_layout().floats floats).
+  float* sequence_state(int sequence) { return states_ + size_t(check_sequence(sequence)) * layout_.floats; }
+  const float* sequence_state(int sequence) const {
+    return states_ + size_t(check_sequence(sequence)) * layout_.floats;
+  }
   void check_rows(const BatchRow* rows, size_t count) const;
 
   // The forward pass (runtime/forward.cpp).

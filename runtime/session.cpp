@@ -1,6 +1,5 @@
 #include "session.h"
 
-#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -61,12 +60,7 @@ void Session::save_state(void* out, size_t size) const {
                            uint64_t(state_size() - kStateHeaderBytes)});
   auto p = static_cast<unsigned char*>(out) + kStateHeaderBytes;
   std::memcpy(p, logits_, V * sizeof(float));
-  p += V * sizeof(float);
-  const float* block = context_.sequence_state(0);
-  for_each_state_block(hp, context_.state_layout(), position(), [&](size_t offset, size_t floats) {
-    std::memcpy(p, block + offset, floats * sizeof(float));
-    p += floats * sizeof(float);
-  });
+  context_.save_blocks(0, p + V * sizeof(float));
 }
 
 void Session::restore_state(const void* data, size_t size) {
@@ -76,13 +70,7 @@ void Session::restore_state(const void* data, size_t size) {
                                          hp, context_.state_layout(), V);
   auto p = static_cast<const unsigned char*>(data) + kStateHeaderBytes;
   std::memcpy(logits_, p, V * sizeof(float));
-  p += V * sizeof(float);
-  float* block = context_.sequence_state(0);
-  for_each_state_block(hp, context_.state_layout(), header.position, [&](size_t offset, size_t floats) {
-    std::memcpy(block + offset, p, floats * sizeof(float));
-    p += floats * sizeof(float);
-  });
-  context_.set_position(0, header.position);
+  context_.restore_blocks(0, header.position, p + V * sizeof(float));
 }
 
 }  // namespace t2r

@@ -1,6 +1,5 @@
 #include "session.h"
 
-#include <algorithm>
 #include <cstring>
 #include <string>
 
