@@ -138,7 +138,7 @@ void matmul_streamed(const W* data, size_t rows, size_t cols, const float* x, si
   for (size_t r = row_begin; r < row_end; ++r) {
     const float* row_bias = bias ? bias + r : nullptr;
     for (size_t c0 = 0; c0 < cols; c0 += kColumns) {
-      // All n tokens in one pass over the row: a second pass would find it gone from L1.
+      // All n tokens in one pass over the row, so that each row is read from memory once.
       float_tile_of<K, K::kStreamedTokens>(n, data + r * cols + c0, 0, 1, x + c0, cols, smaller(kColumns, cols - c0),
                                            y + r, rows, c0 == 0, row_bias);
     }
