@@ -20,6 +20,15 @@ inline const std::string kFeatureMap = "attn.feature_map";  // unfolded relu-mlp
 inline const std::string kFeatureQ = "attn.feature_q";      // folded relu-mlp feature maps [H r, d]
 inline const std::string kFeatureK = "attn.feature_k";
 inline const std::string kFfnUp = "ffn.up", kFfnGate = "ffn.gate", kFfnDown = "ffn.down";
+// A translation decoder layer's attention to the encoder output: its norm, and the parts of
+// attn.* under "cross." (cross.q, cross.k, cross.v, cross.o, cross.feature_q, ...).
+inline const std::string kCrossNorm = "cross_norm";
+inline std::string cross(const std::string& attention_part) { return "cross." + attention_part.substr(5); }
+
+// A translation model's encoder: "encoder." before the names above (encoder.layers.N.attn.q,
+// encoder.output_norm for pre-norm encoders); encoder.token_embedding absent: tied to the
+// decoder's token_embedding.
+inline std::string encoder(const std::string& name) { return "encoder." + name; }
 
 inline std::string layer(int64_t index, const std::string& part) {
   return "layers." + std::to_string(index) + "." + part;

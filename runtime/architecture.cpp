@@ -29,6 +29,7 @@ Enum parse(const Names<Enum, N>& names, std::string_view name, std::string_view 
 }
 
 const Names<NormKind, 2> kNorms = {{NormKind::LayerNorm, "layernorm"}, {NormKind::RmsNorm, "rmsnorm"}};
+const Names<NormPosition, 2> kNormPositions = {{NormPosition::Pre, "pre"}, {NormPosition::Post, "post"}};
 const Names<FfnKind, 3> kFfns = {{FfnKind::Relu, "relu"}, {FfnKind::SwiGlu, "swiglu"}, {FfnKind::GeluTanh, "gelu-tanh"}};
 const Names<PositionKind, 3> kPositions = {
     {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}, {PositionKind::Learned, "learned"}};
@@ -48,6 +49,7 @@ const Names<AttentionKind, 3> kAttentionKinds = {
 }  // namespace
 
 std::string_view name_of(NormKind kind) { return lookup(kNorms, kind); }
+std::string_view name_of(NormPosition position) { return lookup(kNormPositions, position); }
 std::string_view name_of(FfnKind kind) { return lookup(kFfns, kind); }
 std::string_view name_of(PositionKind kind) { return lookup(kPositions, kind); }
 std::string_view name_of(RotaryScaling scaling) { return lookup(kRotaryScalings, scaling); }
@@ -56,6 +58,9 @@ std::string_view name_of(Readout readout) { return lookup(kReadouts, readout); }
 std::string_view name_of(AttentionForm form) { return lookup(kForms, form); }
 
 NormKind parse_norm_kind(std::string_view name, std::string_view what) { return parse(kNorms, name, what); }
+NormPosition parse_norm_position(std::string_view name, std::string_view what) {
+  return parse(kNormPositions, name, what);
+}
 FfnKind parse_ffn_kind(std::string_view name, std::string_view what) { return parse(kFfns, name, what); }
 PositionKind parse_position_kind(std::string_view name, std::string_view what) {
   return parse(kPositions, name, what);

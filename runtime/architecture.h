@@ -13,6 +13,9 @@
 namespace t2r {
 
 enum class NormKind { LayerNorm, RmsNorm };
+// Where a block's norms sit: Pre, x += f(norm(x)) with a final norm (GPT-2, Llama, fairseq LMs);
+// Post, x = norm(x + f(x)) with none (the original Transformer, fairseq's translation models).
+enum class NormPosition { Pre, Post };
 enum class FfnKind { Relu, SwiGlu, GeluTanh };  // GeluTanh: GPT-2's gelu_new
 enum class PositionKind { Sinusoidal, Rotary, Learned };  // Learned: a table added to the input
 // How rotary inverse frequencies are rescaled for a longer context, as transformers'
@@ -69,7 +72,12 @@ struct AttentionSpec {
 };
 
 struct LayerSpec {
+  LayerSpec(AttentionSpec self = {}) : attention(self) {}  // a decoder-only layer: its attention alone
   AttentionSpec attention;
+  // A translation decoder's attention to the encoder output, after the self-attention; linear
+  // cross attention reduces the source once to S and z, softmax keeps its keys and values.
+  bool has_cross = false;
+  AttentionSpec cross;
 };
 
 // The attention of the paper's models, for importers and synthetic models.
@@ -82,6 +90,7 @@ AttentionSpec elu_attention_spec(int64_t head_dim, float floor);               /
 std::string_view attention_kind_name(const AttentionSpec& spec);
 
 std::string_view name_of(NormKind kind);
+std::string_view name_of(NormPosition position);
 std::string_view name_of(FfnKind kind);
 std::string_view name_of(PositionKind kind);
 std::string_view name_of(RotaryScaling scaling);
@@ -91,6 +100,7 @@ std::string_view name_of(AttentionForm form);
 
 // Each throws t2r::Error "<what> = '<name>' is not one of <the names>".
 NormKind parse_norm_kind(std::string_view name, std::string_view what);
+NormPosition parse_norm_position(std::string_view name, std::string_view what);
 FfnKind parse_ffn_kind(std::string_view name, std::string_view what);
 PositionKind parse_position_kind(std::string_view name, std::string_view what);
 RotaryScaling parse_rotary_scaling(std::string_view name, std::string_view what);

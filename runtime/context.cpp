@@ -39,15 +39,21 @@ Context::Context(const Model& model, ContextOptions options)
   }
   max_adaptive_prompt_ = size_t(options.max_adaptive_prompt);
   positions_of_.assign(size_t(max_sequences_), 0);
+  plan_sources(hp, options);
 
   // The plan: every buffer's size in floats, laid out back to back in one allocation.
   struct Slot {
     float** view;
     size_t floats;
   };
-  const size_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, F = hp.ffn_dim,
-               V = hp.vocab_size, C = max_batch_, features = size_t(hp.max_linear_features());
+  const size_t d = hp.dim, V = hp.vocab_size, features = size_t(hp.max_linear_features());
   const size_t context = size_t(layout_.max_context), S = size_t(max_sequences_);
+  // A translation model's encoder runs a whole source through the same per-row buffers, as wide as the
+  // decoder's or the encoder's rows need.
+  const size_t Ls = max_source_length_, C = std::max(max_batch_, Ls);
+  const size_t q_width = std::max(size_t(hp.n_heads * hp.head_dim), Ls > 0 ? d : 0),
+               kv_width = std::max(size_t(hp.n_kv_heads * hp.head_dim), Ls > 0 ? d : 0),
+               F = std::max(size_t(hp.ffn_dim), size_t(hp.encoder.ffn_dim));
   const size_t P = max_adaptive_prompt_, rows = std::max(C, P), window = P > 0 ? kLengthWindow : 0;
   float *positions, *runs, *output_rows, *candidates;  // integer buffers, typed below
   static_assert(sizeof(int64_t) == 2 * sizeof(float) && sizeof(uint32_t) == sizeof(float) &&
@@ -57,17 +63,18 @@ Context::Context(const Model& model, ContextOptions options)
       {&x_, rows * d},
       {&xb_, C * d},
       {&xb2_, C * d},
-      {&q_, C * H * dh},
-      {&k_, C * Hkv * dh},
-      {&v_, C * Hkv * dh},
+      {&q_, C * q_width},
+      {&k_, C * kv_width},
+      {&v_, C * kv_width},
       {&phi_q_, C * features},
       {&phi_k_, C * features},
-      {&attn_out_, C * H * dh},
+      {&attn_out_, C * q_width},
       {&hidden_, C * F},
       {&hidden2_, C * F},
       {&logits_, max_outputs_ * V},
       {&states_, S * layout_.floats},
-      {&scores_, size_t(pool_.size()) * context},
+      {&scores_, size_t(pool_.size()) * std::max(context, Ls)},
+      {&sources_, size_t(max_sources_) * source_floats_},
       {&positions, 2 * rows},
       {&runs, 3 * C},
       {&output_rows, max_outputs_},
@@ -87,7 +94,7 @@ Context::Context(const Model& model, ContextOptions options)
                      padded(window * features) + 2 * padded(P) + 2 * padded(window > 0 ? features : 0)) *
                     sizeof(float);
   if (options.memory_budget > 0 && bytes_ > options.memory_budget) {
-    const size_t cache_bytes = (S * layout_.floats) * sizeof(float);
+    const size_t cache_bytes = (S * layout_.floats) * sizeof(float);  // the sequences' states
     const std::string cache = context > 0 ? " (a KV cache of " + std::to_string(context) + " positions: " +
                                                 std::to_string(cache_bytes) + " bytes)"
                                           : "";
@@ -113,11 +120,64 @@ Context::Context(const Model& model, ContextOptions options)
 
 Context::~Context() { ::operator delete(arena_, std::align_val_t(64)); }
 
+void Context::plan_sources(const Hyperparams& hp, const ContextOptions& options) {
+  if (options.max_sources < 0 || options.max_sources > 4096) throw Error("max sources must be in [0, 4096]");
+  if (options.max_source_length < 0 || options.max_source_length > (int64_t(1) << 20)) {
+    throw Error("max source length must be in [0, 1048576]");
+  }
+  if (!hp.has_encoder()) {
+    if (options.max_sources > 0 || options.max_source_length > 0) {
+      throw Error("max sources and max source length are for translation models; this model has no encoder");
+    }
+    return;
+  }
+  if (max_adaptive_prompt_ > 0) throw Error("length-adaptive prefill is for language models, not translation models");
+  max_sources_ = options.max_sources > 0 ? options.max_sources : max_sequences_;
+  max_source_length_ = size_t(options.max_source_length > 0 ? options.max_source_length : hp.encoder.max_positions);
+  source_of_.assign(size_t(max_sequences_), -1);
+  source_length_.assign(size_t(max_sources_), 0);
+  const size_t H = size_t(hp.n_heads), dh = size_t(hp.head_dim);
+  for (const LayerSpec& layer : hp.layers) {
+    source_offsets_.push_back(source_floats_);
+    const size_t r = size_t(layer.cross.linear.features);
+    source_floats_ += layer.cross.is_linear() ? H * r * dh + H * r : 2 * max_source_length_ * H * dh;
+  }
+  if (double(source_floats_) * double(max_sources_) * sizeof(float) > double(size_t(1) << 46)) {
+    throw Error("the encoded sources would need more than 64 TiB; choose fewer or shorter sources");
+  }
+}
+
 int Context::check_sequence(int sequence) const { return t2r::check_sequence(sequence, max_sequences_); }
+
+int Context::check_source(int source) const {
+  if (max_sources_ == 0) throw Error("this model has no encoder: it takes no source");
+  if (source < 0 || source >= max_sources_) {
+    throw Error("source " + std::to_string(source) + " does not exist (this context holds " +
+                std::to_string(max_sources_) + ")");
+  }
+  return source;
+}
+
+void Context::attach(int sequence, int source) {
+  check_sequence(sequence);
+  source_of_[size_t(sequence)] = check_source(source);
+}
+
+int Context::source_of(int sequence) const {
+  check_sequence(sequence);
+  return source_of_.empty() ? -1 : source_of_[size_t(sequence)];
+}
 
 void Context::check_rows(const BatchRow* rows, size_t count) const {
   check_batch(model_.hparams(), {max_sequences_, max_batch_, max_outputs_, layout_.max_context}, positions_of_.data(),
               rows, count);
+  if (source_of_.empty()) return;
+  for (size_t i = 0; i < count; ++i) {
+    const int source = source_of_[size_t(rows[i].sequence)];
+    if (source < 0 || source_length_[size_t(source)] == 0) {
+      throw Error("sequence " + std::to_string(rows[i].sequence) + " is not attached to an encoded source");
+    }
+  }
 }
 
 const float* Context::decode(const BatchRow* rows, size_t count) {
@@ -132,7 +192,7 @@ const float* Context::decode(const BatchRow* rows, size_t count) {
   }
   if (count == 0) return logits_;
   const size_t d = size_t(model_.hparams().dim);
-  for (size_t i = 0; i < count; ++i) embed(rows[i].token, positions_[i], x_ + i * d);
+  for (size_t i = 0; i < count; ++i) embed(model_.embedding(), rows[i].token, positions_[i], x_ + i * d);
   for (size_t l = 0; l < model_.blocks().size(); ++l) layer_forward(l, x_, positions_, count, runs_, n_runs);
   compute_logits(x_, output_rows_, outputs_);
   for (size_t r = 0; r < n_runs; ++r) positions_of_[size_t(runs_[r].sequence)] += runs_[r].count;
@@ -151,6 +211,7 @@ void Context::copy(int from, int to) {
   float* target = sequence_state(to);
   if (source != target) std::memcpy(target, source, layout_.floats * sizeof(float));
   positions_of_[size_t(to)] = positions_of_[size_t(from)];
+  if (!source_of_.empty()) source_of_[size_t(to)] = source_of_[size_t(from)];
 }
 
 size_t Context::state_size(int sequence) const {

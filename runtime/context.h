@@ -31,6 +31,10 @@ struct ContextOptions {
   int64_t max_adaptive_prompt = 0;
   // The most bytes the context may allocate (everything bytes() counts); 0: no limit.
   uint64_t memory_budget = 0;
+  // Translation models: how many encoded sources the context keeps at once (each read by any number of
+  // sequences: a sentence's beams) and the longest (0: max_sequences, and the encoder's max_positions).
+  int max_sources = 0;
+  int64_t max_source_length = 0;
 };
 
 // The magnitude of the linear-attention state of a sequence: max |S| and max z over its layers and heads.
@@ -64,6 +68,19 @@ class Context {
   const float* decode(const BatchRow* rows, size_t count);
   const float* logits(size_t output) const { return logits_ + output * size_t(model_.hparams().vocab_size); }
   size_t outputs() const { return outputs_; }
+
+  // Translation models (hparams().has_encoder()). encode() runs the encoder over a source (ids of the
+  // source vocabulary, its final </s> included) and keeps in slot `source` what the decoder's cross
+  // attentions read of it: per decoder layer S and z for linear cross attention (so a target token's cost
+  // no longer depends on the source length), or the keys and values of every source position for
+  // softmax. Throws t2r::Error for a slot outside [0, max_sources), a length of 0 or over
+  // max_source_length, or an id outside the source vocabulary. Never allocates.
+  void encode(int source, const int32_t* tokens, size_t count);
+  // The rows of `sequence` attend to encoded source `source` from now on; copy() carries it, clear() keeps it.
+  void attach(int sequence, int source);
+  int source_of(int sequence) const;  // -1: none
+  int max_sources() const { return max_sources_; }
+  size_t max_source_length() const { return max_source_length_; }
 
   // Sequence operations; each throws t2r::Error for a sequence outside [0, max_sequences).
   int64_t position(int sequence) const;
@@ -110,6 +127,8 @@ class Context {
     uint32_t first, count;
   };
   int check_sequence(int sequence) const;
+  int check_source(int source) const;
+  void plan_sources(const Hyperparams& hp, const ContextOptions& options);
   // The flat state block of a sequence (state_layout().floats floats).
   float* sequence_state(int sequence) { return states_ + size_t(check_sequence(sequence)) * layout_.floats; }
   const float* sequence_state(int sequence) const {
@@ -118,7 +137,15 @@ class Context {
   void check_rows(const BatchRow* rows, size_t count) const;
 
   // The forward pass (runtime/forward.cpp).
-  void embed(int32_t token, int64_t position, float* x);  // one row of the residual stream
+  void embed(const cpu::Matrix& table, int32_t token, int64_t position, float* x);  // one row of the residual stream
+  // out = norm(in) for one row, and for n rows across the pool.
+  void norm_row(const Norm& norm, const float* in, float* out) const;
+  void norm_rows(const Norm& norm, const float* in, size_t n, float* out);
+  // One residual block over n rows of x: `sublayer` reads its input from xb_ and writes its output to
+  // xb2_; pre-norm: x += f(norm(x)), post-norm: x = norm(x + f(x)).
+  template <typename Sublayer>
+  void residual(NormPosition position, const Norm& norm, float* x, size_t n, Sublayer sublayer);
+  void feed_forward(const FfnWeights& w, size_t hidden, size_t n);  // xb_ -> xb2_
   // One layer over n rows of the residual stream x at `positions`, grouped into runs.
   void layer_forward(size_t layer, float* x, const int64_t* positions, size_t n, const Run* runs, size_t n_runs);
   void compute_logits(const float* x, const uint32_t* rows, size_t count);  // the rows' logits into logits_
@@ -140,6 +167,16 @@ class Context {
   void attention(size_t layer, const int64_t* positions, size_t n, const Run* runs, size_t n_runs);
   void linear_attention(size_t layer, const Run* runs, size_t n_runs);
   void softmax_attention(size_t layer, const int64_t* positions, size_t n, const Run* runs, size_t n_runs);
+  // A translation decoder layer's attention to each row's source (runtime/cross_attention.cpp).
+  void cross_attention(size_t layer, size_t n, const Run* runs);
+  // q_ = (W_q xb_ + b) / sqrt(head_dim) for n rows.
+  void project_queries(const Linear& w, size_t n, size_t head_dim);
+
+  // The encoder (runtime/encoder.cpp): its layer over n source rows of x_, and the cross-attention
+  // memory of each decoder layer, from the encoder output in x_, into a source slot.
+  void encoder_layer(size_t layer, size_t n);
+  void store_source(int source, const float* encoded, size_t n);
+  float* source_memory(int source, size_t layer) { return sources_ + size_t(source) * source_floats_ + source_offsets_[layer]; }
 
   // Length-adaptive prefill (runtime/length_adaptive_prefill.cpp): keeps `keep` of the n prompt tokens
   // that entered `layer` for the next one, and compacts x_ and positions_.
@@ -153,6 +190,14 @@ class Context {
   size_t bytes_ = 0, adaptive_bytes_ = 0;
   size_t outputs_ = 0;
   std::vector<int64_t> positions_of_;  // each sequence's next position
+  // Translation models: each sequence's source slot (-1: none), each slot's encoded length (0: none),
+  // and where each decoder layer's cross-attention memory lives in a slot of source_floats_ floats
+  // (linear: S [H, r, d_h] then z [H, r]; softmax: keys then values [max_source_length, d]).
+  std::vector<int> source_of_;
+  std::vector<size_t> source_length_, source_offsets_;
+  int max_sources_ = 0;
+  size_t max_source_length_ = 0, source_floats_ = 0;
+  float* sources_ = nullptr;
   float* arena_ = nullptr;
   // Views into the arena. Per-row buffers hold max_batch rows; x_ and positions_
   // max(max_batch, max_adaptive_prompt) rows.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "error.h"
 
@@ -90,6 +91,52 @@ void rotary_to_metadata(const RotarySpec& r, Metadata& m) {
   }
 }
 
+// The parameters of a group of linear attentions (self: "attention.", cross: "cross_attention."),
+// shared by all of them and read when the first one needs them.
+class LinearParams {
+ public:
+  LinearParams(const Metadata& m, std::string prefix, bool rotary, int64_t head_dim)
+      : m_(m), prefix_(std::move(prefix)), rotary_(rotary), head_dim_(head_dim) {}
+
+  void fill(LinearAttentionSpec& linear) {
+    if (linear.feature_map == FeatureMap::ReluMlp) {
+      if (relu_features_ == 0) {
+        relu_features_ = positive(m_, (prefix_ + "feature_dim").c_str(), 1 << 14);
+        folded_ = m_.get_int(prefix_ + "feature_map_folded", 0) != 0;
+        if (folded_ && rotary_) throw Error(kWhere + "a folded feature map cannot be combined with rotary positions");
+      }
+      linear.features = relu_features_;
+      linear.folded = folded_;
+    } else {
+      linear.features = head_dim_;
+    }
+    if (!(floor_ > 0)) floor_ = positive_float(m_, (prefix_ + "denominator_floor").c_str());
+    linear.floor = floor_;
+  }
+
+  // The keys fill() reads, for the first linear attention of `specs` and the first relu-mlp one.
+  static void write(const std::vector<const AttentionSpec*>& specs, const std::string& prefix, Metadata& m) {
+    const auto linear = std::find_if(specs.begin(), specs.end(), [](const AttentionSpec* a) { return a->is_linear(); });
+    const auto relu = std::find_if(specs.begin(), specs.end(), [](const AttentionSpec* a) {
+      return a->is_linear() && a->linear.feature_map == FeatureMap::ReluMlp;
+    });
+    if (relu != specs.end()) {
+      m.set(prefix + "feature_dim", (*relu)->linear.features);
+      m.set(prefix + "feature_map_folded", int64_t((*relu)->linear.folded));
+    }
+    if (linear != specs.end()) m.set(prefix + "denominator_floor", double((*linear)->linear.floor));
+  }
+
+ private:
+  const Metadata& m_;
+  std::string prefix_;
+  bool rotary_;
+  int64_t head_dim_;
+  int64_t relu_features_ = 0;
+  bool folded_ = false;
+  float floor_ = 0;
+};
+
 }  // namespace
 
 Hyperparams Hyperparams::from_metadata(const Metadata& m) {
@@ -121,38 +168,43 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
     if (hp.head_dim % 2 != 0) throw Error(kWhere + "rotary positions need an even head_dim");
   }
 
-  // The linear layers' parameters are shared by all of them; each is read only when some layer needs it.
-  int64_t relu_features = 0;
-  bool folded = false;
-  float floor = 0;
-  bool floor_read = false;
   // Absent in files from before sliding windows: every softmax layer attends to all positions.
   const int64_t window = m.has("attention.sliding_window") ? positive(m, "attention.sliding_window", int64_t(1) << 40) : 0;
+  LinearParams self(m, "attention.", hp.positions == PositionKind::Rotary, hp.head_dim);
   for (const std::string& kind : layer_kinds(m, size_t(hp.n_layers))) {
     AttentionSpec spec = parse_attention_kind(kind, kWhere + "attention.kind");
-    if (!spec.is_linear()) spec.window = window;
     if (spec.is_linear()) {
-      LinearAttentionSpec& linear = spec.linear;
-      if (linear.feature_map == FeatureMap::ReluMlp) {
-        if (relu_features == 0) {
-          relu_features = positive(m, "attention.feature_dim", 1 << 14);
-          folded = m.get_int("attention.feature_map_folded", 0) != 0;
-          if (folded && hp.positions == PositionKind::Rotary) {
-            throw Error(kWhere + "a folded feature map cannot be combined with rotary positions");
-          }
-        }
-        linear.features = relu_features;
-        linear.folded = folded;
-      } else {
-        linear.features = hp.head_dim;
-      }
-      if (!floor_read) {
-        floor = positive_float(m, "attention.denominator_floor");
-        floor_read = true;
-      }
-      linear.floor = floor;
+      self.fill(spec.linear);
+    } else {
+      spec.window = window;
     }
     hp.layers.push_back({spec});
+  }
+
+  // Absent in files from before translation models: pre-norm decoders without an encoder.
+  if (m.has("model.norm_position")) {
+    hp.norm_position = parse_norm_position(m.get_string("model.norm_position"), kWhere + "model.norm_position");
+  }
+  if (!m.has("encoder.n_layers")) return hp;
+  Encoder& e = hp.encoder;
+  e.vocab_size = positive(m, "encoder.vocab_size", 1 << 24);
+  e.n_layers = positive(m, "encoder.n_layers", 1024);
+  e.n_heads = positive(m, "encoder.n_heads", 1024);
+  e.ffn_dim = positive(m, "encoder.ffn_dim", 1 << 18);
+  e.max_positions = positive(m, "encoder.max_positions", int64_t(1) << 40);
+  e.norm_position = parse_norm_position(m.get_string("encoder.norm_position"), kWhere + "encoder.norm_position");
+  if (hp.dim % e.n_heads != 0) throw Error(kWhere + "model.dim is not a multiple of encoder.n_heads");
+  if (hp.positions == PositionKind::Rotary) throw Error(kWhere + "an encoder with rotary positions is not supported");
+  if (hp.n_kv_heads != hp.n_heads) throw Error(kWhere + "a translation decoder needs n_kv_heads = n_heads");
+  AttentionSpec cross = parse_attention_kind(m.get_string("cross_attention.kind"), kWhere + "cross_attention.kind");
+  cross.causal = false;
+  cross.cross = true;
+  if (cross.is_linear()) {
+    LinearParams(m, "cross_attention.", false, hp.head_dim).fill(cross.linear);
+  }
+  for (LayerSpec& layer : hp.layers) {
+    layer.has_cross = true;
+    layer.cross = cross;
   }
   return hp;
 }
@@ -184,17 +236,21 @@ void Hyperparams::to_metadata(Metadata& m) const {
     for (const LayerSpec& layer : layers) kinds.emplace_back(attention_kind_name(layer.attention));
     m.set("attention.layer_kinds", kinds);
   }
-  const auto linear = std::find_if(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.attention.is_linear(); });
-  const auto relu = std::find_if(layers.begin(), layers.end(), [](const LayerSpec& l) {
-    return l.attention.is_linear() && l.attention.linear.feature_map == FeatureMap::ReluMlp;
-  });
-  if (relu != layers.end()) {
-    m.set("attention.feature_dim", relu->attention.linear.features);
-    m.set("attention.feature_map_folded", int64_t(relu->attention.linear.folded));
-  }
-  if (linear != layers.end()) m.set("attention.denominator_floor", double(linear->attention.linear.floor));
+  std::vector<const AttentionSpec*> self;
+  for (const LayerSpec& layer : layers) self.push_back(&layer.attention);
+  LinearParams::write(self, "attention.", m);
   const auto windowed = std::find_if(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.attention.window > 0; });
   if (windowed != layers.end()) m.set("attention.sliding_window", windowed->attention.window);
+  if (norm_position != NormPosition::Pre) m.set("model.norm_position", std::string(name_of(norm_position)));
+  if (!has_encoder()) return;
+  m.set("encoder.vocab_size", encoder.vocab_size);
+  m.set("encoder.n_layers", encoder.n_layers);
+  m.set("encoder.n_heads", encoder.n_heads);
+  m.set("encoder.ffn_dim", encoder.ffn_dim);
+  m.set("encoder.max_positions", encoder.max_positions);
+  m.set("encoder.norm_position", std::string(name_of(encoder.norm_position)));
+  m.set("cross_attention.kind", std::string(attention_kind_name(layers[0].cross)));
+  LinearParams::write({&layers[0].cross}, "cross_attention.", m);
 }
 
 bool Hyperparams::has_linear_attention() const {
@@ -225,6 +281,7 @@ int64_t Hyperparams::max_linear_features() const {
   int64_t most = 0;
   for (const LayerSpec& layer : layers) {
     if (layer.attention.is_linear()) most = std::max(most, n_heads * layer.attention.linear.features);
+    if (layer.has_cross && layer.cross.is_linear()) most = std::max(most, n_heads * layer.cross.linear.features);
   }
   return most;
 }

@@ -28,7 +28,7 @@ const float* Context::prefill_adaptive(int sequence, const int32_t* tokens, size
 
   for (size_t t = 0; t < count; ++t) {
     positions_[t] = start + int64_t(t);
-    embed(tokens[t], positions_[t], x_ + t * d);
+    embed(model_.embedding(), tokens[t], positions_[t], x_ + t * d);
   }
   size_t n = count;  // prompt tokens entering layer l: rows [0, n) of x_
   for (size_t l = 0; l < L; ++l) {

@@ -42,43 +42,80 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     return Norm{vector(schema::weight(part), d), layernorm ? vector(schema::bias(part), d) : nullptr};
   };
 
-  embedding_ = matrix(schema::kTokenEmbedding, V, d);
-  output_ = file_.find(schema::kOutput) ? matrix(schema::kOutput, V, d) : embedding_;
-  output_norm_ = norm(schema::kOutputNorm);
-  for (int64_t l = 0; l < hp_.n_layers; ++l) {
-    const auto part = [&](const std::string& name) { return schema::layer(l, name); };
-    const AttentionSpec& spec = hp_.attention(size_t(l));
+  // One attention's projections as its spec needs them; `name` spells the file's name of each part.
+  const auto attention = [&](const AttentionSpec& spec, uint64_t heads, uint64_t kv_heads, uint64_t head_dim,
+                             const auto& name) {
     const bool relu_mlp = spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp;
     const uint64_t r = uint64_t(spec.linear.features);
+    AttentionWeights a;
+    if (relu_mlp && spec.linear.folded) {
+      a.feature_q = linear(name(schema::kFeatureQ), heads * r, d, true);
+      a.feature_k = linear(name(schema::kFeatureK), heads * r, d, true);
+    } else {
+      a.q = linear(name(schema::kAttnQ), heads * head_dim, d);
+      a.k = linear(name(schema::kAttnK), kv_heads * head_dim, d);
+      if (relu_mlp) {  // stored [H, r, d_h]: used as [H r, d_h], r rows per head
+        const std::string map_name = name(schema::kFeatureMap);
+        const TensorInfo& map = file_.require(schema::weight(map_name), {heads, r, head_dim});
+        const TensorInfo& bias = file_.require(schema::bias(map_name), {heads, r});
+        if (bias.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
+        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, heads * r, head_dim}, static_cast<const float*>(bias.data)};
+      }
+    }
+    a.v = linear(name(schema::kAttnV), kv_heads * head_dim, d);
+    a.o = linear(name(schema::kAttnO), d, heads * head_dim);
+    return a;
+  };
+  const auto ffn = [&](uint64_t hidden, const auto& name) {
+    FfnWeights f;
+    if (hp_.ffn == FfnKind::SwiGlu) {  // gelu-tanh and relu: up and down with optional biases
+      f.up = Linear{matrix(schema::weight(name(schema::kFfnUp)), hidden, d)};
+      f.gate = Linear{matrix(schema::weight(name(schema::kFfnGate)), hidden, d)};
+      f.down = Linear{matrix(schema::weight(name(schema::kFfnDown)), d, hidden)};
+    } else {
+      f.up = linear(name(schema::kFfnUp), hidden, d);
+      f.down = linear(name(schema::kFfnDown), d, hidden);
+    }
+    return f;
+  };
+
+  embedding_ = matrix(schema::kTokenEmbedding, V, d);
+  output_ = file_.find(schema::kOutput) ? matrix(schema::kOutput, V, d) : embedding_;
+  if (hp_.norm_position == NormPosition::Pre) output_norm_ = norm(schema::kOutputNorm);
+  for (int64_t l = 0; l < hp_.n_layers; ++l) {
+    const auto part = [&](const std::string& name) { return schema::layer(l, name); };
+    const LayerSpec& spec = hp_.layers[size_t(l)];
     BlockWeights w;
     w.attn_norm = norm(part(schema::kAttnNorm));
     w.ffn_norm = norm(part(schema::kFfnNorm));
-    AttentionWeights& a = w.attention;
-    if (relu_mlp && spec.linear.folded) {
-      a.feature_q = linear(part(schema::kFeatureQ), H * r, d, true);
-      a.feature_k = linear(part(schema::kFeatureK), H * r, d, true);
-    } else {
-      a.q = linear(part(schema::kAttnQ), H * dh, d);
-      a.k = linear(part(schema::kAttnK), Hkv * dh, d);
-      if (relu_mlp) {  // stored [H, r, d_h]: used as [H r, d_h], r rows per head
-        const TensorInfo& map = file_.require(schema::weight(part(schema::kFeatureMap)), {H, r, dh});
-        const TensorInfo& bias = file_.require(schema::bias(part(schema::kFeatureMap)), {H, r});
-        if (bias.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
-        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, H * r, dh}, static_cast<const float*>(bias.data)};
-      }
+    w.attention = attention(spec.attention, H, Hkv, dh, part);
+    if (spec.has_cross) {
+      w.cross_norm = norm(part(schema::kCrossNorm));
+      w.cross = attention(spec.cross, H, H, dh, [&](const std::string& name) { return part(schema::cross(name)); });
     }
-    a.v = linear(part(schema::kAttnV), Hkv * dh, d);
-    a.o = linear(part(schema::kAttnO), d, H * dh);
-    FfnWeights& f = w.ffn;
-    if (hp_.ffn == FfnKind::SwiGlu) {  // gelu-tanh and relu: up and down with optional biases
-      f.up = Linear{matrix(schema::weight(part(schema::kFfnUp)), F, d)};
-      f.gate = Linear{matrix(schema::weight(part(schema::kFfnGate)), F, d)};
-      f.down = Linear{matrix(schema::weight(part(schema::kFfnDown)), d, F)};
-    } else {
-      f.up = linear(part(schema::kFfnUp), F, d);
-      f.down = linear(part(schema::kFfnDown), d, F);
-    }
+    w.ffn = ffn(F, part);
     blocks_.push_back(w);
+  }
+
+  if (hp_.has_encoder()) {
+    const Hyperparams::Encoder& e = hp_.encoder;
+    const uint64_t eH = e.n_heads, edh = e.head_dim(hp_.dim);
+    const std::string embedding = schema::encoder(schema::kTokenEmbedding);
+    encoder_embedding_ = file_.find(embedding) ? matrix(embedding, uint64_t(e.vocab_size), d) : embedding_;
+    if (encoder_embedding_.rows != uint64_t(e.vocab_size)) {
+      throw Error(file_.label() + ": the encoder's vocabulary differs from the decoder's, so '" + embedding +
+                  "' must be stored");
+    }
+    if (e.norm_position == NormPosition::Pre) encoder_output_norm_ = norm(schema::encoder(schema::kOutputNorm));
+    for (int64_t l = 0; l < e.n_layers; ++l) {
+      const auto part = [&](const std::string& name) { return schema::encoder(schema::layer(l, name)); };
+      BlockWeights w;
+      w.attn_norm = norm(part(schema::kAttnNorm));
+      w.ffn_norm = norm(part(schema::kFfnNorm));
+      w.attention = attention(softmax_attention_spec(), eH, eH, edh, part);
+      w.ffn = ffn(uint64_t(e.ffn_dim), part);
+      encoder_blocks_.push_back(w);
+    }
   }
 
   if (hp_.positions == PositionKind::Learned) {
@@ -109,10 +146,21 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
   }
   eos_id_ = tok.eos_id;
   try {
+    if (hp_.has_encoder()) {
+      TokenizerData source = tok;
+      if (m.has(kSourceTokenMap)) source.bpe_to_model = m.get_int_array(kSourceTokenMap);
+      source.vocab_size = int32_t(hp_.encoder.vocab_size);
+      source_tokenizer_ = std::make_unique<Tokenizer>(std::move(source));
+    }
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {
     throw Error(file_.label() + ": " + e.what());  // the tokenizer's messages start with "tokenizer: "
   }
+}
+
+const Tokenizer& Model::source_tokenizer() const {
+  if (!hp_.has_encoder()) throw Error(file_.label() + ": this model has no encoder, so no source tokenizer");
+  return source_tokenizer_ ? *source_tokenizer_ : tokenizer();
 }
 
 const Tokenizer& Model::tokenizer() const {

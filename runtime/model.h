@@ -40,6 +40,8 @@ struct FfnWeights {
 struct BlockWeights {
   Norm attn_norm, ffn_norm;
   AttentionWeights attention;
+  Norm cross_norm;         // a translation decoder's layers only
+  AttentionWeights cross;  // its cross attention: k and v read the encoder output
   FfnWeights ffn;
 };
 
@@ -55,13 +57,20 @@ class Model {
   // token ids only.
   const Tokenizer& tokenizer() const;
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  // A translation model's source side: the target's tokenizer numbered by the source dictionary.
+  const Tokenizer& source_tokenizer() const;
   int32_t eos_id() const { return eos_id_; }  // -1 when an ids-only model names none
   const std::vector<BlockWeights>& blocks() const { return blocks_; }
   const cpu::Matrix& embedding() const { return embedding_; }
   const cpu::Matrix& output() const { return output_; }
   // Learned positions: [max_positions, dim] f32, row p added to the input at position p.
   const float* position_table() const { return position_table_; }
-  const Norm& output_norm() const { return output_norm_; }
+  const Norm& output_norm() const { return output_norm_; }  // absent (null weight) for post-norm models
+  // A translation model's encoder (hparams().has_encoder()): its blocks, token embedding (the
+  // decoder's when tied) and final norm (pre-norm encoders only).
+  const std::vector<BlockWeights>& encoder_blocks() const { return encoder_blocks_; }
+  const cpu::Matrix& encoder_embedding() const { return encoder_embedding_; }
+  const Norm& encoder_output_norm() const { return encoder_output_norm_; }
   // Rotary inverse frequencies (head_dim / 2) or sinusoidal frequencies (dim / 2).
   const std::vector<float>& position_freq() const { return position_freq_; }
   uint64_t parameter_count() const;
@@ -71,10 +80,11 @@ class Model {
   explicit Model(ModelFile file);
   ModelFile file_;
   Hyperparams hp_;
-  std::unique_ptr<Tokenizer> tokenizer_;  // null for an ids-only model
+  std::unique_ptr<Tokenizer> tokenizer_, source_tokenizer_;  // null for an ids-only model
   int32_t eos_id_ = -1;
-  std::vector<BlockWeights> blocks_;
-  cpu::Matrix embedding_, output_;
+  std::vector<BlockWeights> blocks_, encoder_blocks_;
+  cpu::Matrix embedding_, output_, encoder_embedding_;
+  Norm encoder_output_norm_;
   const float* position_table_ = nullptr;
   Norm output_norm_;
   std::vector<float> position_freq_;

@@ -13,6 +13,10 @@ namespace t2r {
 // The value of tokenizer.kind: "byte_bpe", "bpe", "sentencepiece_bpe", "sentencepiece_unigram".
 const char* tokenizer_kind_name(TokenizerKind kind);
 
+// A translation model's source side, when its dictionary numbers the pieces differently from the
+// target's: the bpe_to_model of the source tokenizer, which is otherwise the target's.
+inline constexpr const char* kSourceTokenMap = "tokenizer.source_bpe_to_model";
+
 void write_tokenizer_metadata(const TokenizerData& data, Metadata& metadata);
 
 // Throws t2r::Error naming the key that is missing, mistyped or has an unknown value.

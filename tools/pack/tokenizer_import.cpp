@@ -82,6 +82,18 @@ struct Bpe {
   }
 };
 
+// Splits a text file into lines; a final newline does not start another line.
+std::vector<std::string_view> lines_of(const std::string& text) {
+  std::vector<std::string_view> lines;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(std::string_view(text).substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
 std::string read_file(const std::string& path) { return std::string(MappedFile(path).bytes()); }
 
 // Runs `body`, prefixing any t2r::Error with the file it concerns (MappedFile names it itself).
@@ -389,18 +401,6 @@ TokenizerData import_fairseq_tokenizer(const std::string& checkpoint_dir) {
   const std::string encoder_text = read_file(encoder_path);
   Bpe bpe = in_file(encoder_path, [&] { return Bpe(json::parse(encoder_text)); });
 
-  // Splits a text file into lines; a final newline does not start another line.
-  auto lines_of = [](const std::string& text) {
-    std::vector<std::string_view> lines;
-    for (size_t start = 0; start < text.size();) {
-      size_t end = text.find('\n', start);
-      if (end == std::string::npos) end = text.size();
-      lines.push_back(std::string_view(text).substr(start, end - start));
-      start = end + 1;
-    }
-    return lines;
-  };
-
   const std::string merges_text = read_file(merges_path);
   in_file(merges_path, [&] {
     const auto lines = lines_of(merges_text);
@@ -443,6 +443,53 @@ TokenizerData import_fairseq_tokenizer(const std::string& checkpoint_dir) {
   });
   data.bpe_tokens = std::move(bpe.tokens);
   data.merges = std::move(bpe.merges);
+  return data;
+}
+
+TokenizerData import_fairseq_sentencepiece_tokenizer(const std::string& model_path, const std::string& dict_path) {
+  TokenizerData data = import_sentencepiece_tokenizer(model_path, 0);
+  // The dictionary's symbols: line i is "SYMBOL COUNT", index i + 4.
+  std::unordered_map<std::string_view, int32_t> index;
+  constexpr int32_t kFirstSymbol = 4;  // after <s> <pad> </s> <unk>
+  const std::string dict_text = read_file(dict_path);
+  const auto lines = lines_of(dict_text);
+  in_file(dict_path, [&] {
+    if (lines.size() > size_t(1) << 24) throw Error("more than 2^24 symbols");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const std::string where = "line " + std::to_string(i + 1);
+      const size_t space = lines[i].rfind(' ');
+      const std::string_view symbol = lines[i].substr(0, space), count = lines[i].substr(space + 1);
+      int64_t n = 0;
+      const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+      if (space == std::string_view::npos || symbol.empty() || ec != std::errc() || end != count.data() + count.size()) {
+        throw Error(where + " is not \"SYMBOL COUNT\"");
+      }
+      if (!index.emplace(symbol, kFirstSymbol + int32_t(i)).second) {
+        throw Error(where + ": \"" + std::string(symbol) + "\" repeats an earlier symbol");
+      }
+    }
+  });
+  // fairseq maps each piece string to its index, <unk> where the dictionary lacks it; the
+  // SentencePiece control pieces become the dictionary's own <s> and </s>.
+  constexpr int32_t kBos = 0, kEos = 2, kUnk = 3;
+  data.bpe_to_model.assign(data.bpe_tokens.size(), kUnk);
+  for (size_t id = 0; id < data.bpe_tokens.size(); ++id) {
+    const PieceType type = data.piece_types[id];
+    if (int32_t(id) == data.eos_id) {
+      data.bpe_to_model[id] = kEos;
+    } else if (int32_t(id) == data.bos_id) {
+      data.bpe_to_model[id] = kBos;
+    } else if (type != PieceType::Control && type != PieceType::Unknown) {
+      const auto it = index.find(data.bpe_tokens[id]);
+      if (it != index.end()) data.bpe_to_model[id] = it->second;
+    }
+  }
+  data.vocab_size = kFirstSymbol + int32_t(lines.size());
+  data.eos_id = kEos;
+  data.bos_id = kBos;
+  data.unk_id = kUnk;
+  data.add_bos = false;  // fairseq's source: the pieces, then </s>
+  data.add_eos = true;
   return data;
 }
 

@@ -35,4 +35,9 @@ TokenizerData parse_sentencepiece_model(std::string_view bytes, int32_t vocab_si
 // eos_id is </s> = 2. No special texts: fairseq's GPT-2 encoder matches none.
 TokenizerData import_fairseq_tokenizer(const std::string& checkpoint_dir);
 
+// A fairseq translation model's SentencePiece model and dictionary (dict.XX.txt, "PIECE COUNT"
+// per line): the model segments, the dictionary numbers the pieces (line i -> i + 4 after
+// <s> <pad> </s> <unk>; a piece it lacks -> <unk> = 3), and </s> = 2 ends every source.
+TokenizerData import_fairseq_sentencepiece_tokenizer(const std::string& model_path, const std::string& dict_path);
+
 }  // namespace t2r
