@@ -11,6 +11,7 @@
 
 #include "context.h"
 #include "safetensors.h"
+#include "translator.h"
 
 using namespace t2r;
 using namespace t2r::test;
@@ -64,6 +65,12 @@ float forced_max_diff(const Model& model, const ForcedSentence& s, bool chunk) {
   return most;
 }
 
+std::vector<std::vector<int32_t>> sources_of(const json::Value& entries) {
+  std::vector<std::vector<int32_t>> sources;
+  for (const json::Value& e : entries.as_array()) sources.push_back(ids_of(e.at("src_ids")));
+  return sources;
+}
+
 }  // namespace
 
 TEST_CASE("translation models at f32: teacher-forced logits of every reference sentence within 1e-3") {
@@ -76,6 +83,51 @@ TEST_CASE("translation models at f32: teacher-forced logits of every reference s
     }
     MESSAGE(std::string(name) << ": max |logit diff| " << most);
     CHECK(most < 1e-3f);
+  }
+}
+
+TEST_CASE("translation models at f32: greedy and beam 5 give the reference hypotheses and scores") {
+  for (const char* name : kTranslationModels) {
+    CAPTURE(std::string(name));
+    const Model& model = packed_reference_model(name, DType::F32);
+    const json::Value& ref = reference_outputs(name).json;
+    TranslatorOptions greedy_options;
+    greedy_options.beam = 1;
+    Translator greedy(model, greedy_options);
+    const auto greedy_out = greedy.translate_all(sources_of(ref.at("greedy")));
+    for (size_t i = 0; i < greedy_out.size(); ++i) {
+      const json::Value& expected = ref.at("greedy").as_array()[i];
+      CHECK(greedy.source_ids(expected.at("src").as_string()) == ids_of(expected.at("src_ids")));
+      CHECK(greedy_out[i][0].ids == ids_of(expected.at("ids")));
+      CHECK(greedy.target_text(greedy_out[i][0].ids) == expected.at("text").as_string());
+      float sum = 0;
+      for (float p : greedy_out[i][0].positional_scores) sum += p;
+      CHECK(std::fabs(sum - expected.at("sum_logprob").as_number()) < 1e-4);
+    }
+
+    TranslatorOptions beam_options;
+    beam_options.beam = 5;
+    beam_options.nbest = 5;
+    Translator beam(model, beam_options);
+    const auto beam_out = beam.translate_all(sources_of(ref.at("beam5")));
+    double worst = 0;
+    for (size_t i = 0; i < beam_out.size(); ++i) {
+      const json::Value::Array& nbest = ref.at("beam5").as_array()[i].at("nbest").as_array();
+      REQUIRE(beam_out[i].size() == nbest.size());
+      for (size_t k = 0; k < nbest.size(); ++k) {
+        const Hypothesis& h = beam_out[i][k];
+        CHECK(h.ids == ids_of(nbest[k].at("ids")));
+        CHECK(beam.target_text(h.ids) == nbest[k].at("text").as_string());
+        worst = std::max(worst, std::fabs(h.score - nbest[k].at("score").as_number()));
+        const json::Value::Array& positional = nbest[k].at("positional_scores").as_array();
+        REQUIRE(h.positional_scores.size() == positional.size());
+        for (size_t t = 0; t < positional.size(); ++t) {
+          worst = std::max(worst, std::fabs(h.positional_scores[t] - positional[t].as_number()));
+        }
+      }
+    }
+    MESSAGE(std::string(name) << ": beam-5 n-best scores within " << worst);
+    CHECK(worst < 1e-4);
   }
 }
 
