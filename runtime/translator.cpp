@@ -79,11 +79,6 @@ Translator::Translator(const Model& model, TranslatorOptions options) : model_(m
   c.max_source_length = longest;
   context_ = std::make_unique<Context>(model, c);
 
-  if (model.has_tokenizer()) {
-    const Tokenizer& t = model.tokenizer();
-    unk_ = t.data().unk_id;
-    bos_ = t.bos_id();
-  }
   eos_ = model.eos_id() >= 0 ? model.eos_id() : 2;
   sentences_.resize(size_t(o.max_sentences));
   for (Sentence& s : sentences_) {
@@ -118,19 +113,19 @@ Translator::Translator(const Model& model, TranslatorOptions options) : model_(m
 
 Translator::~Translator() = default;
 
-std::vector<int32_t> Translator::source_ids(std::string_view text) const {
+std::vector<int32_t> translation_source_ids(const Model& model, std::string_view text) {
   EncodeOptions options;
   options.add_bos_eos = true;     // the pieces, then </s>
   options.parse_special = false;  // fairseq encodes "<unk>" in a text as the pieces of its characters
-  return model_.source_tokenizer().encode(text, options);
+  return model.source_tokenizer().encode(text, options);
 }
 
-std::string Translator::target_text(const std::vector<int32_t>& ids) const {
-  const Tokenizer& tokenizer = model_.tokenizer();
+std::string translation_text(const Model& model, const std::vector<int32_t>& ids) {
+  const Tokenizer& tokenizer = model.tokenizer();
   std::string text;
   for (int32_t id : ids) {
-    if (id == eos_ || id == bos_) continue;
-    text += id == unk_ ? std::string_view("<unk>") : tokenizer.token_bytes(id);
+    if (id == tokenizer.eos_id() || id == tokenizer.bos_id()) continue;
+    text += id == tokenizer.data().unk_id ? std::string_view("<unk>") : tokenizer.token_bytes(id);
   }
   const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
   size_t begin = 0, end = text.size();
@@ -235,7 +230,7 @@ void Translator::step(size_t step, size_t n_sentences) {
     for (int b = 0; b < s.live; ++b, ++row) {
       log_softmax(logits + row * V, V, lprobs_.data());
       float* lp = lprobs_.data();
-      if (size_t(pad_) < V) lp[pad_] = kNegInf;
+      if (size_t(kPad) < V) lp[kPad] = kNegInf;
       if (int(step) < options_.min_len) lp[eos_] = kNegInf;
       if (int(step) >= s.max_len) {
         for (size_t w = 0; w < V; ++w) {

@@ -37,6 +37,12 @@ struct Hypothesis {
   std::vector<float> positional_scores;   // log-prob of each id
 };
 
+// Text in, text out with a translation model's tokenizers (Model::tokenizer() throws for an ids-only
+// model): the source ids of a line (its pieces, then </s>), and the text of target ids (fairseq's
+// detokenization: </s> and <s> dropped, <unk> spelled out, U+2581 as spaces, stripped).
+std::vector<int32_t> translation_source_ids(const Model& model, std::string_view text);
+std::string translation_text(const Model& model, const std::vector<int32_t>& ids);
+
 class Translator {
  public:
   // Throws t2r::Error for a model without an encoder or options out of range.
@@ -54,12 +60,6 @@ class Translator {
   // Marian do); results in input order.
   std::vector<std::vector<Hypothesis>> translate_all(const std::vector<std::vector<int32_t>>& sources);
 
-  // Text in, text out with the model's tokenizers: the source ids of a line (pieces, then </s>), and
-  // the text of target ids (fairseq's detokenization: </s> and <s> dropped, <unk> spelled out,
-  // SentencePiece's U+2581 as spaces, stripped).
-  std::vector<int32_t> source_ids(std::string_view text) const;
-  std::string target_text(const std::vector<int32_t>& ids) const;
-
   const Context& context() const { return *context_; }
   const TranslatorOptions& options() const { return options_; }
   int max_len(size_t source_length) const;  // target tokens before the forced </s>
@@ -76,7 +76,8 @@ class Translator {
   std::vector<Sampler> samplers_;
   std::vector<BatchRow> rows_;
   std::vector<float> lprobs_;  // one beam's log-probs
-  int32_t eos_ = 2, pad_ = 1, unk_ = 3, bos_ = 0;
+  int32_t eos_ = 2;
+  static constexpr int32_t kPad = 1;  // fairseq's Dictionary: <s> 0, <pad> 1, </s> 2, <unk> 3
 };
 
 }  // namespace t2r

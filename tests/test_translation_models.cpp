@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <tuple>
 
+#include "bleu.h"
 #include "context.h"
 #include "safetensors.h"
 #include "translator.h"
@@ -71,6 +74,19 @@ std::vector<std::vector<int32_t>> sources_of(const json::Value& entries) {
   return sources;
 }
 
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  REQUIRE(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(line);
+  return lines;
+}
+
+// Sentence i of ids concatenated with offsets [N + 1].
+std::vector<int32_t> sentence(const std::vector<int32_t>& ids, const std::vector<int32_t>& offsets, size_t i) {
+  return std::vector<int32_t>(ids.begin() + offsets[i], ids.begin() + offsets[i + 1]);
+}
+
 }  // namespace
 
 TEST_CASE("translation models at f32: teacher-forced logits of every reference sentence within 1e-3") {
@@ -97,9 +113,9 @@ TEST_CASE("translation models at f32: greedy and beam 5 give the reference hypot
     const auto greedy_out = greedy.translate_all(sources_of(ref.at("greedy")));
     for (size_t i = 0; i < greedy_out.size(); ++i) {
       const json::Value& expected = ref.at("greedy").as_array()[i];
-      CHECK(greedy.source_ids(expected.at("src").as_string()) == ids_of(expected.at("src_ids")));
+      CHECK(translation_source_ids(model, expected.at("src").as_string()) == ids_of(expected.at("src_ids")));
       CHECK(greedy_out[i][0].ids == ids_of(expected.at("ids")));
-      CHECK(greedy.target_text(greedy_out[i][0].ids) == expected.at("text").as_string());
+      CHECK(translation_text(model, greedy_out[i][0].ids) == expected.at("text").as_string());
       float sum = 0;
       for (float p : greedy_out[i][0].positional_scores) sum += p;
       CHECK(std::fabs(sum - expected.at("sum_logprob").as_number()) < 1e-4);
@@ -117,7 +133,7 @@ TEST_CASE("translation models at f32: greedy and beam 5 give the reference hypot
       for (size_t k = 0; k < nbest.size(); ++k) {
         const Hypothesis& h = beam_out[i][k];
         CHECK(h.ids == ids_of(nbest[k].at("ids")));
-        CHECK(beam.target_text(h.ids) == nbest[k].at("text").as_string());
+        CHECK(translation_text(model, h.ids) == nbest[k].at("text").as_string());
         worst = std::max(worst, std::fabs(h.score - nbest[k].at("score").as_number()));
         const json::Value::Array& positional = nbest[k].at("positional_scores").as_array();
         REQUIRE(h.positional_scores.size() == positional.size());
@@ -128,6 +144,48 @@ TEST_CASE("translation models at f32: greedy and beam 5 give the reference hypot
     }
     MESSAGE(std::string(name) << ": beam-5 n-best scores within " << worst);
     CHECK(worst < 1e-4);
+  }
+}
+
+TEST_CASE("translation models at f32: the whole test set, tokenized, translated and scored as the references") {
+  const std::string data = reference_dir("mt-data");
+  const std::vector<std::string> spanish = lines_of(data + "/test.es"), english = lines_of(data + "/test.en");
+  REQUIRE(spanish.size() == english.size());
+  for (const char* name : kTranslationModels) {
+    CAPTURE(std::string(name));
+    const Model& model = packed_reference_model(name, DType::F32);
+    const json::Value& ref = reference_outputs(name).json;
+    SafetensorsFile file(reference_dir(name) + "/reference.safetensors");
+    const std::vector<int32_t> src_ids = tensor_to_i32(file.at("test_src_ids")),
+                               src_offsets = tensor_to_i32(file.at("test_src_offsets"));
+    std::vector<std::vector<int32_t>> sources;
+    size_t tokenized = 0;
+    for (size_t i = 0; i < spanish.size(); ++i) {
+      sources.push_back(translation_source_ids(model, spanish[i]));
+      tokenized += sources.back() == sentence(src_ids, src_offsets, i);
+    }
+    CHECK(tokenized == spanish.size());
+
+    for (const auto& [beam, key, bleu_key] : {std::tuple{1, "test_greedy", "greedy"}, std::tuple{5, "test_beam5", "beam5"}}) {
+      TranslatorOptions options;
+      options.beam = beam;
+      options.max_sentences = 32;
+      Translator translator(model, options);
+      const auto out = translator.translate_all(sources);
+      const json::Value::Array& expected = ref.at(key).as_array();
+      REQUIRE(expected.size() == out.size());
+      size_t identical = 0;
+      BleuStats stats;
+      for (size_t i = 0; i < out.size(); ++i) {
+        identical += out[i][0].ids == ids_of(expected[i].at("ids"));
+        stats.add(translation_text(model, out[i][0].ids), english[i]);
+      }
+      const double bleu = bleu_score(stats).score, reference = ref.at("test_bleu").at(bleu_key).as_number();
+      MESSAGE(std::string(name) << " beam " << beam << ": " << identical << "/" << out.size()
+                                << " hypotheses identical, BLEU " << bleu << " (reference " << reference << ")");
+      CHECK(double(identical) >= 0.99 * double(out.size()));
+      CHECK(std::fabs(bleu - reference) < 0.2);
+    }
   }
 }
 
