@@ -15,6 +15,7 @@
 #include "sampler.h"
 #include "session.h"
 #include "tokenizer_metadata.h"
+#include "translator.h"
 #ifdef T2R_VULKAN
 #include "vulkan/context.h"
 #include "vulkan/session.h"
@@ -54,6 +55,14 @@ struct t2r_context {
     if (gpu) return call(*gpu);
 #endif
     return call(*cpu);
+  }
+};
+struct t2r_translator {
+  std::unique_ptr<t2r::Translator> translator;
+  std::vector<std::vector<t2r::Hypothesis>> results;  // of the last call
+  std::vector<std::vector<std::string>> texts;        // their texts (empty for an ids-only model)
+  const t2r::Hypothesis* find(size_t sentence, size_t k) const {
+    return sentence < results.size() && k < results[sentence].size() ? &results[sentence][k] : nullptr;
   }
 };
 struct t2r_sampler {
@@ -140,6 +149,8 @@ void t2r_model_get_info(const t2r_model* model, t2r_model_info* info) {
   info->bos_id = text ? model->model->tokenizer().bos_id() : -1;
   info->tokenizer = text ? t2r::tokenizer_kind_name(model->model->tokenizer().data().kind) : "none";
   info->adds_bos = text && model->model->tokenizer().data().add_bos;
+  info->encoder_layers = hp.encoder.n_layers;
+  info->source_vocab_size = hp.encoder.vocab_size;
 }
 
 int64_t t2r_tokenize_with(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity,
@@ -292,7 +303,7 @@ int t2r_state_restore(t2r_session* session, const void* buffer, size_t size) {
 }
 
 t2r_context_options t2r_context_default_options(void) {
-  return t2r_context_options{0, 0, 0, 0, 0, nullptr, nullptr, 0};
+  return t2r_context_options{0, 0, 0, 0, 0, nullptr, nullptr, 0, 0, 0};
 }
 
 t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_options* options) {
@@ -309,6 +320,8 @@ t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_option
       cpu.max_context = o.max_context;
       cpu.threads = o.threads;
       cpu.memory_budget = o.memory_budget;
+      cpu.max_sources = o.max_sources;
+      cpu.max_source_length = o.max_source_length;
       context->cpu = std::make_unique<t2r::Context>(*model->model, cpu);
       context->rows.resize(context->cpu->max_batch());
     } else if (backend == "vulkan") {
@@ -396,6 +409,129 @@ int t2r_sequence_restore(t2r_context* context, int32_t sequence, const void* buf
     context->with([&](auto& c) { c.restore(sequence, buffer, size); });
     return 0;
   });
+}
+
+int t2r_context_encode(t2r_context* context, int32_t source, const int32_t* tokens, size_t count) {
+  if (null_argument(context, "context") || (count > 0 && null_argument(tokens, "tokens"))) return -1;
+  return guarded<int>(-1, [&] {
+    if (!context->cpu) throw t2r::Error("translation models run on the cpu backend");
+    context->cpu->encode(source, tokens, count);
+    return 0;
+  });
+}
+
+int t2r_sequence_attach(t2r_context* context, int32_t sequence, int32_t source) {
+  if (null_argument(context, "context")) return -1;
+  return guarded<int>(-1, [&] {
+    if (!context->cpu) throw t2r::Error("translation models run on the cpu backend");
+    context->cpu->attach(sequence, source);
+    return 0;
+  });
+}
+
+int64_t t2r_tokenize_source(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity) {
+  if (null_argument(model, "model") || (length > 0 && null_argument(text, "text"))) return -1;
+  return guarded<int64_t>(-1, [&] {
+    const std::vector<int32_t> all = t2r::translation_source_ids(*model->model, std::string_view(text, length));
+    if (all.size() <= capacity) std::memcpy(ids, all.data(), all.size() * sizeof(int32_t));
+    return int64_t(all.size());
+  });
+}
+
+t2r_translator_options t2r_translator_default_options(void) {
+  const t2r::TranslatorOptions d;
+  return t2r_translator_options{d.beam,          d.nbest,     d.length_penalty,    d.max_len_a,
+                                d.max_len_b,     d.min_len,   d.max_sentences,     d.max_source_length,
+                                d.threads,       t2r_sampler_default_options()};
+}
+
+t2r_translator* t2r_translator_create(const t2r_model* model, const t2r_translator_options* options) {
+  if (null_argument(model, "model")) return nullptr;
+  const t2r_translator_options o = options ? *options : t2r_translator_default_options();
+  return guarded<t2r_translator*>(nullptr, [&] {
+    t2r::TranslatorOptions t;
+    t.beam = o.beam;
+    t.nbest = o.nbest;
+    t.length_penalty = o.length_penalty;
+    t.max_len_a = o.max_len_a;
+    t.max_len_b = o.max_len_b;
+    t.min_len = o.min_len;
+    t.max_sentences = o.max_sentences;
+    t.max_source_length = o.max_source_length;
+    t.threads = o.threads;
+    const t2r_sampler_options& p = o.sampling;
+    t.sampler = t2r::SamplerOptions{p.temperature, p.top_k, p.top_p, p.repetition_penalty, p.penalty_window, p.seed};
+    return new t2r_translator{std::make_unique<t2r::Translator>(*model->model, t), {}, {}};
+  });
+}
+
+void t2r_translator_free(t2r_translator* translator) { delete translator; }
+
+size_t t2r_translator_bytes(const t2r_translator* translator) { return translator->translator->context().bytes(); }
+
+int t2r_translate_ids(t2r_translator* translator, const int32_t* const* sources, const size_t* lengths, size_t count) {
+  if (null_argument(translator, "translator") || (count > 0 && (null_argument(sources, "sources") ||
+                                                                null_argument(lengths, "lengths")))) {
+    return -1;
+  }
+  return guarded<int>(-1, [&] {
+    std::vector<std::vector<int32_t>> ids(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (lengths[i] > 0 && !sources[i]) throw t2r::Error("source " + std::to_string(i) + " is NULL");
+      ids[i].assign(sources[i], sources[i] + lengths[i]);
+    }
+    auto results = translator->translator->translate_all(ids);
+    const t2r::Model& model = translator->translator->context().model();
+    std::vector<std::vector<std::string>> texts(results.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      for (const t2r::Hypothesis& h : results[i]) {
+        texts[i].push_back(model.has_tokenizer() ? t2r::translation_text(model, h.ids) : std::string());
+      }
+    }
+    translator->results = std::move(results);
+    translator->texts = std::move(texts);
+    return 0;
+  });
+}
+
+int t2r_translate(t2r_translator* translator, const char* const* texts, size_t count) {
+  if (null_argument(translator, "translator") || (count > 0 && null_argument(texts, "texts"))) return -1;
+  std::vector<std::vector<int32_t>> sources;
+  const bool tokenized = guarded<bool>(false, [&] {
+    const t2r::Model& model = translator->translator->context().model();
+    for (size_t i = 0; i < count; ++i) {
+      if (!texts[i]) throw t2r::Error("text " + std::to_string(i) + " is NULL");
+      sources.push_back(t2r::translation_source_ids(model, texts[i]));
+    }
+    return true;
+  });
+  if (!tokenized) return -1;
+  std::vector<const int32_t*> pointers;
+  std::vector<size_t> lengths;
+  for (const auto& s : sources) {
+    pointers.push_back(s.data());
+    lengths.push_back(s.size());
+  }
+  return t2r_translate_ids(translator, pointers.data(), lengths.data(), count);
+}
+
+size_t t2r_translation_count(const t2r_translator* translator, size_t sentence) {
+  return sentence < translator->results.size() ? translator->results[sentence].size() : 0;
+}
+
+const char* t2r_translation_text(const t2r_translator* translator, size_t sentence, size_t k) {
+  return translator->find(sentence, k) ? translator->texts[sentence][k].c_str() : nullptr;
+}
+
+const int32_t* t2r_translation_ids(const t2r_translator* translator, size_t sentence, size_t k, size_t* count) {
+  const t2r::Hypothesis* h = translator->find(sentence, k);
+  if (count) *count = h ? h->ids.size() : 0;
+  return h ? h->ids.data() : nullptr;
+}
+
+float t2r_translation_score(const t2r_translator* translator, size_t sentence, size_t k) {
+  const t2r::Hypothesis* h = translator->find(sentence, k);
+  return h ? h->score : 0.0f;
 }
 
 t2r_sampler_options t2r_sampler_default_options(void) {

@@ -9,7 +9,10 @@
 namespace t2r {
 namespace {
 
-ContextOptions one_sequence(const SessionOptions& options) {
+ContextOptions one_sequence(const Model& model, const SessionOptions& options) {
+  if (model.hparams().has_encoder()) {
+    throw Error("a translation model continues no prompt: translate with t2r-translate or a Translator");
+  }
   ContextOptions o;
   o.max_sequences = 1;
   o.max_batch = options.prefill_chunk;
@@ -24,7 +27,7 @@ ContextOptions one_sequence(const SessionOptions& options) {
 }  // namespace
 
 Session::Session(const Model& model, SessionOptions options)
-    : context_(model, one_sequence(options)),
+    : context_(model, one_sequence(model, options)),
       rows_(size_t(options.prefill_chunk)),
       logits_(context_.logits_buffer()) {}
 

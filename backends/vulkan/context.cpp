@@ -24,6 +24,10 @@ Features features_of(const LinearAttentionSpec& spec) {
 // Forms of the model the shaders do not compute, refused before any device work.
 const Model& supported(const Model& model) {
   const Hyperparams& hp = model.hparams();
+  if (hp.has_encoder() || hp.norm_position != NormPosition::Pre) {
+    throw Error("the Vulkan backend does not run translation models (an encoder, post-norm blocks); use the CPU "
+                "backend");
+  }
   if (hp.positions == PositionKind::Learned || hp.ffn == FfnKind::GeluTanh) {
     throw Error("the Vulkan backend does not compute " +
                 std::string(hp.positions == PositionKind::Learned ? "learned positions" : "the gelu-tanh feed-forward") +

@@ -36,6 +36,9 @@ typedef struct {
   const char* tokenizer; /* "byte_bpe", "bpe", "sentencepiece_bpe", "sentencepiece_unigram", or "none" for
                             an ids-only model */
   int32_t adds_bos;      /* whether t2r_tokenize starts texts with bos_id */
+  /* Translation models (t2r_translator_create): the encoder's layers (0: a language model) and the
+     source vocabulary; the fields above describe the decoder. */
+  int64_t encoder_layers, source_vocab_size;
 } t2r_model_info;
 void t2r_model_get_info(const t2r_model* model, t2r_model_info* info);
 
@@ -128,6 +131,10 @@ typedef struct {
   const char* backend;   /* "cpu" (NULL: the default) or "vulkan", where built with it */
   const char* device;    /* vulkan: a device index or part of its name (NULL: the best one) */
   uint64_t memory_budget; /* the most bytes the context may allocate, 0: no limit */
+  /* Translation models, cpu: sources encoded at once (0: max_sequences) and the longest in tokens
+     (0: the encoder's maximum). */
+  int32_t max_sources;
+  int64_t max_source_length;
 } t2r_context_options;
 t2r_context_options t2r_context_default_options(void);
 t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_options* options); /* NULL: defaults */
@@ -167,6 +174,46 @@ t2r_sampler* t2r_sampler_create(const t2r_model* model, const t2r_sampler_option
 void t2r_sampler_free(t2r_sampler* sampler);
 int32_t t2r_sample(t2r_sampler* sampler, const float* logits);
 void t2r_sampler_accept(t2r_sampler* sampler, int32_t token); /* e.g. prompt tokens, for the penalty */
+
+/* Translation models, stepped by hand on a cpu context: t2r_context_encode runs the encoder over a
+ * source (source ids ending in </s>, from t2r_tokenize_source) into source slot `source`, and a
+ * sequence attached to it reads it in every decoder step (t2r_sequence_copy carries the attachment,
+ * so the beams of a sentence share one encoded source). Both return 0, or -1 on error. */
+int t2r_context_encode(t2r_context* context, int32_t source, const int32_t* tokens, size_t count);
+int t2r_sequence_attach(t2r_context* context, int32_t sequence, int32_t source);
+/* The source ids of a text for a translation model: its pieces numbered by the source dictionary,
+ * then </s>. Returns the count as t2r_tokenize does, or -1. */
+int64_t t2r_tokenize_source(const t2r_model* model, const char* text, size_t length, int32_t* ids, size_t capacity);
+
+/* Translators: beam search over a translation model with fairseq's semantics, many sentences at once
+ * (sorted by length into batches, each step one batched decode over every live beam). All memory is
+ * allocated at creation; start from t2r_translator_default_options(). */
+typedef struct t2r_translator t2r_translator;
+typedef struct {
+  int32_t beam;             /* 1: greedy (default 5) */
+  int32_t nbest;            /* hypotheses kept per sentence, at most beam (default 1) */
+  float length_penalty;     /* scores are divided by length^length_penalty (default 1) */
+  float max_len_a;          /* at most max_len_a * source length + max_len_b target tokens (default 0) */
+  int32_t max_len_b;        /* (default 200) */
+  int32_t min_len;          /* no </s> before this many tokens (default 1) */
+  int32_t max_sentences;    /* sentences decoded at once (default 8) */
+  int64_t max_source_length; /* longest source in tokens, </s> included (0: the encoder's maximum) */
+  int32_t threads;          /* CPU threads (0: one per physical core) */
+  t2r_sampler_options sampling; /* temperature > 0 with beam 1: sample instead of searching */
+} t2r_translator_options;
+t2r_translator_options t2r_translator_default_options(void);
+t2r_translator* t2r_translator_create(const t2r_model* model, const t2r_translator_options* options); /* NULL: defaults */
+void t2r_translator_free(t2r_translator* translator);
+size_t t2r_translator_bytes(const t2r_translator* translator); /* its context's memory */
+/* Translates `count` texts (or source ids, each ending in </s>); returns 0, or -1 with nothing
+ * translated. The results stay until the next call: for sentence i, t2r_translation_count
+ * hypotheses, best first, each with its text, ids (ending in </s>) and score. */
+int t2r_translate(t2r_translator* translator, const char* const* texts, size_t count);
+int t2r_translate_ids(t2r_translator* translator, const int32_t* const* sources, const size_t* lengths, size_t count);
+size_t t2r_translation_count(const t2r_translator* translator, size_t sentence);
+const char* t2r_translation_text(const t2r_translator* translator, size_t sentence, size_t k); /* NULL: no such */
+const int32_t* t2r_translation_ids(const t2r_translator* translator, size_t sentence, size_t k, size_t* count);
+float t2r_translation_score(const t2r_translator* translator, size_t sentence, size_t k);
 
 #ifdef __cplusplus
 }
