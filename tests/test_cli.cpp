@@ -1,9 +1,6 @@
 // t2r-pack and t2r-run as a user runs them: exit codes, messages, outputs.
 #include <doctest/doctest.h>
 
-#include <sys/stat.h>
-#include <sys/wait.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -13,35 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "cli_support.h"
 #include "reference.h"
 
 namespace {
 
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& command) {
-  Result r{-1, ""};
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using namespace t2r::test;
 
 const std::string kPack = T2R_PACK_EXE;
 const std::string kRun = T2R_RUN_EXE;
@@ -50,36 +24,36 @@ const std::string kDefaultModel = std::string(T2R_SOURCE_DIR) + "/models/default
 }  // namespace
 
 TEST_CASE("t2r-pack refuses bad arguments and inputs and leaves no file behind") {
-  Result r = run(kPack);
+  CommandResult r = run_command(kPack);
   CHECK(r.status == 2);
   CHECK(contains(r.output, "no checkpoint directory given"));
-  r = run(kPack + " /nonexistent -o /tmp/x.t2r --dtype f8");
+  r = run_command(kPack + " /nonexistent -o /tmp/x.t2r --dtype f8");
   CHECK(r.status == 2);
   CHECK(contains(r.output, "unknown dtype 'f8'"));
   const std::string out = "/tmp/t2r-cli-test-" + std::to_string(getpid()) + ".t2r";
-  r = run(kPack + " /nonexistent -o " + out);
+  r = run_command(kPack + " /nonexistent -o " + out);
   CHECK(r.status == 1);
   CHECK(contains(r.output, "not a checkpoint directory"));
-  CHECK(!exists(out));
-  CHECK(!exists(out + ".partial"));
+  CHECK(!file_exists(out));
+  CHECK(!file_exists(out + ".partial"));
 }
 
 TEST_CASE("t2r-run refuses bad flags and bad files with a clear message") {
-  Result r = run(kRun + " --tokens many");
+  CommandResult r = run_command(kRun + " --tokens many");
   CHECK(r.status == 2);
   CHECK(contains(r.output, "--tokens needs an integer"));
-  r = run(kRun + " --top-p 2");
+  r = run_command(kRun + " --top-p 2");
   CHECK(r.status == 2);
   CHECK(contains(r.output, "--top-p needs a number"));
-  r = run(kRun + " --frobnicate");
+  r = run_command(kRun + " --frobnicate");
   CHECK(r.status == 2);
   CHECK(contains(r.output, "unknown option '--frobnicate'"));
-  r = run(kRun + " /nonexistent.t2r");
+  r = run_command(kRun + " /nonexistent.t2r");
   CHECK(r.status == 1);
   CHECK(contains(r.output, "/nonexistent.t2r"));
   const std::string junk = "/tmp/t2r-cli-junk-" + std::to_string(getpid()) + ".t2r";
   std::ofstream(junk) << "this is not a model file at all, but long enough to have a header........";
-  r = run(kRun + " " + junk);
+  r = run_command(kRun + " " + junk);
   CHECK(r.status == 1);
   CHECK(contains(r.output, "not a t2r model file (bad magic)"));
   std::remove(junk.c_str());
@@ -87,17 +61,17 @@ TEST_CASE("t2r-run refuses bad flags and bad files with a clear message") {
 
 TEST_CASE("t2r-run --memory-budget refuses a session that needs more and bad sizes") {
   // The shipped model's session (one thread) is 1.09 MB: its state, activations and logits.
-  Result r = run(kRun + " -p Hi -n 2 -t 1 --memory-budget 1M");
+  CommandResult r = run_command(kRun + " -p Hi -n 2 -t 1 --memory-budget 1M");
   CHECK(r.status == 1);
   CHECK(contains(r.output, "t2r-run: the session needs "));
   CHECK(contains(r.output, " bytes, over the memory budget of 1048576 bytes"));
-  r = run(kRun + " -p Hi -n 2 -t 1 --memory-budget 2M");
+  r = run_command(kRun + " -p Hi -n 2 -t 1 --memory-budget 2M");
   CHECK(r.status == 0);
-  r = run(kRun + " -p Hi -n 2 -t 1 --memory-budget 1073741824");
+  r = run_command(kRun + " -p Hi -n 2 -t 1 --memory-budget 1073741824");
   CHECK(r.status == 0);
   for (const std::string bad : {"0", "12X", "-5", "1.5G", "M", "4294967297G"}) {
     CAPTURE(bad);
-    r = run(kRun + " --memory-budget " + bad);
+    r = run_command(kRun + " --memory-budget " + bad);
     CHECK(r.status == 2);
     CHECK(contains(r.output, "--memory-budget needs a size in bytes, optionally with a K, M or G suffix (e.g. 512M), "
                              "from 1 to 2^62; got '" + bad + "'"));
@@ -105,7 +79,7 @@ TEST_CASE("t2r-run --memory-budget refuses a session that needs more and bad siz
 }
 
 TEST_CASE("t2r-longrun keeps 20000 generated tokens finite with flat memory") {
-  Result r = run(std::string(T2R_LONGRUN_EXE) + " " + kDefaultModel + " --tokens 20000 --threads 1 --seed 3");
+  CommandResult r = run_command(std::string(T2R_LONGRUN_EXE) + " " + kDefaultModel + " --tokens 20000 --threads 1 --seed 3");
   REQUIRE(r.status == 0);
   CHECK(contains(r.output, "all 20000 logit vectors finite"));
   // Rows: tokens, tok/s, peak RSS, RSS, anonymous RSS, max |S|, max z, then the float32 drifts.
@@ -137,23 +111,23 @@ TEST_CASE("t2r-longrun keeps 20000 generated tokens finite with flat memory") {
 }
 
 TEST_CASE("the shipped default model generates text with no model argument") {
-  REQUIRE(exists(kDefaultModel));
-  Result r = run(kRun + " -p 'The Python interpreter' -n 16 --stats");
+  REQUIRE(file_exists(kDefaultModel));
+  CommandResult r = run_command(kRun + " -p 'The Python interpreter' -n 16 --stats");
   CHECK(r.status == 0);
   CHECK(contains(r.output, "The Python interpreter"));
   CHECK(contains(r.output, "tok/s"));
   CHECK(contains(r.output, "peak RSS"));
   // Same seed, same text; the seed matters.
-  Result a = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
-  Result b = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
-  Result c = run(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 8");
+  CommandResult a = run_command(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
+  CommandResult b = run_command(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 7");
+  CommandResult c = run_command(kRun + " -p 'In the beginning' -n 24 --temp 0.9 --top-p 0.95 --seed 8");
   CHECK(a.status == 0);
   CHECK(a.output == b.output);
   CHECK(a.output != c.output);
 }
 
 TEST_CASE("the C example generates and streams text and saves state through the C API") {
-  Result r = run(std::string(T2R_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 8");
+  CommandResult r = run_command(std::string(T2R_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 8");
   CHECK(r.status == 0);
   CHECK(contains(r.output, " bytes, fixed for any length]"));
   CHECK(contains(r.output, "In the beginning"));
@@ -162,10 +136,10 @@ TEST_CASE("the C example generates and streams text and saves state through the 
 
 TEST_CASE("t2r-run --parallel N prints N continuations, continuation i as one run with seed S + i") {
   const std::string sampling = " -p 'In the beginning' -n 20 --temp 0.9 --top-p 0.95";
-  Result one = run(kRun + sampling + " --seed 3");
+  CommandResult one = run_command(kRun + sampling + " --seed 3");
   CHECK(one.status == 0);
-  CHECK(run(kRun + sampling + " --seed 3 --parallel 1").output == one.output);  // exactly today's output
-  Result four = run(kRun + sampling + " --seed 3 --parallel 4 -t 1");
+  CHECK(run_command(kRun + sampling + " --seed 3 --parallel 1").output == one.output);  // exactly today's output
+  CommandResult four = run_command(kRun + sampling + " --seed 3 --parallel 4 -t 1");
   CHECK(four.status == 0);
   for (int i = 0; i < 4; ++i) {
     CAPTURE(i);
@@ -174,21 +148,21 @@ TEST_CASE("t2r-run --parallel N prints N continuations, continuation i as one ru
     REQUIRE(at != std::string::npos);
     const size_t start = at + header.size();
     const std::string text = four.output.substr(start, four.output.find("\n--- continuation", start) - start);
-    const std::string alone = run(kRun + sampling + " --seed " + std::to_string(3 + i)).output;
+    const std::string alone = run_command(kRun + sampling + " --seed " + std::to_string(3 + i)).output;
     CHECK(text + (i == 3 ? "" : "\n") == alone);
   }
-  Result stats = run(kRun + " -p 'In the beginning' -n 4 --parallel 2 --stats");
+  CommandResult stats = run_command(kRun + " -p 'In the beginning' -n 4 --parallel 2 --stats");
   CHECK(contains(stats.output, "read once for 2 sequences"));
-  Result bad = run(kRun + " --parallel 0");
+  CommandResult bad = run_command(kRun + " --parallel 0");
   CHECK(bad.status == 2);
   CHECK(contains(bad.output, "--parallel"));
-  Result mixed = run(kRun + " --parallel 2 --ids 1,2 --dump-logits /tmp/never.f32");
+  CommandResult mixed = run_command(kRun + " --parallel 2 --ids 1,2 --dump-logits /tmp/never.f32");
   CHECK(mixed.status == 2);
   CHECK(contains(mixed.output, "--parallel generates text"));
 }
 
 TEST_CASE("the C parallel example forks one prompt into continuations decoded in one batch") {
-  Result r = run(std::string(T2R_PARALLEL_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 3 8");
+  CommandResult r = run_command(std::string(T2R_PARALLEL_EXAMPLE_EXE) + " " + kDefaultModel + " 'In the beginning' 3 8");
   CHECK(r.status == 0);
   CHECK(contains(r.output, "[context of 3 sequences: "));
   for (const char* line : {"[0] In the beginning", "[1] In the beginning", "[2] In the beginning"}) {
@@ -198,7 +172,7 @@ TEST_CASE("the C parallel example forks one prompt into continuations decoded in
 
 TEST_CASE("t2r-bench runs a synthetic model end to end and writes its results") {
   const std::string out = "/tmp/t2r-bench-test-" + std::to_string(getpid());
-  Result r = run(std::string(T2R_BENCH_EXE) +
+  CommandResult r = run_command(std::string(T2R_BENCH_EXE) +
                  " --model shipped --dtype f32 --threads 1 --tokens 2 --prompt 8 --contexts 16,32 --out " + out);
   CHECK(r.status == 0);
   CHECK(contains(r.output, "shipped t2r f32"));
@@ -210,11 +184,11 @@ TEST_CASE("t2r-bench runs a synthetic model end to end and writes its results") 
   while (std::getline(csv, line)) ++rows;
   CHECK(rows == 1 + 2 + 4);  // header, two speed rows, two models at two contexts
   for (const char* file : {"results.csv", "results.json", "decode_vs_context.svg", "memory_vs_context.svg"}) {
-    CHECK(exists(out + "/" + file));
+    CHECK(file_exists(out + "/" + file));
     std::remove((out + "/" + file).c_str());
   }
   rmdir(out.c_str());
-  r = run(std::string(T2R_BENCH_EXE) + " --dtype f7");
+  r = run_command(std::string(T2R_BENCH_EXE) + " --dtype f7");
   CHECK(r.status == 2);
   CHECK(contains(r.output, "unknown dtype 'f7'"));
 }
@@ -229,19 +203,19 @@ TEST_CASE("the default model is llama-t2r and reproduces its greedy reference th
     const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding
     const t2r::json::Value& expected = item.second;
     CAPTURE(prompt);
-    Result r = run(kRun + " -p '" + prompt + "' -n 40");
+    CommandResult r = run_command(kRun + " -p '" + prompt + "' -n 40");
     CHECK(r.status == 0);
     CHECK(r.output == prompt + expected.at("text").as_string() + "\n");
     std::string ids;
     for (const auto& id : expected.at("prompt_ids").as_array()) ids += (ids.empty() ? "" : ",") + std::to_string(id.as_int());
-    r = run(kRun + " --tokenize '" + prompt + "'");
+    r = run_command(kRun + " --tokenize '" + prompt + "'");
     CHECK(r.output == ids + "\n");
   }
 }
 
 TEST_CASE("t2r-pack writes a model that t2r-run checks against the references from outside") {
   const std::string model = "/tmp/t2r-cli-fairseq-t2r-" + std::to_string(getpid()) + ".t2r";
-  Result r = run(kPack + " " + reference_dir("fairseq-t2r") + " -o " + model + " --dtype f32");
+  CommandResult r = run_command(kPack + " " + reference_dir("fairseq-t2r") + " -o " + model + " --dtype f32");
   REQUIRE(r.status == 0);
   CHECK(contains(r.output, "fairseq transformer_lm, t2r attention"));
   CHECK(contains(r.output, "wrote"));
@@ -250,7 +224,7 @@ TEST_CASE("t2r-pack writes a model that t2r-run checks against the references fr
   std::string ids;
   for (size_t i = 0; i < 8; ++i) ids += (i ? "," : "") + std::to_string(ref.input_ids[i]);
   const std::string logits_path = model + ".logits";
-  r = run(kRun + " " + model + " --ids " + ids + " --dump-logits " + logits_path);
+  r = run_command(kRun + " " + model + " --ids " + ids + " --dump-logits " + logits_path);
   REQUIRE(r.status == 0);
   std::ifstream in(logits_path, std::ios::binary);
   std::vector<float> logits(8 * (ref.logits.size() / ref.input_ids.size()));
@@ -263,7 +237,7 @@ TEST_CASE("t2r-pack writes a model that t2r-run checks against the references fr
   const std::string ids_path = model + ".ids";
   std::ofstream(ids_path, std::ios::binary)
       .write(reinterpret_cast<const char*>(ref.valid_ids.data()), std::streamsize(1024 * 4));
-  r = run(kRun + " " + model + " --ppl-ids " + ids_path);
+  r = run_command(kRun + " " + model + " --ppl-ids " + ids_path);
   CHECK(r.status == 0);
   CHECK(contains(r.output, "perplexity"));
   CHECK(contains(r.output, "over 1022 predicted tokens (2 windows of up to 512)"));
@@ -275,21 +249,21 @@ TEST_CASE("t2r-pack writes a model that t2r-run checks against the references fr
 TEST_CASE("an ids-only model (packed without tokenizer files) reads ids and refuses text prompts") {
   const std::string dir = "/tmp/t2r-cli-ids-only-" + std::to_string(getpid());
   const std::string model = dir + ".t2r", logits = dir + ".f32";
-  REQUIRE(run("rm -rf " + dir + " && cp -r " + std::string(T2R_SOURCE_DIR) + "/tests/fixtures/qwen2-qkv-bias " + dir +
+  REQUIRE(run_command("rm -rf " + dir + " && cp -r " + std::string(T2R_SOURCE_DIR) + "/tests/fixtures/qwen2-qkv-bias " + dir +
               " && rm " + dir + "/tokenizer.json").status == 0);
-  Result r = run(kPack + " " + dir + " -o " + model);
+  CommandResult r = run_command(kPack + " " + dir + " -o " + model);
   CHECK(r.status == 0);
   CHECK(contains(r.output, "warning  " + dir + "/tokenizer.json is missing: the model is ids-only"));
-  r = run(kRun + " " + model + " --ids 84,104,101 --dump-logits " + logits);
+  r = run_command(kRun + " " + model + " --ids 84,104,101 --dump-logits " + logits);
   CHECK(r.status == 0);
   CHECK(contains(r.output, "wrote 3 x 257 logits"));
   const std::string refusal = model + ": this model has no tokenizer (it was packed without tokenizer files); it "
                               "reads and writes token ids only (t2r-run --ids, --dump-logits, --ppl-ids)";
   for (const char* args : {" -p hello -n 2", " -n 2", " --tokenize hello"}) {
     CAPTURE(args);
-    r = run(kRun + " " + model + args);
+    r = run_command(kRun + " " + model + args);
     CHECK(r.status == 1);
     CHECK(contains(r.output, refusal));
   }
-  run("rm -rf " + dir + " " + model + " " + logits);
+  run_command("rm -rf " + dir + " " + model + " " + logits);
 }
