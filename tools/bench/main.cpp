@@ -1,5 +1,6 @@
 // t2r-bench: decode and prompt speed against the memory-bandwidth limit, and decode speed and
-// memory versus context length for a T2R model and its softmax twin.
+// memory versus context length for a T2R model and its softmax twin; for translation models, decode
+// speed and memory versus target and source length (translation_bench.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "session.h"
 #include "svg_chart.h"
 #include "synthetic_model.h"
+#include "translation_bench.h"
 #ifdef T2R_VULKAN
 #include "vulkan/session.h"
 #endif
@@ -31,7 +33,8 @@ using namespace t2r;
 
 const char kUsage[] =
     "usage: t2r-bench [options]\n"
-    "  --model NAME|FILE     synthetic 'shipped', 'gpt2-small' (default) or 'tiny', or a .t2r file\n"
+    "  --model NAME|FILE     synthetic 'shipped', 'gpt2-small' (default) or 'tiny', or a .t2r file;\n"
+    "                        translation: synthetic 'mt-reference', 'mt-base', 'mt-big', or a .t2r file\n"
     "  --attention LIST      synthetic models: t2r,softmax (default both)\n"
     "  --dtype LIST          synthetic models: f32,f16,bf16,q8_0,q4_0 (default f32,f16)\n"
     "  --threads LIST        thread counts (default 1 and one per physical core)\n"
@@ -43,6 +46,12 @@ const char kUsage[] =
     "                        of --batch-context (e.g. 1,2,4,8,16,32; default: none)\n"
     "  --batch-context N     the context of every sequence in the --sequences batches (default 2048)\n"
     "  --backend cpu|vulkan  where the model runs (default cpu; vulkan measures decode and prompt only)\n"
+    "translation models (the first --dtype only; --tokens, --repeat and --threads apply):\n"
+    "  --targets LIST        target lengths of the target sweep (default 16,32,...,1024)\n"
+    "  --sources LIST        source lengths of the source sweep (default 16,32,...,1024), each\n"
+    "                        decoding --tokens target tokens\n"
+    "  --source N            the source length of the target sweep (default 32)\n"
+    "  --beams LIST          beam sizes: sequences decoded per step of a sentence (default 1,5)\n"
     "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -77,6 +86,8 @@ struct Options {
   long batch_context = 2048;
   std::string out = "bench-results";
   std::string backend = "cpu";
+  std::vector<long> targets = {16, 32, 64, 128, 256, 512, 1024}, sources = targets, beams = {1, 5};
+  long source = 32;
 };
 
 Options parse(int argc, char** argv) {
@@ -122,6 +133,13 @@ Options parse(int argc, char** argv) {
       for (const auto& n : split_list(value)) o.sequences.push_back(flags::integer(arg, n, 1, 4096));
     } else if (arg == "--batch-context") {
       o.batch_context = flags::integer(arg, value, 0, 1 << 24);
+    } else if (arg == "--targets" || arg == "--sources" || arg == "--beams") {
+      std::vector<long>& list = arg == "--targets" ? o.targets : arg == "--sources" ? o.sources : o.beams;
+      list.clear();
+      for (const auto& n : split_list(value)) list.push_back(flags::integer(arg, n, 1, arg == "--beams" ? 64 : 1 << 20));
+      if (list.empty()) usage_error(arg + " needs at least one value");
+    } else if (arg == "--source") {
+      o.source = flags::integer(arg, value, 1, 1 << 20);
     } else if (arg == "--out") {
       o.out = value;
     } else if (arg == "--backend") {
@@ -163,7 +181,10 @@ std::vector<LoadedModel> load_models(const Options& o) {
       const char* tmp = std::getenv("TMPDIR");
       const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/t2r-bench-" + std::to_string(getpid()) + ".t2r";
       std::fprintf(stderr, "building %s...\n", label.c_str());
-      bench::synthetic_model(config, attention == "t2r", dtype).write(path);
+      const auto build = config.encoder_layers > 0 ? bench::synthetic_translation_model
+                                                   : static_cast<ModelWriter (*)(const bench::SyntheticConfig&, bool,
+                                                                                 DType)>(bench::synthetic_model);
+      build(config, attention == "t2r", dtype).write(path);
       auto model = Model::load(path);
       std::remove(path.c_str());  // the mapping outlives the name
       models.push_back({label, attention, dtype, std::move(model)});
@@ -353,6 +374,14 @@ int main(int argc, char** argv) {
     };
 
     std::vector<LoadedModel> models = load_models(o);
+    if (models.front().model->hparams().has_encoder()) {
+      std::vector<bench::TranslationModel> translation;
+      for (const auto& m : models) {
+        if (m.dtype == models.front().dtype) translation.push_back({m.label, m.attention, m.model.get()});
+      }
+      bench::run_translation_bench(translation, {o.threads, o.beams, o.targets, o.sources, o.source, o.tokens, o.repeat, o.out});
+      return 0;
+    }
 #ifdef T2R_VULKAN
     if (o.backend == "vulkan") {
       std::printf("\n%-26s %-28s %11s %11s %14s\n", "model", "device", "decode t/s", "prompt t/s", "device bytes");
