@@ -1,7 +1,7 @@
 // libFuzzer target: the model-file reader and everything built on what it returns. The header's
 // file size and checksum are set to match the input, so that mutations get past them to the
 // metadata, the tensor table, the hyperparameters, the tensor binding and the tokenizer; a model
-// that loads then runs a session over its weights.
+// that loads then runs a session over its weights, or for a translation model a short beam search.
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -10,6 +10,7 @@
 #include "checksum.h"
 #include "error.h"
 #include "session.h"
+#include "translator.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A mapping is page-aligned; give the reader the same 64-byte alignment.
@@ -29,6 +30,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         t2r::ModelFile::parse(std::string_view(reinterpret_cast<const char*>(bytes), size), "fuzz.t2r"));
     std::vector<int32_t> ids = model->tokenizer().encode("Hello, wor\xc3\xa9ld<|endoftext|>!");
     model->tokenizer().decode(ids);
+    if (model->hparams().has_encoder()) {
+      std::vector<int32_t> source = t2r::translation_source_ids(*model, "Y dijo Dios");
+      if (source.size() > 8) source.resize(8);
+      for (int32_t& id : source) id = int32_t(uint32_t(id) % uint32_t(model->hparams().encoder.vocab_size));
+      t2r::TranslatorOptions options;
+      options.beam = 2;
+      options.max_sentences = 1;
+      options.max_source_length = 8;
+      options.max_len_b = 3;
+      options.threads = 1;
+      options.memory_budget = 64 << 20;
+      t2r::Translator translator(*model, options);
+      std::vector<std::vector<t2r::Hypothesis>> out;
+      translator.translate({source}, out);
+      return 0;
+    }
     for (int32_t& id : ids) id = int32_t(uint32_t(id) % uint32_t(model->hparams().vocab_size));
     t2r::SessionOptions options;
     options.threads = 1;

@@ -14,6 +14,7 @@
 #include "mapped_file.h"
 #include "session.h"
 #include "synthetic_model.h"
+#include "tokenizer_import.h"
 #include "torch_checkpoint_builder.h"
 #include "zip_archive.h"
 
@@ -160,6 +161,23 @@ void tokenizer_kinds_seeds() {
   }
 }
 
+// fuzz_fairseq_dictionary: dictionaries over the pieces of the fixture model it uses, and the head of
+// a real translation dictionary.
+void fairseq_dictionary_seeds(const std::string& shared) {
+  const std::string model = T2R_SOURCE_DIR "/tests/tokenizer_oracles/unigram_nfkc.model";
+  const TokenizerData pieces = import_sentencepiece_tokenizer(model, 0);
+  std::string dictionary;
+  for (size_t i = 0; i < pieces.bpe_tokens.size() && i < 64; ++i) {
+    if (pieces.piece_types[i] == PieceType::Normal) dictionary += pieces.bpe_tokens[i] + " " + std::to_string(100 - i) + "\n";
+  }
+  seed("fairseq_dictionary", "pieces.txt", dictionary);
+  seed("fairseq_dictionary", "padded.txt", dictionary + "madeupword0000 0\nmadeupword0001 0\n");
+  seed("fairseq_dictionary", "empty.txt", "");
+  if (shared.empty()) return;
+  const std::string real = read_file(shared + "/mt-t2r/dict.en.txt");
+  seed("fairseq_dictionary", "mt-head.txt", real.substr(0, real.find('\n', 4000) + 1));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,6 +194,7 @@ int main(int argc, char** argv) {
     json_seeds(shared);
     tokenizer_seeds(shared);
     tokenizer_kinds_seeds();
+    fairseq_dictionary_seeds(shared);
   } catch (const Error& e) {
     std::fprintf(stderr, "t2r-fuzz-seeds: %s\n", e.what());
     return 1;

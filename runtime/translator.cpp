@@ -75,6 +75,7 @@ Translator::Translator(const Model& model, TranslatorOptions options) : model_(m
   c.max_outputs = c.max_batch;
   c.max_context = int64_t(cap);
   c.threads = o.threads;
+  c.memory_budget = o.memory_budget;
   c.max_sources = o.max_sentences;
   c.max_source_length = longest;
   context_ = std::make_unique<Context>(model, c);

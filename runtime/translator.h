@@ -28,6 +28,7 @@ struct TranslatorOptions {
   int max_sentences = 8;         // sentences decoded at once
   int64_t max_source_length = 0; // longest source in tokens, </s> included (0: the encoder's max_positions)
   int threads = 0;               // 0: one per physical core
+  uint64_t memory_budget = 0;    // the most bytes the translator's context may allocate (0: no limit)
   SamplerOptions sampler;        // beam 1 with temperature > 0: sample instead of the argmax
 };
 

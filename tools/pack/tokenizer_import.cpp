@@ -83,12 +83,12 @@ struct Bpe {
 };
 
 // Splits a text file into lines; a final newline does not start another line.
-std::vector<std::string_view> lines_of(const std::string& text) {
+std::vector<std::string_view> lines_of(std::string_view text) {
   std::vector<std::string_view> lines;
   for (size_t start = 0; start < text.size();) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
-    lines.push_back(std::string_view(text).substr(start, end - start));
+    lines.push_back(text.substr(start, end - start));
     start = end + 1;
   }
   return lines;
@@ -447,28 +447,30 @@ TokenizerData import_fairseq_tokenizer(const std::string& checkpoint_dir) {
 }
 
 TokenizerData import_fairseq_sentencepiece_tokenizer(const std::string& model_path, const std::string& dict_path) {
-  TokenizerData data = import_sentencepiece_tokenizer(model_path, 0);
+  TokenizerData spm = import_sentencepiece_tokenizer(model_path, 0);
+  const std::string dict_text = read_file(dict_path);
+  return in_file(dict_path, [&] { return fairseq_sentencepiece_tokenizer(std::move(spm), dict_text); });
+}
+
+TokenizerData fairseq_sentencepiece_tokenizer(TokenizerData data, std::string_view dictionary) {
   // The dictionary's symbols: line i is "SYMBOL COUNT", index i + 4.
   std::unordered_map<std::string_view, int32_t> index;
   constexpr int32_t kFirstSymbol = 4;  // after <s> <pad> </s> <unk>
-  const std::string dict_text = read_file(dict_path);
-  const auto lines = lines_of(dict_text);
-  in_file(dict_path, [&] {
-    if (lines.size() > size_t(1) << 24) throw Error("more than 2^24 symbols");
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const std::string where = "line " + std::to_string(i + 1);
-      const size_t space = lines[i].rfind(' ');
-      const std::string_view symbol = lines[i].substr(0, space), count = lines[i].substr(space + 1);
-      int64_t n = 0;
-      const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
-      if (space == std::string_view::npos || symbol.empty() || ec != std::errc() || end != count.data() + count.size()) {
-        throw Error(where + " is not \"SYMBOL COUNT\"");
-      }
-      if (!index.emplace(symbol, kFirstSymbol + int32_t(i)).second) {
-        throw Error(where + ": \"" + std::string(symbol) + "\" repeats an earlier symbol");
-      }
+  const auto lines = lines_of(dictionary);
+  if (lines.size() > size_t(1) << 24) throw Error("more than 2^24 symbols");
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string where = "line " + std::to_string(i + 1);
+    const size_t space = lines[i].rfind(' ');
+    const std::string_view symbol = lines[i].substr(0, space), count = lines[i].substr(space + 1);
+    int64_t n = 0;
+    const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+    if (space == std::string_view::npos || symbol.empty() || ec != std::errc() || end != count.data() + count.size()) {
+      throw Error(where + " is not \"SYMBOL COUNT\"");
     }
-  });
+    if (!index.emplace(symbol, kFirstSymbol + int32_t(i)).second) {
+      throw Error(where + ": \"" + std::string(symbol) + "\" repeats an earlier symbol");
+    }
+  }
   // fairseq maps each piece string to its index, <unk> where the dictionary lacks it; the
   // SentencePiece control pieces become the dictionary's own <s> and </s>.
   constexpr int32_t kBos = 0, kEos = 2, kUnk = 3;

@@ -39,5 +39,7 @@ TokenizerData import_fairseq_tokenizer(const std::string& checkpoint_dir);
 // per line): the model segments, the dictionary numbers the pieces (line i -> i + 4 after
 // <s> <pad> </s> <unk>; a piece it lacks -> <unk> = 3), and </s> = 2 ends every source.
 TokenizerData import_fairseq_sentencepiece_tokenizer(const std::string& model_path, const std::string& dict_path);
+// The same for a SentencePiece model already read and the dictionary's text.
+TokenizerData fairseq_sentencepiece_tokenizer(TokenizerData sentencepiece, std::string_view dictionary);
 
 }  // namespace t2r
