@@ -34,7 +34,7 @@ struct Hyperparams {
   struct Encoder {
     int64_t vocab_size = 0, n_layers = 0, n_heads = 0, ffn_dim = 0, max_positions = 0;
     NormPosition norm_position = NormPosition::Pre;
-    int64_t head_dim(int64_t dim) const { return dim / n_heads; }
+    int64_t head_dim(int64_t model_dim) const { return model_dim / n_heads; }
   } encoder;
 
   // Reads and checks every key (throws t2r::Error naming the bad one).
