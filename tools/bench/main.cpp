@@ -136,7 +136,9 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--targets" || arg == "--sources" || arg == "--beams") {
       std::vector<long>& list = arg == "--targets" ? o.targets : arg == "--sources" ? o.sources : o.beams;
       list.clear();
-      for (const auto& n : split_list(value)) list.push_back(flags::integer(arg, n, 1, arg == "--beams" ? 64 : 1 << 20));
+      for (const auto& n : split_list(value)) {
+        list.push_back(flags::integer(arg, n, 1, arg == "--beams" ? 64 : 1 << 20));
+      }
       if (list.empty()) usage_error(arg + " needs at least one value");
     } else if (arg == "--source") {
       o.source = flags::integer(arg, value, 1, 1 << 20);
@@ -379,7 +381,8 @@ int main(int argc, char** argv) {
       for (const auto& m : models) {
         if (m.dtype == models.front().dtype) translation.push_back({m.label, m.attention, m.model.get()});
       }
-      bench::run_translation_bench(translation, {o.threads, o.beams, o.targets, o.sources, o.source, o.tokens, o.repeat, o.out});
+      bench::run_translation_bench(
+          translation, {o.model, o.threads, o.beams, o.targets, o.sources, o.source, o.tokens, o.repeat, o.out});
       return 0;
     }
 #ifdef T2R_VULKAN

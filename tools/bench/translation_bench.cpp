@@ -16,7 +16,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+double seconds(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
 
 // One measured point of a sweep.
 struct Point {
@@ -147,7 +149,8 @@ struct Ratio {
   std::string sweep, label;
   int threads;
   long beam, from, to;
-  double slowdown, tail_slowdown, decoder_growth, context_growth;  // first point / last point (speed), last / first (bytes)
+  // Speeds: the first point's over the last's; bytes: the last point's over the first's.
+  double slowdown, tail_slowdown, decoder_growth, context_growth;
 };
 
 void write_outputs(const std::vector<Point>& points, const std::vector<Ratio>& ratios,
@@ -188,35 +191,37 @@ void write_outputs(const std::vector<Point>& points, const std::vector<Ratio>& r
   std::ofstream(sweep.out + "/results.csv") << csv;
   std::ofstream(sweep.out + "/results.json") << json;
 
-  // The plots: every model and beam at the last thread count.
-  const int threads = sweep.threads.back();
+  // The plots: speed for each thread count, memory (the same at any) at the first.
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-  for (const std::string which : {"target", "source"}) {
-    std::vector<Series> speed, memory;
+  const auto series = [&](const std::string& which, int threads, bool memory) {
+    std::vector<Series> out;
     for (const TranslationModel& m : models) {
       for (long beam : sweep.beams) {
-        const std::string label = m.label + ", beam " + std::to_string(beam);
-        Series s{label, colors[speed.size() % 6], {}}, b = s;
+        Series s{m.attention + ", beam " + std::to_string(beam), colors[out.size() % 6], {}};
         for (const Point* p : curve(points, which, &m, threads, beam)) {
-          s.points.emplace_back(double(length_of(*p)), p->tail_tok_s);
-          b.points.emplace_back(double(length_of(*p)), double(p->decoder_bytes()) / 1e6);
+          s.points.emplace_back(double(length_of(*p)), memory ? double(p->decoder_bytes()) / 1e6 : p->tail_tok_s);
         }
-        speed.push_back(s);
-        memory.push_back(b);
+        out.push_back(s);
       }
     }
+    return out;
+  };
+  for (const std::string which : {"target", "source"}) {
     const std::string fixed = which == "target" ? "source " + std::to_string(sweep.source) + " tokens"
                                                 : std::to_string(sweep.tokens) + " target tokens";
     const std::string axis = which + " length (tokens)";
-    std::ofstream(sweep.out + "/decode_vs_" + which + ".svg")
-        << line_chart_svg("Decode speed vs " + which + " length (" + fixed + ", " + std::to_string(threads) +
-                              " thread" + (threads > 1 ? "s" : "") + ")",
-                          axis, "target tokens/s", speed, true, true);
+    for (int threads : sweep.threads) {
+      std::ofstream(sweep.out + "/decode_vs_" + which + "_t" + std::to_string(threads) + ".svg")
+          << line_chart_svg(sweep.model + ": decode speed vs " + which + " length (" + fixed + ", " +
+                                std::to_string(threads) + " thread" + (threads > 1 ? "s" : "") + ")",
+                            axis, "target tokens/s", series(which, threads, false), true, true);
+    }
     std::ofstream(sweep.out + "/memory_vs_" + which + ".svg")
-        << line_chart_svg("Beam states + encoded source vs " + which + " length", axis, "MB", memory, true, true);
+        << line_chart_svg(sweep.model + ": beam states + encoded source vs " + which + " length", axis, "MB",
+                          series(which, sweep.threads.front(), true), true, true);
   }
-  std::printf("\nwrote %s/results.csv, results.json, decode_vs_target.svg, memory_vs_target.svg, "
-              "decode_vs_source.svg, memory_vs_source.svg\n",
+  std::printf("\nwrote %s/results.csv, results.json, decode_vs_{target,source}_tN.svg (N threads), "
+              "memory_vs_{target,source}.svg\n",
               sweep.out.c_str());
 }
 

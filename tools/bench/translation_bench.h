@@ -17,12 +17,13 @@ struct TranslationModel {
 };
 
 struct TranslationSweep {
+  std::string model;  // what the plots' titles name, e.g. "mt-base"
   std::vector<int> threads;
   std::vector<long> beams, targets, sources;
   long source = 32;  // source tokens of the target-length sweep
   long tokens = 32;  // target tokens decoded at each point of the source-length sweep
   long repeat = 1;   // runs per measurement, the fastest reported
-  std::string out;   // results.csv, results.json and four SVG plots go here
+  std::string out;   // results.csv, results.json and the SVG plots go here
 };
 
 // Runs both sweeps over every model, prints a table and the flatness ratios, and writes the results.
