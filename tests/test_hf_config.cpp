@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "checkpoint_import.h"
+#include "test_support.h"
 #include "error.h"
 #include "json.h"
 #include "hyperparams.h"
@@ -55,14 +56,7 @@ struct FixtureCopy {
     text.insert(text.find('{') + 1, "\n  \"" + key + "\": " + value + ",");
     set_config(text);
   }
-  std::string pack_error() const {
-    try {
-      import_checkpoint(dir.string());
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
+  std::string pack_error() const { return t2r::test::import_error(dir.string()); }
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <new>
 #include <string_view>
 
+#include "checkpoint_import.h"
+#include "error.h"
 #include "synthetic_model.h"
 
 namespace {
@@ -41,6 +43,15 @@ TinyModel::TinyModel(bool t2r) {
   bytes = bench::synthetic_model(config, t2r, DType::F32).serialize();
   model = Model::from_file(
       ModelFile::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), "tiny"));
+}
+
+std::string import_error(const std::string& dir) {
+  try {
+    import_checkpoint(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace t2r::test

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model.h"
@@ -11,6 +12,9 @@
 namespace t2r::test {
 
 size_t heap_allocations();  // allocations so far in this process
+
+// The error importing a checkpoint directory gives ("" when it imports).
+std::string import_error(const std::string& dir);
 
 // One layer, d 64, two heads sharing one kv head, vocab 256 (tools/bench's "tiny"), T2R or softmax,
 // loaded from memory.

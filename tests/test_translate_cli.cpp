@@ -98,7 +98,7 @@ TEST_CASE("t2r-translate refuses bad flags, language models and invalid UTF-8 by
   CHECK(contains(r.output, "--src-ids, --prev-ids and --dump-logits go together"));
   r = run_command(kTranslate + " --frobnicate < /dev/null");
   CHECK(r.status == 2);
-  CHECK(contains(r.output, "unknown option --frobnicate"));
+  CHECK(contains(r.output, "unknown option '--frobnicate'"));
   r = run_command(kTranslate + " " + T2R_SOURCE_DIR + "/models/default.t2r < /dev/null");
   CHECK(r.status == 1);
   CHECK(contains(r.output, "a language model, not a translation model"));

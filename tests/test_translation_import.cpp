@@ -13,6 +13,7 @@
 #include <string>
 
 #include "checkpoint_import.h"
+#include "test_support.h"
 #include "error.h"
 
 using namespace t2r;
@@ -36,14 +37,7 @@ struct CheckpointCopy {
     fs::remove(dir / name);
     std::ofstream(dir / name, std::ios::binary) << bytes;
   }
-  std::string error() const {
-    try {
-      import_checkpoint(dir.string());
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
+  std::string error() const { return import_error(dir.string()); }
 };
 
 }  // namespace

@@ -76,6 +76,36 @@ FairseqAttention FairseqCheckpoint::decoder_attention(const std::string& feature
   return a;
 }
 
+Hyperparams FairseqCheckpoint::decoder_hyperparams(const std::string& architecture, int64_t vocab_size,
+                                                   const AttentionSpec& self) const {
+  const int64_t L = integer("decoder_layers"), d = integer("decoder_embed_dim"), F = integer("decoder_ffn_embed_dim"),
+                H = integer("decoder_attention_heads");
+  if (L <= 0 || d <= 0 || F <= 0 || H <= 0 || d % H != 0) unsupported("inconsistent sizes in args");
+  Hyperparams hp;
+  hp.architecture = architecture;
+  hp.vocab_size = vocab_size;
+  hp.dim = d;
+  hp.n_layers = L;
+  hp.n_heads = hp.n_kv_heads = H;
+  hp.head_dim = d / H;
+  hp.ffn_dim = F;
+  hp.norm = NormKind::LayerNorm;
+  hp.norm_eps = 1e-5f;
+  hp.ffn = FfnKind::Relu;
+  hp.embedding_scale = flag("no_scale_embedding", false) ? 1.0f : float(std::sqrt(double(d)));
+  hp.positions = PositionKind::Sinusoidal;
+  hp.position_offset = 2;  // fairseq make_positions: padding_idx 1 + the 1-based index
+  hp.max_positions = has("max_target_positions") ? integer("max_target_positions") : 1024;
+  hp.layers.assign(size_t(L), LayerSpec(self));
+  return hp;
+}
+
+AttentionSpec FairseqCheckpoint::attention_spec(const FairseqAttention& a, uint64_t head_dim) {
+  if (a.kind == "t2r") return t2r_attention_spec(int64_t(a.features), true, 0.01f);
+  if (a.kind == "elu") return elu_attention_spec(int64_t(head_dim), 1e-6f);
+  return softmax_attention_spec();
+}
+
 void FairseqCheckpoint::add_linear(ImportedModel& m, const std::string& src, const std::string& dst, uint64_t rows,
                                    uint64_t cols) const {
   m.add(schema::weight(dst), {rows, cols}, tensor(src + ".weight", {int64_t(rows), int64_t(cols)}));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checkpoint_import.h"
+#include "hyperparams.h"
 #include "torch_checkpoint.h"
 
 namespace t2r {
@@ -40,9 +41,15 @@ class FairseqCheckpoint {
   // The tensor in f32, checked against `shape`.
   std::vector<float> tensor(const std::string& name, const std::vector<int64_t>& shape) const;
 
-  // The decoder attention of the args: use_rfa, random_feature, attn_act; r from `feature_map`'s
-  // weight [H r, d_h] (fc3 or fc4 of layer 0) for T2R.
+  // The decoder's hyperparameters both layouts share: decoder_* sizes, LayerNorm (eps 1e-5), relu,
+  // the sqrt(d) embedding scale unless no_scale_embedding, fairseq's sinusoidal positions, and
+  // `self` for every layer's attention. Refuses inconsistent sizes.
+  Hyperparams decoder_hyperparams(const std::string& architecture, int64_t vocab_size, const AttentionSpec& self) const;
+  // The attention the args give: use_rfa, random_feature, attn_act; r from `feature_map`'s weight
+  // [H r, d_h] (fc3 or fc4 of layer 0) for T2R.
   FairseqAttention decoder_attention(const std::string& feature_map, uint64_t heads) const;
+  // Its AttentionSpec: T2R folded (floor 0.01), elu+1 (floor 1e-6) or softmax.
+  static AttentionSpec attention_spec(const FairseqAttention& attention, uint64_t head_dim);
 
   // Writers of the shared sublayers; `dst` names each t2r part (a schema part -> its full name).
   using Names = std::function<std::string(const std::string&)>;

@@ -42,26 +42,7 @@ ImportedModel import_fairseq_lm(const FairseqCheckpoint& args, const std::string
   const int64_t V = args.shape("decoder.embed_tokens.weight").at(0);
 
   ImportedModel m;
-  const auto id = [](uint64_t v) { return int64_t(v); };
-  Hyperparams hp;
-  hp.architecture = "fairseq_transformer_lm";
-  hp.vocab_size = V;
-  hp.dim = id(d);
-  hp.n_layers = id(L);
-  hp.n_heads = hp.n_kv_heads = id(H);
-  hp.head_dim = id(dh);
-  hp.ffn_dim = id(F);
-  hp.norm = NormKind::LayerNorm;
-  hp.norm_eps = 1e-5f;
-  hp.ffn = FfnKind::Relu;
-  hp.embedding_scale = args.flag("no_scale_embedding", false) ? 1.0f : float(std::sqrt(double(d)));
-  hp.positions = PositionKind::Sinusoidal;
-  hp.position_offset = 2;  // padding_idx 1, positions start at padding_idx + 1
-  hp.max_positions = args.has("max_target_positions") ? args.integer("max_target_positions") : 1024;
-  const AttentionSpec spec = attention.kind == "t2r"   ? t2r_attention_spec(id(attention.features), true, 0.01f)
-                             : attention.kind == "elu" ? elu_attention_spec(id(dh), 1e-6f)
-                                                       : softmax_attention_spec();
-  hp.layers.assign(L, LayerSpec{spec});
+  Hyperparams hp = args.decoder_hyperparams("fairseq_transformer_lm", V, FairseqCheckpoint::attention_spec(attention, dh));
   hp.to_metadata(m.metadata);
   m.metadata.set("general.source", path);
 

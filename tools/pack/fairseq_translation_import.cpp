@@ -13,16 +13,6 @@
 #include "tokenizer_metadata.h"
 
 namespace t2r {
-namespace {
-
-AttentionSpec spec_of(const FairseqAttention& a, uint64_t head_dim) {
-  if (a.kind == "t2r") return t2r_attention_spec(int64_t(a.features), true, 0.01f);
-  if (a.kind == "elu") return elu_attention_spec(int64_t(head_dim), 1e-6f);
-  return softmax_attention_spec();
-}
-
-}  // namespace
-
 ImportedModel import_fairseq_translation(const FairseqCheckpoint& args, const std::string& dir) {
   const std::string& path = args.path();
   for (const char* key : {"encoder_learned_pos", "decoder_learned_pos"}) {
@@ -56,28 +46,14 @@ ImportedModel import_fairseq_translation(const FairseqCheckpoint& args, const st
   const int64_t V = args.shape("decoder.embed_tokens.weight").at(0), eV = args.shape("encoder.embed_tokens.weight").at(0);
   if (share_all && V != eV) args.unsupported("share_all_embeddings with vocabularies of different sizes");
 
-  Hyperparams hp;
-  hp.architecture = "fairseq_transformer";
-  hp.vocab_size = V;
-  hp.dim = int64_t(d);
-  hp.n_layers = int64_t(L);
-  hp.n_heads = hp.n_kv_heads = int64_t(H);
-  hp.head_dim = int64_t(dh);
-  hp.ffn_dim = int64_t(F);
-  hp.norm = NormKind::LayerNorm;
-  hp.norm_eps = 1e-5f;
-  hp.norm_position = args.flag("decoder_normalize_before", false) ? NormPosition::Pre : NormPosition::Post;
-  hp.ffn = FfnKind::Relu;
-  hp.embedding_scale = args.flag("no_scale_embedding", false) ? 1.0f : float(std::sqrt(double(d)));
-  hp.positions = PositionKind::Sinusoidal;
-  hp.position_offset = 2;  // fairseq make_positions: padding_idx 1 + the 1-based index
-  hp.max_positions = args.has("max_target_positions") ? args.integer("max_target_positions") : 1024;
-  LayerSpec layer(spec_of(self, dh));
+  LayerSpec layer(FairseqCheckpoint::attention_spec(self, dh));
   layer.has_cross = true;
-  layer.cross = spec_of(cross, dh);
+  layer.cross = FairseqCheckpoint::attention_spec(cross, dh);
   layer.cross.causal = false;
   layer.cross.cross = true;
+  Hyperparams hp = args.decoder_hyperparams("fairseq_transformer", V, layer.attention);
   hp.layers.assign(L, layer);
+  hp.norm_position = args.flag("decoder_normalize_before", false) ? NormPosition::Pre : NormPosition::Post;
   hp.encoder.vocab_size = eV;
   hp.encoder.n_layers = int64_t(eL);
   hp.encoder.n_heads = int64_t(eH);

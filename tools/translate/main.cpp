@@ -114,7 +114,7 @@ Options parse(int argc, char** argv) {
       } else if (arg == "--dump-logits") {
         o.dump_logits_path = value();
       } else if (!arg.empty() && arg[0] == '-') {
-        usage_error("unknown option " + arg);
+        usage_error("unknown option '" + arg + "'");
       } else if (model_given) {
         usage_error("more than one model given");
       } else {
