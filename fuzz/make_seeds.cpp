@@ -71,6 +71,18 @@ void model_and_state_seeds() {
   }
 }
 
+// A tiny translation model of each attention (ids only), for fuzz_model_file's beam-search path.
+void translation_model_seeds() {
+  bench::SyntheticConfig config;
+  bench::synthetic_config("tiny", &config);
+  config.n_kv_heads = config.n_heads;  // a translation decoder's heads all have their own keys
+  config.encoder_layers = 1;
+  for (bool t2r : {true, false}) {
+    const std::vector<unsigned char> bytes = bench::synthetic_translation_model(config, t2r, DType::F16).serialize();
+    seed("model_file", std::string(t2r ? "mt-t2r" : "mt-softmax") + "-f16.t2r", bytes.data(), bytes.size());
+  }
+}
+
 void safetensors_seeds() {
   auto file = [](const std::string& header, const std::string& data) {
     std::string out;
@@ -189,6 +201,7 @@ int main(int argc, char** argv) {
   const std::string shared = argc == 3 ? argv[2] : "";
   try {
     model_and_state_seeds();
+    translation_model_seeds();
     safetensors_seeds();
     checkpoint_seeds(shared);
     json_seeds(shared);
