@@ -107,7 +107,7 @@ void Context::softmax_attention(size_t layer, const int64_t* positions, size_t n
   auto job = [&](int thread, int threads) {
     size_t begin, end;
     split_range(n * H, thread, threads, &begin, &end);
-    float* scores = scores_ + size_t(thread) * context;
+    float* scores = scores_ + size_t(thread) * scores_stride_;
     size_t run = 0;
     for (size_t item = begin; item < end; ++item) {
       const size_t t = item / H, h = item % H, kv = h / group;

@@ -55,6 +55,7 @@ Context::Context(const Model& model, ContextOptions options)
                kv_width = std::max(size_t(hp.n_kv_heads * hp.head_dim), Ls > 0 ? d : 0),
                F = std::max(size_t(hp.ffn_dim), size_t(hp.encoder.ffn_dim));
   const size_t P = max_adaptive_prompt_, rows = std::max(C, P), window = P > 0 ? kLengthWindow : 0;
+  scores_stride_ = std::max(context, Ls > 0 ? kEncoderQueryBlock * (Ls + 2 * d) : 0);
   float *positions, *runs, *output_rows, *candidates;  // integer buffers, typed below
   static_assert(sizeof(int64_t) == 2 * sizeof(float) && sizeof(uint32_t) == sizeof(float) &&
                     sizeof(Run) == 3 * sizeof(float),
@@ -73,7 +74,8 @@ Context::Context(const Model& model, ContextOptions options)
       {&hidden2_, C * F},
       {&logits_, max_outputs_ * V},
       {&states_, S * layout_.floats},
-      {&scores_, size_t(pool_.size()) * std::max(context, Ls)},
+      {&scores_, size_t(pool_.size()) * scores_stride_},
+      {&encoder_keys_, 2 * Ls * d},
       {&sources_, size_t(max_sources_) * source_floats_},
       {&positions, 2 * rows},
       {&runs, 3 * C},

@@ -175,6 +175,10 @@ class Context {
   // The encoder (runtime/encoder.cpp): its layer over n source rows of x_, and the cross-attention
   // memory of each decoder layer, from the encoder output in x_, into a source slot.
   void encoder_layer(size_t layer, size_t n);
+  // Softmax attention of every source row over all of them (q_, k_, v_ -> attn_out_), by blocks of
+  // kEncoderQueryBlock queries per head as matrix products.
+  void encoder_attention(size_t n, size_t heads, size_t head_dim);
+  static constexpr size_t kEncoderQueryBlock = 32;
   void store_source(int source, const float* encoded, size_t n);
   float* source_memory(int source, size_t layer) { return sources_ + size_t(source) * source_floats_ + source_offsets_[layer]; }
 
@@ -203,7 +207,9 @@ class Context {
   // max(max_batch, max_adaptive_prompt) rows.
   float *x_, *xb_, *xb2_, *q_, *k_, *v_, *phi_q_, *phi_k_, *attn_out_, *hidden_, *hidden2_, *logits_;
   float* states_;   // [max_sequences, layout_.floats]
-  float* scores_;   // softmax: [threads, max_context]
+  float* scores_;   // softmax: [threads, scores_stride_]
+  size_t scores_stride_ = 0;  // max_context, or an encoder's query block: its scores, queries and outputs
+  float* encoder_keys_ = nullptr;  // a source's packed keys and transposed values [2, max_source_length, d]
   int64_t* positions_;  // of the rows of x_
   Run* runs_;           // [max_batch]
   uint32_t* output_rows_;  // [max_outputs]: the rows whose logits decode() computes

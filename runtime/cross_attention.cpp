@@ -55,7 +55,6 @@ void Context::cross_attention(size_t layer, size_t n, const Run* runs) {
       }
     });
   }
-  const size_t scores_stride = max_source_length_;
   auto job = [&](int thread, int threads) {
     size_t begin, end;
     split_range(n * H, thread, threads, &begin, &end);
@@ -72,7 +71,7 @@ void Context::cross_attention(size_t layer, size_t n, const Run* runs) {
       } else {
         const float* keys = memory + h * dh;
         cpu::softmax_attention(q_ + t * width + h * dh, keys, keys + max_source_length_ * width,
-                               source_length_[size_t(source)], width, dh, scores_ + size_t(thread) * scores_stride, out);
+                               source_length_[size_t(source)], width, dh, scores_ + size_t(thread) * scores_stride_, out);
       }
     }
   };

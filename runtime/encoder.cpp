@@ -37,6 +37,51 @@ void Context::encode(int source, const int32_t* tokens, size_t count) {
   store_source(source, output, count);
 }
 
+void Context::encoder_attention(size_t n, size_t heads, size_t head_dim) {
+  const size_t d = heads * head_dim;
+  // Each head's keys [n, d_h] and transposed values [d_h, n], packed so that both products of a
+  // block of queries are matrix products over contiguous rows.
+  float* keys = encoder_keys_;
+  float* values_t = encoder_keys_ + n * d;
+  auto pack = [&](int thread, int threads) {
+    size_t begin, end;
+    split_range(heads, thread, threads, &begin, &end);
+    for (size_t h = begin; h < end; ++h) {
+      for (size_t j = 0; j < n; ++j) {
+        const float* k = k_ + j * d + h * head_dim;
+        const float* v = v_ + j * d + h * head_dim;
+        std::copy(k, k + head_dim, keys + (h * n + j) * head_dim);
+        for (size_t c = 0; c < head_dim; ++c) values_t[(h * head_dim + c) * n + j] = v[c];
+      }
+    }
+  };
+  pool_.run(pack);
+  const size_t blocks = (n + kEncoderQueryBlock - 1) / kEncoderQueryBlock;
+  auto attend = [&](int thread, int threads) {
+    size_t begin, end;
+    split_range(heads * blocks, thread, threads, &begin, &end);
+    float* scores = scores_ + size_t(thread) * scores_stride_;  // [block, n], then the block's q and out
+    float* q = scores + kEncoderQueryBlock * max_source_length_;
+    float* out = q + kEncoderQueryBlock * head_dim;
+    for (size_t item = begin; item < end; ++item) {
+      const size_t h = item / blocks, first = (item % blocks) * kEncoderQueryBlock,
+                   rows = std::min(kEncoderQueryBlock, n - first);
+      for (size_t t = 0; t < rows; ++t) {
+        std::copy_n(q_ + (first + t) * d + h * head_dim, head_dim, q + t * head_dim);
+      }
+      const cpu::Matrix k{DType::F32, keys + h * n * head_dim, n, head_dim};
+      cpu::matmul(k, q, rows, nullptr, scores, 0, n);
+      for (size_t t = 0; t < rows; ++t) cpu::softmax(scores + t * n, n);
+      const cpu::Matrix v{DType::F32, values_t + h * head_dim * n, head_dim, n};
+      cpu::matmul(v, scores, rows, nullptr, out, 0, head_dim);
+      for (size_t t = 0; t < rows; ++t) {
+        std::copy_n(out + t * head_dim, head_dim, attn_out_ + (first + t) * d + h * head_dim);
+      }
+    }
+  };
+  pool_.run(attend);
+}
+
 void Context::store_source(int source, const float* encoded, size_t n) {
   const Hyperparams& hp = model_.hparams();
   const size_t H = size_t(hp.n_heads), dh = size_t(hp.head_dim), width = H * dh;

@@ -110,17 +110,7 @@ void Context::encoder_layer(size_t layer, size_t n) {
     project_queries(w.attention.q, n, dh);
     matmul(w.attention.k, xb_, n, k_);
     matmul(w.attention.v, xb_, n, v_);
-    auto job = [&](int thread, int threads) {
-      size_t begin, end;
-      split_range(n * H, thread, threads, &begin, &end);
-      float* scores = scores_ + size_t(thread) * max_source_length_;
-      for (size_t item = begin; item < end; ++item) {
-        const size_t t = item / H, h = item % H;
-        cpu::softmax_attention(q_ + t * d + h * dh, k_ + h * dh, v_ + h * dh, n, d, dh, scores,
-                               attn_out_ + t * d + h * dh);
-      }
-    };
-    pool_.run(job);
+    encoder_attention(n, H, dh);
     matmul(w.attention.o, attn_out_, n, xb2_);
   });
   residual(e.norm_position, w.ffn_norm, x_, n, [&] { feed_forward(w.ffn, size_t(e.ffn_dim), n); });
