@@ -14,6 +14,7 @@
 #include "bleu.h"
 #include "context.h"
 #include "safetensors.h"
+#include "test_support.h"
 #include "translator.h"
 
 using namespace t2r;
@@ -145,6 +146,26 @@ TEST_CASE("translation models at f32: greedy and beam 5 give the reference hypot
     MESSAGE(std::string(name) << ": beam-5 n-best scores within " << worst);
     CHECK(worst < 1e-4);
   }
+}
+
+TEST_CASE("a translator's decoding steps allocate nothing: a longer target costs no more allocations") {
+  const Model& model = packed_reference_model("mt-t2r", DType::F32);
+  const std::vector<std::vector<int32_t>> sources = sources_of(reference_outputs("mt-t2r").json.at("beam5"));
+  size_t allocations[2];
+  for (int i = 0; i < 2; ++i) {
+    TranslatorOptions options;
+    options.beam = 5;
+    options.nbest = 5;
+    options.max_len_b = options.min_len = i == 0 ? 4 : 60;  // every hypothesis is exactly this long
+    Translator translator(model, options);
+    std::vector<std::vector<Hypothesis>> out;
+    translator.translate(sources, out);  // the results' vectors are allocated once
+    const size_t before = test::heap_allocations();
+    translator.translate(sources, out);
+    allocations[i] = test::heap_allocations() - before;
+    CHECK(out[0][0].ids.size() == size_t(options.max_len_b) + 1);
+  }
+  CHECK(allocations[0] == allocations[1]);
 }
 
 TEST_CASE("translation models at f32: the whole test set, tokenized, translated and scored as the references") {
