@@ -34,7 +34,6 @@ struct Candidate {
 // reordering copies a state only where one beam continues in several), their histories, and the
 // hypotheses finalized so far. Sized at construction for the longest target.
 struct Translator::Sentence {
-  size_t index = 0;  // in the caller's batch
   int max_len = 0;
   bool done = true;
   int live = 0;  // beams decoded this step: 1 at step 0 (all beams are the same), then beam
@@ -174,7 +173,6 @@ void Translator::translate(const std::vector<std::vector<int32_t>>& sources, std
   const int beam = options_.beam;
   for (size_t i = 0; i < sources.size(); ++i) {
     Sentence& s = sentences_[i];
-    s.index = i;
     s.max_len = max_len(sources[i].size());
     s.done = false;
     s.live = 1;
