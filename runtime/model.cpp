@@ -25,7 +25,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
 
   auto matrix = [&](const std::string& name, uint64_t rows, uint64_t cols) {
     const TensorInfo& t = file_.require(name, {rows, cols});
-    return cpu::Matrix{t.dtype, t.data, rows, cols};
+    return cpu::Matrix{t.dtype, t.data, size_t(rows), size_t(cols)};  // fit: the tensor lies in the mapped file
   };
   auto vector = [&](const std::string& name, uint64_t n) -> const float* {
     const TensorInfo& t = file_.require(name, {n});
@@ -64,7 +64,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
         const TensorInfo& map = file_.require(schema::weight(part(schema::kFeatureMap)), {H, r, dh});
         const TensorInfo& bias = file_.require(schema::bias(part(schema::kFeatureMap)), {H, r});
         if (bias.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
-        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, H * r, dh}, static_cast<const float*>(bias.data)};
+        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, size_t(H * r), size_t(dh)}, static_cast<const float*>(bias.data)};
       }
     }
     a.v = linear(part(schema::kAttnV), Hkv * dh, d);

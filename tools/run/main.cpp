@@ -93,7 +93,7 @@ Options parse_options(int argc, char** argv) {
       o.prompt = value();
       o.has_prompt = true;
     } else if (arg == "-n" || arg == "--tokens") {
-      o.tokens = flags::integer(arg, value(), 0, 1L << 40);
+      o.tokens = flags::integer(arg, value(), 0, int64_t(1) << 40);
     } else if (arg == "--temp") {
       o.sampling.temperature = float(flags::number(arg, value(), 0, 100));
     } else if (arg == "--top-k") {
@@ -103,9 +103,9 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--repeat-penalty") {
       o.sampling.repetition_penalty = float(flags::number(arg, value(), 1e-3f, 100));
     } else if (arg == "--seed") {
-      o.sampling.seed = uint64_t(flags::integer(arg, value(), 0, 1L << 62));
+      o.sampling.seed = uint64_t(flags::integer(arg, value(), 0, int64_t(1) << 62));
     } else if (arg == "--max-context") {
-      o.session.max_context = flags::integer(arg, value(), 1, 1L << 32);
+      o.session.max_context = flags::integer(arg, value(), 1, int64_t(1) << 32);
     } else if (arg == "--memory-budget") {
       o.session.memory_budget = flags::size(arg, value());
     } else if (arg == "--backend") {
