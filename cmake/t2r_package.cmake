@@ -1,7 +1,7 @@
 # What `cmake --install` puts in place for apps: one library, libt2r, as a shared object (exporting
 # the C API's t2r_* symbols only) and as a static archive (every object of the runtime, its CPU
 # kernels and, where built, the Vulkan backend), t2r.h, a CMake package (find_package(t2r) gives
-# t2r::t2r, shared, and t2r::t2r_static) and a pkg-config file.
+# t2r::t2r, shared, and t2r::t2r_static), a pkg-config file and the Python module.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -47,6 +47,8 @@ endif()
 install(TARGETS t2r_shared LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
 install(FILES "${T2R_MERGED_ARCHIVE}" DESTINATION "${CMAKE_INSTALL_LIBDIR}")
 install(FILES runtime/include/t2r.h DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+# The Python module finds the shared library two directories up from itself.
+install(FILES bindings/python/t2r.py DESTINATION "${CMAKE_INSTALL_LIBDIR}/t2r/python")
 configure_package_config_file(cmake/t2rConfig.cmake.in "${T2R_PACKAGE_DIR}/t2rConfig.cmake"
                               INSTALL_DESTINATION "${CMAKE_INSTALL_LIBDIR}/cmake/t2r")
 write_basic_package_version_file("${T2R_PACKAGE_DIR}/t2rConfigVersion.cmake" COMPATIBILITY SameMinorVersion)
