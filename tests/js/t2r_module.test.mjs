@@ -1,7 +1,8 @@
 // The JavaScript module (bindings/js/t2r.mjs) under node, against the native build: the same ids,
 // the same greedy text, logits within 1e-4 on both WebAssembly kernel paths; streaming, stopping,
 // sampling, state save/restore and errors. Run by .ci/run:
-//   T2R_WEB_DIR=build-wasm/web T2R_RUN=build-test/t2r-run node --no-experimental-fetch --test tests/js/
+//   T2R_WEB_DIR=build-wasm/web T2R_RUN=build-test/t2r-run T2R_REFERENCE_MODELS=../shared/models \
+//       node --no-experimental-fetch --test tests/js/
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -46,6 +47,21 @@ test('greedy generation is the native text, streamed piece by piece', async () =
   assert.ok(result.tokensPerSecond > 0);
   assert.equal(session.position, model.tokenize(prompt).length + 40);
   session.free();
+});
+
+test('greedy continuations are the reference ones (llama-t2r, which the shipped model packs)', async (t) => {
+  const references = process.env.T2R_REFERENCE_MODELS;
+  if (!references) return t.skip('T2R_REFERENCE_MODELS is not set');
+  const { greedy } = JSON.parse(readFileSync(join(references, 'llama-t2r', 'reference.json'), 'utf8'));
+  assert.equal(Object.keys(greedy).length, 3);
+  for (const [text, expected] of Object.entries(greedy)) {
+    assert.deepEqual(model.tokenize(text), expected.prompt_ids);
+    const session = model.createSession();
+    const result = await session.generate(text, { maxTokens: expected.continuation_ids.length });
+    assert.deepEqual(result.ids, expected.continuation_ids);
+    assert.equal(result.text, expected.text);
+    session.free();
+  }
 });
 
 test('logits are within 1e-4 of native on every WebAssembly kernel path', () => {

@@ -43,7 +43,9 @@ const char kUsage[] =
     "                        of --batch-context (e.g. 1,2,4,8,16,32; default: none)\n"
     "  --batch-context N     the context of every sequence in the --sequences batches (default 2048)\n"
     "  --backend cpu|vulkan  where the model runs (default cpu; vulkan measures decode and prompt only)\n"
-    "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
+    "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n"
+    "  --write-model FILE    write the synthetic model (the first of --attention and --dtype) to FILE\n"
+    "                        and exit, to run it elsewhere (WebAssembly, README)\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "t2r-bench: %s\n\n%s", message.c_str(), kUsage);
@@ -77,6 +79,7 @@ struct Options {
   long batch_context = 2048;
   std::string out = "bench-results";
   std::string backend = "cpu";
+  std::string write_model;
 };
 
 Options parse(int argc, char** argv) {
@@ -124,6 +127,8 @@ Options parse(int argc, char** argv) {
       o.batch_context = flags::integer(arg, value, 0, 1 << 24);
     } else if (arg == "--out") {
       o.out = value;
+    } else if (arg == "--write-model") {
+      o.write_model = value;
     } else if (arg == "--backend") {
       if (value != "cpu" && value != "vulkan") usage_error("--backend takes cpu or vulkan, got '" + value + "'");
 #ifndef T2R_VULKAN
@@ -330,6 +335,15 @@ int main(int argc, char** argv) {
     usage_error(e.what());
   }
   try {
+    if (!o.write_model.empty()) {
+      bench::SyntheticConfig config;
+      if (!bench::synthetic_config(o.model, &config)) usage_error("--write-model needs a synthetic --model");
+      if (o.attention.empty() || o.dtypes.empty()) usage_error("--write-model needs an --attention and a --dtype");
+      bench::synthetic_model(config, o.attention.front() == "t2r", o.dtypes.front()).write(o.write_model);
+      std::printf("wrote %s %s %s to %s\n", o.model.c_str(), o.attention.front().c_str(),
+                  std::string(dtype_name(o.dtypes.front())).c_str(), o.write_model.c_str());
+      return 0;
+    }
     std::string csv = "section,model,attention,dtype,threads,context,decode_tok_s,prompt_tok_s,weight_gb_s,"
                       "bandwidth_gb_s,bandwidth_ratio,session_bytes\n";
     std::vector<std::string> json;

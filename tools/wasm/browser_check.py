@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Opens the web page (build-wasm/web/) in headless Chromium, lets it generate unattended and prints
 the result it posts back, as JSON: the generated text, tokens/s, kernel path and memory. With
---expect FILE, exits 1 unless the text equals that file's contents. Standard library only.
+--expect FILE (t2r-run's output for the same prompt and tokens: the prompt, the text, a newline),
+exits 1 unless the page generated the same text. Standard library only.
 
+  build-test/t2r-run -p "In the beginning" -n 40 > want.txt
   tools/wasm/browser_check.py build-wasm/web --prompt "In the beginning" --tokens 40 --expect want.txt
 """
 import argparse
@@ -40,8 +42,11 @@ def main():
     parser.add_argument("--prompt", default="In the beginning")
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--kernels", help="a kernel path (wasm-simd128 or scalar); default: the best")
-    parser.add_argument("--expect", help="a file holding the text the page must generate")
+    parser.add_argument("--expect", help="t2r-run's output (prompt, text, newline) the page must match")
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--page", default="index.html", help="another page of the directory (bench.html)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a further query parameter for the page (repeatable)")
     args = parser.parse_args()
     browser = shutil.which("chromium")
     if not browser:
@@ -54,7 +59,10 @@ def main():
     query = {"auto": "1", "prompt": args.prompt, "tokens": str(args.tokens), "report": "/result"}
     if args.kernels:
         query["kernels"] = args.kernels
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?{urllib.parse.urlencode(query)}"
+    for param in args.param:
+        name, _, value = param.partition("=")
+        query[name] = value
+    url = f"http://127.0.0.1:{server.server_address[1]}/{args.page}?{urllib.parse.urlencode(query)}"
     with tempfile.TemporaryDirectory() as profile:
         chromium = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                      f"--user-data-dir={profile}", url],
@@ -77,8 +85,8 @@ def main():
     if args.expect:
         with open(args.expect, encoding="utf-8") as f:
             expected = f.read()
-        if report["text"] != expected:
-            sys.exit(f"browser_check: the page generated {report['text']!r}, expected {expected!r}")
+        if args.prompt + report["text"] + "\n" != expected:
+            sys.exit(f"browser_check: the page generated {report['text']!r}; t2r-run printed {expected!r}")
         print("browser_check: the page generated the expected text")
 
 
