@@ -11,6 +11,7 @@ import createModule from './t2r-wasm.mjs';
 export class T2rError extends Error {}
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 // The last C API failure on this thread, as an exception.
 function fail(wasm) {
@@ -156,9 +157,10 @@ class TextStream {
     if (!this.handle) fail(this.wasm);
     this.length = this.wasm._malloc(4);
   }
+  // The stream's pieces are whole UTF-8 characters; any byte, NUL included, is text.
   text(p) {
     const n = this.wasm.HEAPU32[this.length >> 2];
-    return n ? this.wasm.UTF8ToString(p, n) : '';
+    return n ? decoder.decode(this.wasm.HEAPU8.subarray(p, p + n)) : '';
   }
   push(id) {
     const p = this.wasm._t2r_text_stream_push(this.handle, id, this.length);

@@ -218,7 +218,7 @@ std::vector<int32_t> prompt_ids(const t2r_model* model, const t2r_model_info& in
   return ids;
 }
 
-std::string read_text_file(const std::string& path) {
+std::string read_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail("cannot open " + path + ": " + std::strerror(errno));
   std::string text;
@@ -287,15 +287,10 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
 }
 
 std::vector<int32_t> read_id_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("cannot open " + path + ": " + std::strerror(errno));
-  std::vector<int32_t> ids;
-  int32_t buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 4, 4096, f)) > 0) ids.insert(ids.end(), buffer, buffer + n);
-  const bool trailing = std::fgetc(f) != EOF;
-  std::fclose(f);
-  if (trailing) fail(path + ": size is not a multiple of 4 bytes (expected int32 ids)");
+  const std::string bytes = read_file(path);
+  if (bytes.size() % 4 != 0) fail(path + ": size is not a multiple of 4 bytes (expected int32 ids)");
+  std::vector<int32_t> ids(bytes.size() / 4);
+  if (!ids.empty()) std::memcpy(ids.data(), bytes.data(), bytes.size());  // data() may be null when empty
   return ids;
 }
 
@@ -482,7 +477,7 @@ int main(int argc, char** argv) {
   }
 
   const bool generating = o.dump_logits_path.empty() && o.ppl_path.empty();
-  const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
+  const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_file(o.prompt_file);
   // -i with no prompt waits for the first line.
   const bool prompted = !o.interactive || o.has_prompt || !o.prompt_file.empty();
   std::vector<int32_t> prompt;
@@ -562,8 +557,8 @@ int main(int argc, char** argv) {
     }
     if (o.stats) {
       std::fprintf(stderr, "[prompt %zu tokens in %.1f ms (time to first token), %.1f tok/s; generated %ld tokens, %.1f tok/s; peak RSS %.1f MB]\n",
-                   prompt.size(), prompt_seconds * 1e3, double(prompt.size()) / prompt_seconds, generated.tokens,
-                   double(generated.tokens) / generated.seconds, peak_rss_mb());
+                   prompt.size(), prompt_seconds * 1e3, double(prompt.size()) / std::max(prompt_seconds, 1e-9),
+                   generated.tokens, double(generated.tokens) / std::max(generated.seconds, 1e-9), peak_rss_mb());
     }
     t2r_text_stream_free(text);
     t2r_sampler_free(sampler);

@@ -14,7 +14,7 @@ cp tools/wasm/bench.html tools/wasm/decode_bench.mjs "$web/"
 results=$(mktemp)
 
 native() {  # MODEL KERNELS: decode tok/s from t2r-bench
-  T2R_CPU=$2 build-test/t2r-bench --model "$1" --threads 1 --tokens 64 --repeat 3 --contexts none --out "$results.d" \
+  T2R_CPU=$2 build-test/t2r-bench --model "$1" --threads 1 --tokens 64 --prompt 16 --repeat 3 --contexts none --out "$results.d" \
     2>/dev/null | awk -v m="$1" '$1 == m { print $3 }'
 }
 json_rate() { /usr/bin/python3 -c 'import json, sys; print(round(json.loads(sys.stdin.read().splitlines()[0])["tokensPerSecond"], 1))'; }
