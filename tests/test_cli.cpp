@@ -426,6 +426,22 @@ TEST_CASE("t2r-run sampling flags, --max-context, --bos and --info on the shippe
   CHECK(contains(r.output, "tokenizer    byte_bpe, eos 0, bos -1\n"));
 }
 
+TEST_CASE("t2r-run --backend and --device choose where the model runs, or say why not") {
+  const std::string run_prompt = kRun + " -p 'In the beginning' -n 24";
+  const std::string cpu = run(run_prompt).output;
+  CHECK(run(run_prompt + " --backend cpu").output == cpu);
+  Result r = run(run_prompt + " --backend metal");
+  CHECK(r.status == 1);
+  CHECK(r.output == "t2r-run: unknown backend 'metal' (cpu or vulkan)\n");
+#ifdef T2R_VULKAN
+  // The same greedy text on the Vulkan device (Mesa's lavapipe in CI), to float rounding.
+  CHECK(run(run_prompt + " --backend vulkan --device 0").output == cpu);
+  r = run(run_prompt + " --backend vulkan --device nosuch");
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "t2r-run: no Vulkan device name contains 'nosuch'; the devices are:\n  0: "));
+#endif
+}
+
 TEST_CASE("t2r-run fails with a message when its output cannot be written") {
   // The braces keep stderr (2>&1, added by run) apart from the redirected stdout.
   Result r = run("{ " + kRun + " -p 'In the beginning' -n 8 > /dev/full; }");
