@@ -55,7 +55,7 @@ ContextLimits check_context_limits(const Hyperparams& hp, int max_sequences, int
   for (const LayerSpec& layer : hp.layers) softmax_layers += !layer.attention.is_linear();
   const double cache_bytes = 2.0 * double(softmax_layers) * double(wanted) * double(hp.n_kv_heads * hp.head_dim) *
                              sizeof(float) * double(max_sequences);
-  if (cache_bytes > double(size_t(1) << 46)) {
+  if (cache_bytes > double(uint64_t(1) << 46)) {
     throw Error("a KV cache of " + std::to_string(wanted) + " positions needs " + std::to_string(cache_bytes / 1e9) +
                 " GB; choose a smaller max context");
   }
@@ -113,7 +113,7 @@ void check_batch(const Hyperparams& hp, const ContextLimits& limits, const int64
 
 void check_prompt(const Hyperparams& hp, const int32_t* tokens, size_t count, int64_t position, int64_t max_context) {
   for (size_t i = 0; i < count; ++i) check_token(hp, tokens[i]);
-  if (count > size_t(kMaxPosition - position)) position_overflow();
+  if (uint64_t(count) > uint64_t(kMaxPosition - position)) position_overflow();
   if (max_context >= 0 && position + int64_t(count) > max_context) cache_full(max_context);
   if (count > 0) check_learned_position(hp, position + int64_t(count) - 1);
 }

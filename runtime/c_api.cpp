@@ -264,6 +264,17 @@ const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t cou
                                [&] { return session->with([&](auto& s) { return s.prefill(tokens, count); }); });
 }
 
+const float* t2r_session_logits(const t2r_session* session) {
+  if (null_argument(session, "session")) return nullptr;
+  return const_cast<t2r_session*>(session)->with([](auto& s) -> const float* {
+    if (s.position() == 0) {
+      g_last_error = "the session is empty: it has no logits before its first token";
+      return nullptr;
+    }
+    return s.logits();
+  });
+}
+
 t2r_length_config* t2r_length_config_create(const t2r_model* model, const char* text) {
   if (null_argument(model, "model") || null_argument(text, "text")) return nullptr;
   return guarded<t2r_length_config*>(

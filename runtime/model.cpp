@@ -25,7 +25,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
 
   auto matrix = [&](const std::string& name, uint64_t rows, uint64_t cols) {
     const TensorInfo& t = file_.require(name, {rows, cols});
-    return cpu::Matrix{t.dtype, t.data, rows, cols};
+    return cpu::Matrix{t.dtype, t.data, size_t(rows), size_t(cols)};  // fit: the tensor lies in the mapped file
   };
   auto vector = [&](const std::string& name, uint64_t n) -> const float* {
     const TensorInfo& t = file_.require(name, {n});
@@ -59,7 +59,8 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
         const TensorInfo& map = file_.require(schema::weight(map_name), {heads, r, head_dim});
         const TensorInfo& bias = file_.require(schema::bias(map_name), {heads, r});
         if (bias.dtype != DType::F32) throw Error(file_.label() + ": feature map bias must be f32");
-        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, heads * r, head_dim}, static_cast<const float*>(bias.data)};
+        a.feature_map = Linear{cpu::Matrix{map.dtype, map.data, size_t(heads * r), size_t(head_dim)},
+                               static_cast<const float*>(bias.data)};
       }
     }
     a.v = linear(name(schema::kAttnV), kv_heads * head_dim, d);

@@ -86,6 +86,9 @@ void ThreadPool::worker(int thread) {
 }
 
 int physical_core_count() {
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+  return 1;  // WebAssembly built without threads (README, "WebAssembly and the browser")
+#endif
   std::set<std::pair<std::string, std::string>> cores;  // (package, core)
   for (int cpu = 0; cpu < 4096; ++cpu) {
     const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";

@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
 
 #include <doctest/doctest.h>
 
@@ -18,6 +21,14 @@ CommandResult run_command(const std::string& command) {
   while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
   const int status = pclose(pipe);
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+CommandResult run_command(const std::string& command, const std::string& input) {
+  const std::string path = "/tmp/t2r-cli-input-" + std::to_string(getpid());
+  std::ofstream(path, std::ios::binary) << input;
+  CommandResult r = run_command(command + " < " + path);
+  std::remove(path.c_str());
   return r;
 }
 

@@ -11,6 +11,7 @@ struct CommandResult {
 };
 
 CommandResult run_command(const std::string& command);
+CommandResult run_command(const std::string& command, const std::string& input);  // stdin from `input`
 bool file_exists(const std::string& path);
 bool contains(const std::string& haystack, const std::string& needle);
 

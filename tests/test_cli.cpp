@@ -12,6 +12,7 @@
 
 #include "cli_support.h"
 #include "reference.h"
+#include "t2r.h"
 
 namespace {
 
@@ -266,4 +267,151 @@ TEST_CASE("an ids-only model (packed without tokenizer files) reads ids and refu
     CHECK(contains(r.output, refusal));
   }
   run_command("rm -rf " + dir + " " + model + " " + logits);
+}
+
+namespace {
+
+// What t2r-run -i should print, computed with the C API: the prompt's greedy continuation (none
+// without a prompt), then for each line (its text and newline, no BOS) the continuation of the same
+// sequence.
+std::string interactive_transcript(const std::string& prompt, const std::vector<std::string>& lines, int tokens) {
+  t2r_model* model = t2r_model_load(kDefaultModel.c_str());
+  REQUIRE(model != nullptr);
+  t2r_session* session = t2r_session_create(model, nullptr);
+  t2r_sampler* sampler = t2r_sampler_create(model, nullptr);  // greedy
+  t2r_text_stream* stream = t2r_text_stream_create(model);
+  std::string out = prompt;
+  auto feed = [&](const std::string& text) {
+    int32_t ids[256];
+    const int64_t n = t2r_tokenize_with(model, text.data(), text.size(), ids, 256, T2R_TOKENIZE_NO_BOS_EOS);
+    REQUIRE((n > 0 && n <= 256));
+    const float* logits = t2r_prefill(session, ids, size_t(n));
+    for (int i = 0; i < tokens; ++i) {
+      const int32_t id = t2r_sample(sampler, logits);
+      size_t length;
+      const char* piece = t2r_text_stream_push(stream, id, &length);
+      out.append(piece, length);
+      logits = t2r_step(session, id);
+    }
+    size_t length;
+    const char* rest = t2r_text_stream_finish(stream, &length);
+    out.append(rest, length);
+    out += "\n";
+  };
+  if (!prompt.empty()) feed(prompt);
+  for (const std::string& line : lines) feed(line + "\n");
+  t2r_text_stream_free(stream);
+  t2r_sampler_free(sampler);
+  t2r_session_free(session);
+  t2r_model_free(model);
+  return out;
+}
+
+// The generated text of a run (its output less the prompt and the final newline).
+std::string generated_text(const CommandResult& r, const std::string& prompt) {
+  REQUIRE(r.output.compare(0, prompt.size(), prompt) == 0);
+  return r.output.substr(prompt.size(), r.output.size() - prompt.size() - 1);
+}
+
+}  // namespace
+
+TEST_CASE("t2r-run --stop ends the text before the first stop string, also one split across tokens") {
+  const std::string prompt = "In the beginning";
+  const std::string full = generated_text(run_command(kRun + " -p '" + prompt + "' -n 40"), prompt);
+  REQUIRE(full == " of the\n   :class:`ParamSpec` class, the following methods are:\n\n.. method:: ParamSpec(ParamSpec, Param");
+  // "e follow" ends one token (" the") and starts another (" following").
+  CommandResult r = run_command(kRun + " -p '" + prompt + "' -n 40 --stop 'e follow'");
+  CHECK(r.status == 0);
+  CHECK(r.output == prompt + full.substr(0, full.find("e follow")) + "\n");
+  // The earliest of several wins; a stop string the text never reaches changes nothing.
+  r = run_command(kRun + " -p '" + prompt + "' -n 40 --stop 'methods' --stop 'Spec`'");
+  CHECK(r.output == prompt + full.substr(0, full.find("Spec`")) + "\n");
+  CHECK(run_command(kRun + " -p '" + prompt + "' -n 40 --stop 'never said'").output == prompt + full + "\n");
+  // In a batch, each continuation stops by itself.
+  r = run_command(kRun + " -p '" + prompt + "' -n 40 --stop 'class' --parallel 2");
+  CHECK(contains(r.output, "(seed 0) ---\n" + prompt + full.substr(0, full.find("class")) + "\n--- continuation 2"));
+  r = run_command(kRun + " --stop ''");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "--stop needs a non-empty text"));
+}
+
+TEST_CASE("t2r-run -f reads the prompt from a file, and refuses a missing one or a second prompt") {
+  const std::string path = "/tmp/t2r-cli-prompt-" + std::to_string(getpid()) + ".txt";
+  std::ofstream(path) << "In the beginning God created";
+  CommandResult from_file = run_command(kRun + " -f " + path + " -n 12");
+  CHECK(from_file.status == 0);
+  CHECK(from_file.output == run_command(kRun + " -p 'In the beginning God created' -n 12").output);
+  CommandResult r = run_command(kRun + " -f " + path + " -p again");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "-p and -f both give the prompt: choose one"));
+  std::remove(path.c_str());
+  r = run_command(kRun + " --file " + path);
+  CHECK(r.status == 1);
+  CHECK(r.output == "t2r-run: cannot open " + path + ": No such file or directory\n");
+}
+
+TEST_CASE("t2r-run -i continues one sequence with each line read, until the end of input") {
+  const std::vector<std::string> lines = {"God created the heaven", "and the earth."};
+  CommandResult r = run_command(kRun + " -p 'In the beginning' -n 10 -i", lines[0] + "\n" + lines[1] + "\n");
+  CHECK(r.status == 0);
+  CHECK(r.output == interactive_transcript("In the beginning", lines, 10));
+  // Without a prompt the first line starts the sequence; no input ends at once.
+  r = run_command(kRun + " -n 10 -i", "In the beginning\nGod created the heaven\n");
+  CHECK(r.output == interactive_transcript("", {"In the beginning", "God created the heaven"}, 10));
+  r = run_command(kRun + " -n 10 -i", "");
+  CHECK(r.status == 0);
+  CHECK(r.output.empty());
+  r = run_command(kRun + " -i --parallel 2");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "-i continues one sequence; it does not combine with --parallel"));
+}
+
+TEST_CASE("t2r-run sampling flags, --max-context, --bos and --info on the shipped model") {
+  const std::string run_prompt = kRun + " -p 'In the beginning' -n 24";
+  const std::string greedy = run_command(run_prompt).output;
+  // --top-k 1 leaves only the most likely token: greedy at any temperature.
+  CHECK(run_command(run_prompt + " --temp 0.9 --top-k 1 --seed 5").output == greedy);
+  CHECK(run_command(run_prompt + " --temp 0.9 --top-k 40 --seed 5").output != greedy);
+  // A repetition penalty changes the greedy text (this one repeats "ParamSpec"); 1 is none.
+  CHECK(run_command(run_prompt + " --repeat-penalty 1").output == greedy);
+  CHECK(run_command(run_prompt + " --repeat-penalty 1.5").output != greedy);
+  // A T2R model's state has a fixed size: --max-context, for softmax caches, changes nothing.
+  CHECK(run_command(run_prompt + " --max-context 8").output == greedy);
+  CommandResult r = run_command(kRun + " --max-context 0");
+  CHECK(r.status == 2);
+  CHECK(contains(r.output, "--max-context needs an integer"));
+  r = run_command(kRun + " --bos -p x");
+  CHECK(r.status == 1);
+  CHECK(r.output == "t2r-run: --bos: the model has no BOS token\n");
+  r = run_command(kRun + " --info");
+  CHECK(r.status == 0);
+  CHECK(contains(r.output, "architecture llama\nattention    t2r (feature size 32)\n"));
+  CHECK(contains(r.output, "sizes        vocab 8192, dim 256, layers 6, heads 4 / kv 2, head dim 64, ffn 768\n"));
+  CHECK(contains(r.output, "tokenizer    byte_bpe, eos 0, bos -1\n"));
+}
+
+TEST_CASE("t2r-run --backend and --device choose where the model runs, or say why not") {
+  const std::string run_prompt = kRun + " -p 'In the beginning' -n 24";
+  const std::string cpu = run_command(run_prompt).output;
+  CHECK(run_command(run_prompt + " --backend cpu").output == cpu);
+  CommandResult r = run_command(run_prompt + " --backend metal");
+  CHECK(r.status == 1);
+  CHECK(r.output == "t2r-run: unknown backend 'metal' (cpu or vulkan)\n");
+#ifdef T2R_VULKAN
+  // The same greedy text on the Vulkan device (Mesa's lavapipe in CI), to float rounding.
+  CHECK(run_command(run_prompt + " --backend vulkan --device 0").output == cpu);
+  r = run_command(run_prompt + " --backend vulkan --device nosuch");
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "t2r-run: no Vulkan device name contains 'nosuch'; the devices are:\n  0: "));
+#endif
+}
+
+TEST_CASE("t2r-run fails with a message when its output cannot be written") {
+  // The braces keep stderr (2>&1, added by run) apart from the redirected stdout.
+  CommandResult r = run_command("{ " + kRun + " -p 'In the beginning' -n 8 > /dev/full; }");
+  CHECK(r.status == 1);
+  CHECK(r.output == "t2r-run: cannot write the output: No space left on device\n");
+  r = run_command("{ " + kRun + " --tokenize hello > /dev/full; }");
+  CHECK(r.status == 1);
+  CHECK(contains(r.output, "cannot write the output"));
 }

@@ -305,6 +305,9 @@ TEST_CASE("a SIMD path exists where this build targets one") {
 #if defined(__aarch64__)
   CHECK(paths.size() >= 2);  // neon is always there
 #endif
+#if defined(T2R_EXPECT_WASM_SIMD)
+  CHECK(paths.back() == "wasm-simd128");  // the engine ran the module, so it has SIMD128
+#endif
   MESSAGE("kernel paths: " << [&] {
     std::string all;
     for (const auto& p : paths) all += p + " ";

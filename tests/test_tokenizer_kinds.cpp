@@ -292,6 +292,16 @@ TEST_CASE("tokenizer kinds: t2r-run --tokenize prints the ids of every kind from
     const std::string info = run(std::string(T2R_RUN_EXE) + " " + path + " --info");
     CHECK(info.find(std::string("tokenizer    ") + t2r::tokenizer_kind_name(k.data.kind)) != std::string::npos);
     std::filesystem::remove(path);
+    // --bos adds the BOS a model records but does not add; --bos --no-bos is refused.
+    REQUIRE(k.data.bos_id >= 0);
+    k.data.add_bos = false;
+    const std::string no_bos = model_with(k.data, k.name + "_no_bos");
+    Ids with_bos = tok.encode(text, EncodeOptions{false, true});
+    with_bos.insert(with_bos.begin(), k.data.bos_id);
+    CHECK(run(std::string(T2R_RUN_EXE) + " " + no_bos + " --bos --tokenize" + quoted) == joined(with_bos));
+    CHECK(run(std::string(T2R_RUN_EXE) + " " + no_bos + " --bos --no-bos --tokenize" + quoted)
+              .find("t2r-run: --bos and --no-bos contradict") == 0);
+    std::filesystem::remove(no_bos);
   }
 }
 

@@ -23,6 +23,8 @@ extern const KernelTable kAvx512Kernels;  // kernels_avx512.cpp: AVX-512 F, BW, 
 #elif defined(T2R_KERNELS_ARM64)
 extern const KernelTable kNeonKernels;         // kernels_neon.cpp
 extern const KernelTable kNeonDotprodKernels;  // kernels_neon_dotprod.cpp: the same with sdot
+#elif defined(T2R_KERNELS_WASM)
+extern const KernelTable kWasmSimd128Kernels;  // kernels_wasm_simd128.cpp
 #endif
 
 }  // namespace t2r::cpu

@@ -1,4 +1,5 @@
-// Kernel dispatch: which implementations this CPU runs (CPUID on x86-64, HWCAP on aarch64), chosen
+// Kernel dispatch: which implementations this CPU runs (CPUID on x86-64, HWCAP on aarch64; a
+// WebAssembly engine validates SIMD128 for the whole module, so a SIMD build always has it), chosen
 // once; each public kernel is then one indirect call into the chosen table.
 #include <atomic>
 #include <cstdlib>
@@ -68,6 +69,8 @@ std::vector<const KernelTable*> usable_tables() {
 #elif defined(T2R_KERNELS_ARM64)
   tables.push_back(&kNeonKernels);
   if (has_dotprod()) tables.push_back(&kNeonDotprodKernels);
+#elif defined(T2R_KERNELS_WASM)
+  tables.push_back(&kWasmSimd128Kernels);
 #endif
   return tables;
 }

@@ -27,8 +27,8 @@ struct Matrix {
 // path is unknown or unavailable). Thread-safe; later calls do nothing.
 void init_kernels();
 
-// Kernel paths, best last: "scalar" (the reference, always) and those of "avx2", "avx512", "neon"
-// and "neon-dotprod" that this build and CPU can run. For tests and benchmarks.
+// Kernel paths, best last: "scalar" (the reference, always) and those of "avx2", "avx512", "neon",
+// "neon-dotprod" and "wasm-simd128" that this build and CPU can run. For tests and benchmarks.
 std::vector<std::string> available_kernel_paths();
 // Switches every later call to `path`; returns false (and changes nothing) when it is unavailable.
 bool select_kernel_path(std::string_view path);

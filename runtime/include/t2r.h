@@ -93,6 +93,9 @@ int64_t t2r_session_position(const t2r_session* session);
  * the next call on this session; NULL on error (bad id, full KV cache). No allocation. */
 const float* t2r_step(t2r_session* session, int32_t token);
 const float* t2r_prefill(t2r_session* session, const int32_t* tokens, size_t count);
+/* The logits after the last token fed or restored (as t2r_step returned them), NULL while the
+ * session is empty: what a caller continues from after t2r_state_restore. */
+const float* t2r_session_logits(const t2r_session* session);
 
 /* Length-adaptive prefill (README, "Length-adaptive prefill"): a length configuration gives, per
  * layer, the fraction of the prompt's tokens that enter it; the most significant pass, the last 16

@@ -52,7 +52,9 @@ const char kUsage[] =
     "                        decoding --tokens target tokens\n"
     "  --source N            the source length of the target sweep (default 32)\n"
     "  --beams LIST          beam sizes: sequences decoded per step of a sentence (default 1,5)\n"
-    "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n";
+    "  --out DIR             where results.csv, results.json and the SVG plots go (default bench-results)\n"
+    "  --write-model FILE    write the synthetic model (the first of --attention and --dtype) to FILE\n"
+    "                        and exit, to run it elsewhere (WebAssembly, README)\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "t2r-bench: %s\n\n%s", message.c_str(), kUsage);
@@ -88,6 +90,7 @@ struct Options {
   std::string backend = "cpu";
   std::vector<long> targets = {16, 32, 64, 128, 256, 512, 1024}, sources = targets, beams = {1, 5};
   long source = 32;
+  std::string write_model;
 };
 
 Options parse(int argc, char** argv) {
@@ -144,6 +147,8 @@ Options parse(int argc, char** argv) {
       o.source = flags::integer(arg, value, 1, 1 << 20);
     } else if (arg == "--out") {
       o.out = value;
+    } else if (arg == "--write-model") {
+      o.write_model = value;
     } else if (arg == "--backend") {
       if (value != "cpu" && value != "vulkan") usage_error("--backend takes cpu or vulkan, got '" + value + "'");
 #ifndef T2R_VULKAN
@@ -353,6 +358,18 @@ int main(int argc, char** argv) {
     usage_error(e.what());
   }
   try {
+    if (!o.write_model.empty()) {
+      bench::SyntheticConfig config;
+      if (!bench::synthetic_config(o.model, &config)) usage_error("--write-model needs a synthetic --model");
+      if (o.attention.empty() || o.dtypes.empty()) usage_error("--write-model needs an --attention and a --dtype");
+      const bool t2r = o.attention.front() == "t2r";
+      (config.encoder_layers > 0 ? bench::synthetic_translation_model(config, t2r, o.dtypes.front())
+                                 : bench::synthetic_model(config, t2r, o.dtypes.front()))
+          .write(o.write_model);
+      std::printf("wrote %s %s %s to %s\n", o.model.c_str(), o.attention.front().c_str(),
+                  std::string(dtype_name(o.dtypes.front())).c_str(), o.write_model.c_str());
+      return 0;
+    }
     std::string csv = "section,model,attention,dtype,threads,context,decode_tok_s,prompt_tok_s,weight_gb_s,"
                       "bandwidth_gb_s,bandwidth_ratio,session_bytes\n";
     std::vector<std::string> json;

@@ -1,6 +1,7 @@
 // t2r-run: generate text with a t2r model, and expose the runtime for checking from outside
 // (tokenize, dump logits, perplexity). Built on the public C API only.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,13 +9,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flag_values.h"
+#include "stop_text.h"
 #include "t2r.h"
 
 namespace flags = t2r::flags;
+using t2r::run::StopText;
 
 namespace {
 
@@ -23,7 +28,12 @@ const char kUsage[] =
     "\n"
     "Generation (default: the shipped model, greedy):\n"
     "  -p, --prompt TEXT      prompt (default: empty, which starts a new document)\n"
+    "  -f, --file FILE        read the prompt from FILE\n"
     "  -n, --tokens N         tokens to generate (default 64)\n"
+    "  -i, --interactive      then read lines from stdin: each line, with its newline, continues the\n"
+    "                         same sequence (the state carries over) and gets N more tokens; Ctrl-D\n"
+    "                         (end of input) ends\n"
+    "  --stop TEXT            end the generation before TEXT, which is not printed (repeatable)\n"
     "  --temp T               sampling temperature; 0 is greedy (default 0)\n"
     "  --top-k K              sample among the K most likely tokens (default 0: all)\n"
     "  --top-p P              nucleus sampling mass (default 1: off)\n"
@@ -44,6 +54,7 @@ const char kUsage[] =
     "  --stats                print load time, tokens/s and memory to stderr\n"
     "Tokenizing (the prompt and --tokenize):\n"
     "  --no-bos               add no BOS/EOS\n"
+    "  --bos                  start with the model's BOS token even if its tokenizer adds none\n"
     "  --special-as-text      special-token texts (\"<|eot_id|>\") are plain text, for untrusted input\n"
     "Checking:\n"
     "  --info                 print the model's hyperparameters\n"
@@ -55,8 +66,11 @@ const char kUsage[] =
 
 struct Options {
   std::string model_path;
-  std::string prompt;
+  std::string prompt, prompt_file;
   bool has_prompt = false;
+  bool interactive = false;
+  std::vector<std::string> stops;
+  bool force_bos = false;
   long tokens = 64;
   t2r_sampler_options sampling = t2r_sampler_default_options();
   t2r_session_options session = t2r_session_default_options();
@@ -92,8 +106,15 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "-p" || arg == "--prompt") {
       o.prompt = value();
       o.has_prompt = true;
+    } else if (arg == "-f" || arg == "--file") {
+      o.prompt_file = value();
+    } else if (arg == "-i" || arg == "--interactive") {
+      o.interactive = true;
+    } else if (arg == "--stop") {
+      o.stops.push_back(value());
+      if (o.stops.back().empty()) usage_error("--stop needs a non-empty text");
     } else if (arg == "-n" || arg == "--tokens") {
-      o.tokens = flags::integer(arg, value(), 0, 1L << 40);
+      o.tokens = flags::integer(arg, value(), 0, int64_t(1) << 40);
     } else if (arg == "--temp") {
       o.sampling.temperature = float(flags::number(arg, value(), 0, 100));
     } else if (arg == "--top-k") {
@@ -103,9 +124,9 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--repeat-penalty") {
       o.sampling.repetition_penalty = float(flags::number(arg, value(), 1e-3f, 100));
     } else if (arg == "--seed") {
-      o.sampling.seed = uint64_t(flags::integer(arg, value(), 0, 1L << 62));
+      o.sampling.seed = uint64_t(flags::integer(arg, value(), 0, int64_t(1) << 62));
     } else if (arg == "--max-context") {
-      o.session.max_context = flags::integer(arg, value(), 1, 1L << 32);
+      o.session.max_context = flags::integer(arg, value(), 1, int64_t(1) << 32);
     } else if (arg == "--memory-budget") {
       o.session.memory_budget = flags::size(arg, value());
     } else if (arg == "--backend") {
@@ -129,6 +150,8 @@ Options parse_options(int argc, char** argv) {
       o.tokenize = true;
     } else if (arg == "--no-bos") {
       o.tokenize_flags |= T2R_TOKENIZE_NO_BOS_EOS;
+    } else if (arg == "--bos") {
+      o.force_bos = true;
     } else if (arg == "--special-as-text") {
       o.tokenize_flags |= T2R_TOKENIZE_SPECIAL_AS_TEXT;
     } else if (arg == "--ids") {
@@ -146,6 +169,11 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.ids_text.empty() != o.dump_logits_path.empty()) usage_error("--ids and --dump-logits go together");
+  if (o.has_prompt && !o.prompt_file.empty()) usage_error("-p and -f both give the prompt: choose one");
+  if (o.force_bos && (o.tokenize_flags & T2R_TOKENIZE_NO_BOS_EOS)) usage_error("--bos and --no-bos contradict");
+  if (o.interactive && (o.parallel > 1 || !o.dump_logits_path.empty() || !o.ppl_path.empty())) {
+    usage_error("-i continues one sequence; it does not combine with --parallel, --dump-logits or --ppl-ids");
+  }
   if (!o.length_config.empty() && (!o.dump_logits_path.empty() || !o.ppl_path.empty())) {
     usage_error("--length-config applies to the prompt of a generation, not to --dump-logits or --ppl-ids");
   }
@@ -178,6 +206,70 @@ std::vector<int32_t> tokenize(const t2r_model* model, const std::string& text, u
   return ids;
 }
 
+// The prompt's ids: the model's BOS/EOS as the flags say, and with --bos a BOS where the model's
+// tokenizer adds none.
+std::vector<int32_t> prompt_ids(const t2r_model* model, const t2r_model_info& info, const std::string& text,
+                                const Options& o) {
+  std::vector<int32_t> ids = tokenize(model, text, o.tokenize_flags);
+  if (o.force_bos && !info.adds_bos) {
+    if (info.bos_id < 0) fail("--bos: the model has no BOS token");
+    ids.insert(ids.begin(), info.bos_id);
+  }
+  return ids;
+}
+
+std::string read_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("cannot open " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buffer[65536];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+  const bool failed = std::ferror(f);
+  std::fclose(f);
+  if (failed) fail("cannot read " + path);
+  return text;
+}
+
+void print(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+const float* step_or_fail(t2r_session* session, int32_t id) {
+  const float* logits = t2r_step(session, id);
+  if (!logits) fail(t2r_last_error());
+  return logits;
+}
+
+struct Generated {
+  long tokens;
+  double seconds;
+};
+
+// Samples up to `count` tokens from `logits` and prints their text through `stop`, feeding each to
+// the session; the last one too when `feed_last` (an interactive sequence goes on after it). Ends
+// early at `end_token` (not printed, not fed) or at a stop string.
+Generated generate_text(t2r_session* session, t2r_sampler* sampler, t2r_text_stream* text, StopText& stop,
+                        const float* logits, long count, int32_t end_token, bool feed_last) {
+  const auto start = std::chrono::steady_clock::now();
+  long generated = 0;
+  size_t length = 0;
+  while (generated < count && !stop.stopped()) {
+    const int32_t id = t2r_sample(sampler, logits);
+    ++generated;
+    if (id == end_token) break;
+    const char* piece = t2r_text_stream_push(text, id, &length);
+    print(stop.push({piece, length}));
+    if (generated == count && !feed_last) break;  // the last token's logits are not needed
+    logits = step_or_fail(session, id);
+  }
+  const char* rest = t2r_text_stream_finish(text, &length);
+  print(stop.push({rest, length}));
+  print(stop.finish());
+  return {generated, seconds_since(start)};
+}
+
 std::vector<int32_t> parse_id_list(const std::string& text) {
   std::vector<int32_t> ids;
   size_t start = 0;
@@ -195,22 +287,11 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
 }
 
 std::vector<int32_t> read_id_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("cannot open " + path + ": " + std::strerror(errno));
-  std::vector<int32_t> ids;
-  int32_t buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 4, 4096, f)) > 0) ids.insert(ids.end(), buffer, buffer + n);
-  const bool trailing = std::fgetc(f) != EOF;
-  std::fclose(f);
-  if (trailing) fail(path + ": size is not a multiple of 4 bytes (expected int32 ids)");
+  const std::string bytes = read_file(path);
+  if (bytes.size() % 4 != 0) fail(path + ": size is not a multiple of 4 bytes (expected int32 ids)");
+  std::vector<int32_t> ids(bytes.size() / 4);
+  if (!ids.empty()) std::memcpy(ids.data(), bytes.data(), bytes.size());  // data() may be null when empty
   return ids;
-}
-
-const float* step_or_fail(t2r_session* session, int32_t id) {
-  const float* logits = t2r_step(session, id);
-  if (!logits) fail(t2r_last_error());
-  return logits;
 }
 
 void dump_logits(t2r_session* session, const std::vector<int32_t>& ids, int64_t vocab, const std::string& path) {
@@ -300,6 +381,7 @@ void generate_parallel(const t2r_model* model, const Options& o, const std::vect
   std::vector<t2r_sampler*> samplers(N);
   std::vector<t2r_text_stream*> streams(N);
   std::vector<std::string> texts(N);
+  std::vector<StopText> stops(N, StopText(o.stops));
   std::vector<float> last(logits, logits + V);  // every sequence's first logits: the prompt's
   std::vector<const float*> next(N, last.data());
   std::vector<bool> done(N, false);
@@ -324,7 +406,8 @@ void generate_parallel(const t2r_model* model, const Options& o, const std::vect
       if (o.stop_at_eos && id == info.eos_id) continue;
       size_t length;
       const char* piece = t2r_text_stream_push(streams[s], id, &length);
-      texts[s].append(piece, length);
+      texts[s].append(stops[s].push({piece, length}));
+      if (stops[s].stopped()) done[s] = true;
       if (done[s]) continue;  // the last token's logits are not needed
       rows[live.size()] = {id, int32_t(s), int64_t(prompt.size()) + step, 1};
       live.push_back(s);
@@ -338,7 +421,8 @@ void generate_parallel(const t2r_model* model, const Options& o, const std::vect
   for (size_t s = 0; s < N; ++s) {
     size_t length;
     const char* rest = t2r_text_stream_finish(streams[s], &length);
-    texts[s].append(rest, length);
+    texts[s].append(stops[s].push({rest, length}));
+    texts[s].append(stops[s].finish());
     std::printf("--- continuation %zu of %zu (seed %llu) ---\n%s%s\n", s + 1, N,
                 static_cast<unsigned long long>(o.sampling.seed + s), o.prompt.c_str(), texts[s].c_str());
     t2r_text_stream_free(streams[s]);
@@ -354,6 +438,15 @@ void generate_parallel(const t2r_model* model, const Options& o, const std::vect
 
 }  // namespace
 
+// At exit: output that could not be written (a full disk, a closed file) is a failure too. exit()
+// may not be called again from here, hence _exit.
+void check_output_written() {
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "t2r-run: cannot write the output: %s\n", std::strerror(errno));
+    _exit(1);
+  }
+}
+
 Options parse_options_or_exit(int argc, char** argv) {
   try {
     return parse_options(argc, argv);
@@ -363,6 +456,7 @@ Options parse_options_or_exit(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  std::atexit(check_output_written);
   const Options o = parse_options_or_exit(argc, argv);
   const auto load_start = std::chrono::steady_clock::now();
   t2r_model* model = t2r_model_load(o.model_path.c_str());
@@ -373,7 +467,7 @@ int main(int argc, char** argv) {
 
   if (o.info) print_info(model, o.model_path);
   if (o.tokenize) {
-    const std::vector<int32_t> ids = tokenize(model, o.tokenize_text, o.tokenize_flags);
+    const std::vector<int32_t> ids = prompt_ids(model, info, o.tokenize_text, o);
     for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
     std::printf("\n");
   }
@@ -383,9 +477,12 @@ int main(int argc, char** argv) {
   }
 
   const bool generating = o.dump_logits_path.empty() && o.ppl_path.empty();
+  const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_file(o.prompt_file);
+  // -i with no prompt waits for the first line.
+  const bool prompted = !o.interactive || o.has_prompt || !o.prompt_file.empty();
   std::vector<int32_t> prompt;
-  if (generating) {
-    prompt = tokenize(model, o.prompt, o.tokenize_flags);
+  if (generating && prompted) {
+    prompt = prompt_ids(model, info, prompt_text, o);
     if (prompt.empty()) prompt.push_back(info.eos_id);  // an empty prompt starts a new document
   }
   if (generating && o.parallel > 1) {
@@ -419,40 +516,49 @@ int main(int argc, char** argv) {
     if (!sampler || !text) fail(t2r_last_error());
     for (int32_t id : prompt) t2r_sampler_accept(sampler, id);
 
-    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-    std::fflush(stdout);
-    const auto prompt_start = std::chrono::steady_clock::now();
-    const float* logits = length_config ? t2r_prefill_adaptive(session, prompt.data(), prompt.size(), length_config)
-                                        : t2r_prefill(session, prompt.data(), prompt.size());
-    if (!logits) fail(t2r_last_error());
-    const double prompt_seconds = seconds_since(prompt_start);
-
-    const auto generate_start = std::chrono::steady_clock::now();
-    long generated = 0;
-    size_t length = 0;
-    while (generated < o.tokens) {
-      const int32_t id = t2r_sample(sampler, logits);
-      ++generated;
-      if (o.stop_at_eos && id == info.eos_id) break;
-      const char* piece = t2r_text_stream_push(text, id, &length);
-      std::fwrite(piece, 1, length, stdout);
-      std::fflush(stdout);
-      if (generated == o.tokens) break;  // the last token's logits are not needed
-      logits = step_or_fail(session, id);
+    const int32_t end_token = o.stop_at_eos ? info.eos_id : -1;
+    Generated generated{0, 0};
+    auto add = [&](Generated g) {
+      generated.tokens += g.tokens;
+      generated.seconds += g.seconds;
+    };
+    double prompt_seconds = 0;
+    if (prompted) {
+      print(prompt_text);
+      const auto prompt_start = std::chrono::steady_clock::now();
+      const float* logits = length_config ? t2r_prefill_adaptive(session, prompt.data(), prompt.size(), length_config)
+                                          : t2r_prefill(session, prompt.data(), prompt.size());
+      if (!logits) fail(t2r_last_error());
+      prompt_seconds = seconds_since(prompt_start);
+      StopText stop(o.stops);
+      add(generate_text(session, sampler, text, stop, logits, o.tokens, end_token, o.interactive));
+      print("\n");
     }
-    const char* rest = t2r_text_stream_finish(text, &length);
-    std::fwrite(rest, 1, length, stdout);
-    std::printf("\n");
-    std::fflush(stdout);  // before the statistics on stderr, also when both go to one file
-    const double generate_seconds = seconds_since(generate_start);
+    for (std::string line; o.interactive;) {
+      if (isatty(STDIN_FILENO)) std::fputs("> ", stderr);
+      if (!std::getline(std::cin, line)) break;
+      line += '\n';
+      // The first text of a sequence gets the prompt's BOS/EOS, a continuation none.
+      const std::vector<int32_t> ids =
+          t2r_session_position(session) == 0
+              ? prompt_ids(model, info, line, o)
+              : tokenize(model, line, o.tokenize_flags | T2R_TOKENIZE_NO_BOS_EOS);
+      for (int32_t id : ids) t2r_sampler_accept(sampler, id);
+      const float* logits = t2r_prefill(session, ids.data(), ids.size());
+      if (!logits) fail(t2r_last_error());
+      StopText stop(o.stops);
+      add(generate_text(session, sampler, text, stop, logits, o.tokens, end_token, true));
+      print("\n");
+    }
+    if (std::cin.bad()) fail("cannot read standard input");
     if (o.stats && length_config) {
       std::fprintf(stderr, "[length config %s: %.1f%% of the prompt's prefill FLOPs]\n", o.length_config.c_str(),
                    100 * t2r_length_config_flops_fraction(length_config, prompt.size()));
     }
     if (o.stats) {
       std::fprintf(stderr, "[prompt %zu tokens in %.1f ms (time to first token), %.1f tok/s; generated %ld tokens, %.1f tok/s; peak RSS %.1f MB]\n",
-                   prompt.size(), prompt_seconds * 1e3, double(prompt.size()) / prompt_seconds, generated,
-                   double(generated) / generate_seconds, peak_rss_mb());
+                   prompt.size(), prompt_seconds * 1e3, double(prompt.size()) / std::max(prompt_seconds, 1e-9),
+                   generated.tokens, double(generated.tokens) / std::max(generated.seconds, 1e-9), peak_rss_mb());
     }
     t2r_text_stream_free(text);
     t2r_sampler_free(sampler);
