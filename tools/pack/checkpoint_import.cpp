@@ -26,9 +26,9 @@ uint64_t ImportedModel::parameter_count() const {
   return n;
 }
 
-ImportedModel import_checkpoint(const std::string& dir) {
+ImportedModel import_checkpoint(const std::string& dir, const ImportOptions& options) {
   if (is_regular_file(dir + "/checkpoint.pt")) return import_fairseq(dir);
-  if (is_regular_file(dir + "/config.json")) return import_huggingface(dir);
+  if (is_regular_file(dir + "/config.json")) return import_huggingface(dir, options);
   throw Error(dir + ": not a checkpoint directory (expected checkpoint.pt for fairseq or config.json for "
               "Hugging Face)");
 }
@@ -49,6 +49,8 @@ DType stored_dtype(const ImportedTensor& t, DType matrix_dtype) {
   // denominator alike, right before a relu that turns small errors into features switching on or
   // off. (The folded feature_q / feature_k are full [H r, d] projections and are quantized.)
   if (ends_with(t.name, ".attn.feature_map.weight")) return DType::F16;
+  // LoLCATs' Hedgehog maps [H, f, d_h] likewise: small, and right before a softmax per head.
+  if (ends_with(t.name, ".attn.hedgehog_q.weight") || ends_with(t.name, ".attn.hedgehog_k.weight")) return DType::F16;
   return matrix_dtype;
 }
 

@@ -24,17 +24,28 @@ struct ImportedModel {
   std::vector<ImportedTensor> tensors;
   std::string description;  // one line: layout, attention, sizes
   std::vector<std::string> warnings;  // what the packer says before writing (e.g. an ids-only model)
+  std::vector<std::string> notes;     // settings it chose that the files did not spell out
 
   void add(std::string name, std::vector<uint64_t> shape, std::vector<float> values);
   uint64_t parameter_count() const;
 };
 
+// LoLCATs adapter checkpoints for a Llama base; empty: the config's "lolcats" block names them.
+struct LolcatsFiles {
+  std::string distill, lora;
+};
+
+// What t2r-pack's flags add to a checkpoint directory.
+struct ImportOptions {
+  LolcatsFiles lolcats;
+};
+
 // fairseq transformer_lm: checkpoint.pt, dict.txt, encoder.json, vocab.bpe.
 ImportedModel import_fairseq(const std::string& dir);
 // Hugging Face llama, mistral, qwen2: config.json, model.safetensors (or a sharded index), tokenizer.json.
-ImportedModel import_huggingface(const std::string& dir);
+ImportedModel import_huggingface(const std::string& dir, const ImportOptions& options = {});
 // Picks the importer from the files in `dir`; throws t2r::Error saying what it looked for.
-ImportedModel import_checkpoint(const std::string& dir);
+ImportedModel import_checkpoint(const std::string& dir, const ImportOptions& options = {});
 
 // The dtype `t` is stored in when matrices are asked for as `matrix_dtype`: vectors and biases
 // (whatever their shape) stay f32; for block types, a matrix whose rows are not whole blocks and

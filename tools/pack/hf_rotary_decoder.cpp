@@ -82,7 +82,12 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     const auto dst = [&](const std::string& part) { return schema::layer(l, part); };
     // A projection [rows, cols] and, when the layout has one, its bias [rows].
     const auto linear = [&](const std::string& part, const std::string& from, int64_t rows, int64_t cols, bool bias) {
-      out.add(schema::weight(dst(part)), {u(rows), u(cols)}, source.get(src + from + ".weight", {rows, cols}));
+      const std::string name = src + from + ".weight";
+      std::vector<float> weight = source.get(name, {rows, cols});
+      if (const auto delta = m.weight_deltas.find(name); delta != m.weight_deltas.end()) {
+        for (size_t i = 0; i < weight.size(); ++i) weight[i] += delta->second[i];
+      }
+      out.add(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(weight));
       if (bias) out.add(schema::bias(dst(part)), {u(rows)}, source.get(src + from + ".bias", {rows}));
     };
     out.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, source.get(src + "input_layernorm.weight", {d}));
@@ -102,6 +107,7 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     linear(schema::kFfnDown, "mlp.down_proj", d, F, false);
   }
 
+  for (const ImportedTensor& t : m.attention_tensors) out.add(t.name, t.shape, t.values);
   put_hf_tokenizer(out, dir, V, eos_id);
   out.description = "Hugging Face " + m.model_type + ", " + attention_text(spec) +
                     (spec.window > 0 ? ", sliding window " + std::to_string(spec.window) : "") + ", " +

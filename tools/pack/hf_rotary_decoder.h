@@ -4,8 +4,10 @@
 // file reads its own keys into the description, then builds the model with these helpers.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "architecture.h"
 #include "checkpoint_import.h"
@@ -24,6 +26,10 @@ struct RotaryDecoder {
   bool qkv_bias = false;      // q_proj, k_proj and v_proj have biases
   bool o_bias = false;        // o_proj has a bias
   int64_t sliding_window = 0; // softmax: each position attends to the last this many (0: all)
+  // Adapters merged at pack time (LoLCATs' LoRA): a delta per source tensor name, same shape.
+  std::map<std::string, std::vector<float>> weight_deltas;
+  // Tensors the attention form adds (t2r names: feature maps, window weights).
+  std::vector<ImportedTensor> attention_tensors;
 };
 
 // The keys every Llama-shaped layout has, with their transformers defaults: sizes, rms_norm_eps,
