@@ -20,9 +20,26 @@ void ImportedModel::add(std::string name, std::vector<uint64_t> shape, std::vect
   tensors.push_back({std::move(name), std::move(shape), std::move(values)});
 }
 
+void ImportedModel::add_streamed(std::string name, std::vector<uint64_t> shape, RowReader rows) {
+  tensors.push_back({std::move(name), std::move(shape), {}, std::move(rows)});
+}
+
+std::vector<float> ImportedTensor::read() const {
+  if (!rows) return values;
+  uint64_t count = 1;
+  for (uint64_t d : shape) count *= d;
+  std::vector<float> all(count);
+  rows(0, shape[0], all.data());
+  return all;
+}
+
 uint64_t ImportedModel::parameter_count() const {
   uint64_t n = 0;
-  for (const auto& t : tensors) n += t.values.size();
+  for (const auto& t : tensors) {
+    uint64_t count = 1;
+    for (uint64_t d : t.shape) count *= d;
+    n += count;
+  }
   return n;
 }
 
@@ -54,11 +71,18 @@ DType stored_dtype(const ImportedTensor& t, DType matrix_dtype) {
   return matrix_dtype;
 }
 
-uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path) {
+uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path,
+                     const WriteProgress& progress) {
   ModelWriter writer;
   writer.metadata() = model.metadata;
-  for (const auto& t : model.tensors) writer.add_tensor(t.name, stored_dtype(t, matrix_dtype), t.shape, t.values.data());
-  return writer.write(path);
+  for (const auto& t : model.tensors) {
+    if (t.rows) {
+      writer.add_streamed_tensor(t.name, stored_dtype(t, matrix_dtype), t.shape, t.rows);
+    } else {
+      writer.add_tensor(t.name, stored_dtype(t, matrix_dtype), t.shape, t.values.data());
+    }
+  }
+  return writer.write(path, progress);
 }
 
 }  // namespace t2r

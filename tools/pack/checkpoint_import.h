@@ -9,6 +9,7 @@
 
 #include "dtype.h"
 #include "metadata.h"
+#include "model_writer.h"
 #include "tokenizer.h"
 
 namespace t2r {
@@ -16,7 +17,9 @@ namespace t2r {
 struct ImportedTensor {
   std::string name;
   std::vector<uint64_t> shape;
-  std::vector<float> values;
+  std::vector<float> values;  // empty when streamed
+  RowReader rows;             // streamed: read from the checkpoint while the file is written
+  std::vector<float> read() const;  // every value, either way
 };
 
 struct ImportedModel {
@@ -27,6 +30,8 @@ struct ImportedModel {
   std::vector<std::string> notes;     // settings it chose that the files did not spell out
 
   void add(std::string name, std::vector<uint64_t> shape, std::vector<float> values);
+  // A tensor read from the checkpoint only when written (its values are checked then).
+  void add_streamed(std::string name, std::vector<uint64_t> shape, RowReader rows);
   uint64_t parameter_count() const;
 };
 
@@ -51,7 +56,10 @@ ImportedModel import_checkpoint(const std::string& dir, const ImportOptions& opt
 // (whatever their shape) stay f32; for block types, a matrix whose rows are not whole blocks and
 // the small unfolded T2R feature map fall back to f16.
 DType stored_dtype(const ImportedTensor& t, DType matrix_dtype);
-// Every tensor in its stored_dtype. Written atomically.
-uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path);
+// Every tensor in its stored_dtype, streamed ones read a chunk of rows at a time, so that memory
+// holds about one chunk of the largest tensor, not the model. Written atomically; `progress` is
+// called after each tensor with (tensors written, of, bytes written).
+uint64_t write_model(const ImportedModel& model, DType matrix_dtype, const std::string& path,
+                     const WriteProgress& progress = {});
 
 }  // namespace t2r

@@ -68,11 +68,13 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
   hp.to_metadata(out.metadata);
   out.metadata.set("general.source", dir);
 
-  HfTensors source(dir);
+  const auto shared = std::make_shared<const HfTensors>(dir);
+  const HfTensors& source = *shared;
   const auto u = [](int64_t v) { return uint64_t(v); };
-  out.add(schema::kTokenEmbedding, {u(V), u(d)}, source.get("model.embed_tokens.weight", {V, d}));
+  // The matrices are streamed into the file (read, converted, written and dropped a chunk at a time).
+  out.add_streamed(schema::kTokenEmbedding, {u(V), u(d)}, stream_rows(shared, "model.embed_tokens.weight", {V, d}));
   if (!m.tied) {
-    out.add(schema::kOutput, {u(V), u(d)}, source.get("lm_head.weight", {V, d}));
+    out.add_streamed(schema::kOutput, {u(V), u(d)}, stream_rows(shared, "lm_head.weight", {V, d}));
   } else if (source.has("lm_head.weight")) {
     config.unsupported("tie_word_embeddings is true but lm_head.weight is present");
   }
@@ -83,11 +85,13 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     // A projection [rows, cols] and, when the layout has one, its bias [rows].
     const auto linear = [&](const std::string& part, const std::string& from, int64_t rows, int64_t cols, bool bias) {
       const std::string name = src + from + ".weight";
-      std::vector<float> weight = source.get(name, {rows, cols});
       if (const auto delta = m.weight_deltas.find(name); delta != m.weight_deltas.end()) {
+        std::vector<float> weight = source.get(name, {rows, cols});
         for (size_t i = 0; i < weight.size(); ++i) weight[i] += delta->second[i];
+        out.add(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(weight));
+      } else {
+        out.add_streamed(schema::weight(dst(part)), {u(rows), u(cols)}, stream_rows(shared, name, {rows, cols}));
       }
-      out.add(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(weight));
       if (bias) out.add(schema::bias(dst(part)), {u(rows)}, source.get(src + from + ".bias", {rows}));
     };
     out.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, source.get(src + "input_layernorm.weight", {d}));

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "checkpoint_import.h"
 #include "error.h"
 #include "model_file.h"
@@ -78,7 +80,20 @@ int main(int argc, char** argv) {
                     std::string(t2r::dtype_name(stored)).c_str());
       }
     }
-    const uint64_t bytes = t2r::write_model(model, dtype, output);
+    // A large model takes minutes: on a terminal one progress line, rewritten after each tensor;
+    // into a log a line per GB written.
+    const bool terminal = isatty(fileno(stdout));
+    uint64_t reported_gb = 0;
+    const auto progress = [&](size_t done, size_t total, uint64_t written) {
+      if (terminal) {
+        std::printf("\rwriting  tensor %zu of %zu, %.2f GB%s", done, total, double(written) / 1e9, done == total ? "\n" : "");
+      } else if (written / 1000000000 > reported_gb) {
+        reported_gb = written / 1000000000;
+        std::printf("writing  tensor %zu of %zu, %.2f GB\n", done, total, double(written) / 1e9);
+      }
+      std::fflush(stdout);
+    };
+    const uint64_t bytes = t2r::write_model(model, dtype, output, progress);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("wrote    %s\n         %.2f MB, matrices %s, in %.2f s\n", output.c_str(), double(bytes) / 1e6,
                 std::string(t2r::dtype_name(dtype)).c_str(), seconds);
