@@ -17,6 +17,11 @@ const Layout kLayouts[] = {
     {"mistral", import_hf_mistral},
     {"qwen2", import_hf_qwen2},
     {"gpt2", import_hf_gpt2},
+};
+
+// LLMs linearized after pretraining, recognized by their own model types (README, "Linearized
+// LLMs"); a refusal lists the transformer layouts above, whose names users try.
+const Layout kLinearizedLayouts[] = {
     {"liger_mistral_gla", import_hf_liger_mistral_gla},
     {"openlm", import_hf_openlm},
 };
@@ -31,6 +36,9 @@ ImportedModel import_huggingface(const std::string& dir, const ImportOptions& op
   }
   if (!options.lolcats.distill.empty() || !options.lolcats.lora.empty()) {
     config.unsupported("LoLCATs adapters need a Llama base (model_type \"llama\"), not " + json_text(type));
+  }
+  for (const Layout& layout : kLinearizedLayouts) {
+    if (type.as_string() == layout.model_type) return layout.import(config, dir);
   }
   std::string names;
   for (const Layout& layout : kLayouts) {
