@@ -100,6 +100,42 @@ AttentionSpec elu_attention_spec(int64_t head_dim, float floor) {
   return spec;
 }
 
+AttentionSpec lolcats_attention_spec(int64_t features, int64_t window, float feature_eps) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::Hedgehog;
+  spec.linear.features = features;
+  spec.linear.feature_eps = feature_eps;
+  spec.linear.window = window;
+  spec.linear.window_mix = WindowMix::SharedNormalizer;
+  return spec;
+}
+
+AttentionSpec supra_attention_spec(int64_t head_dim, float group_norm_eps) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::ReluThenRotary;
+  spec.linear.features = head_dim;
+  spec.linear.readout = Readout::GroupNorm;
+  spec.linear.group_norm_eps = group_norm_eps;
+  spec.linear.decay = Decay::PerHead;
+  return spec;
+}
+
+AttentionSpec liger_attention_spec(int64_t head_dim, int64_t window, float gate_temperature) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::HeadSoftmax;
+  spec.linear.features = head_dim;
+  spec.linear.readout = Readout::Plain;
+  spec.linear.decay = Decay::KeyGate;
+  spec.linear.gate_temperature = gate_temperature;
+  spec.linear.window = window;
+  spec.linear.window_mix = WindowMix::Mean;
+  spec.linear.state_per_kv_head = true;
+  return spec;
+}
+
 std::string_view attention_kind_name(const AttentionSpec& spec) {
   return spec.is_linear() ? lookup(kLinearKinds, spec.linear.feature_map) : kSoftmaxKind;
 }

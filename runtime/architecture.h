@@ -121,6 +121,12 @@ struct LayerSpec {
 AttentionSpec softmax_attention_spec();
 AttentionSpec t2r_attention_spec(int64_t features, bool folded, float floor);  // relu(W x + b)
 AttentionSpec elu_attention_spec(int64_t head_dim, float floor);               // elu(x) + 1
+// The linearized LLMs' attention (README, "Linearized LLMs"): LoLCATs' hedgehog maps of `features`
+// (2 f) per head with a shared-normalizer window; SUPRA's relu-rotary with a per-head decay and
+// GroupNorm; Liger's head-softmax with key gates, S per kv head and a mean window.
+AttentionSpec lolcats_attention_spec(int64_t features, int64_t window, float feature_eps);
+AttentionSpec supra_attention_spec(int64_t head_dim, float group_norm_eps);
+AttentionSpec liger_attention_spec(int64_t head_dim, int64_t window, float gate_temperature);
 
 // The names a model file uses for a layer's attention (metadata attention.kind and
 // attention.layer_kinds): "softmax", "t2r" (Linear, ReluMlp) and "elu" (Linear, EluPlusOne).

@@ -16,16 +16,7 @@ ImportedModel import_hf_liger_mistral_gla(HfConfig& config, const std::string& d
   RotaryDecoder decoder = read_rotary_decoder(config, "liger_mistral_gla");
   if (decoder.attention.is_linear()) config.unsupported("a \"t2r\" block in a Liger checkpoint");
   config.find("sliding_window");  // the Mistral base's, unused: Liger's window is its own constant
-  AttentionSpec& spec = decoder.attention;
-  spec.form = AttentionForm::Linear;
-  spec.linear.feature_map = FeatureMap::HeadSoftmax;
-  spec.linear.features = decoder.head_dim;
-  spec.linear.readout = Readout::Plain;
-  spec.linear.decay = Decay::KeyGate;
-  spec.linear.gate_temperature = kLigerGateTemperature;
-  spec.linear.window = kLigerWindow;
-  spec.linear.window_mix = WindowMix::Mean;
-  spec.linear.state_per_kv_head = true;
+  decoder.attention = liger_attention_spec(decoder.head_dim, kLigerWindow, kLigerGateTemperature);
   return build_rotary_decoder(decoder, config, dir);
 }
 

@@ -88,13 +88,7 @@ ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir) {
   hp.positions = PositionKind::Rotary;
   hp.rotary.theta = kRotaryBase;
   hp.max_positions = max_positions;
-  AttentionSpec spec;
-  spec.form = AttentionForm::Linear;
-  spec.linear.feature_map = FeatureMap::ReluThenRotary;
-  spec.linear.features = dh;
-  spec.linear.readout = Readout::GroupNorm;
-  spec.linear.group_norm_eps = kGroupNormEps;
-  spec.linear.decay = Decay::PerHead;
+  const AttentionSpec spec = supra_attention_spec(dh, kGroupNormEps);
   hp.layers.assign(size_t(L), LayerSpec{spec});
   ImportedModel out;
   hp.to_metadata(out.metadata);

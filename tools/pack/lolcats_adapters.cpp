@@ -177,14 +177,7 @@ void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string
                        std::to_string(rank));
   }
 
-  AttentionSpec& spec = decoder.attention;
-  spec = AttentionSpec{};
-  spec.form = AttentionForm::Linear;
-  spec.linear.feature_map = FeatureMap::Hedgehog;
-  spec.linear.features = 2 * f;
-  spec.linear.feature_eps = float(eps);
-  spec.linear.window = window;
-  spec.linear.window_mix = WindowMix::SharedNormalizer;
+  decoder.attention = lolcats_attention_spec(2 * f, window, float(eps));
   used = "LoLCATs adapters " + distill_path + " and " + lora_path + ": window " + std::to_string(window) +
          ", softmax_dim feature maps of " + std::to_string(f) + " (phi " + std::to_string(2 * f) + ") per head, eps " +
          json_text(json::Value::number(eps)) + ", LoRA rank " + std::to_string(rank) + " alpha " +
