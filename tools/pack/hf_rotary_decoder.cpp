@@ -85,13 +85,22 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     // A projection [rows, cols] and, when the layout has one, its bias [rows].
     const auto linear = [&](const std::string& part, const std::string& from, int64_t rows, int64_t cols, bool bias) {
       const std::string name = src + from + ".weight";
-      if (const auto delta = m.weight_deltas.find(name); delta != m.weight_deltas.end()) {
-        std::vector<float> weight = source.get(name, {rows, cols});
-        for (size_t i = 0; i < weight.size(); ++i) weight[i] += delta->second[i];
-        out.add(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(weight));
-      } else {
-        out.add_streamed(schema::weight(dst(part)), {u(rows), u(cols)}, stream_rows(shared, name, {rows, cols}));
+      RowReader base = stream_rows(shared, name, {rows, cols});
+      if (const auto adapter = m.low_rank.find(name); adapter != m.low_rank.end()) {
+        // The reader runs when the file is written, after `m` is gone: it keeps its own copy.
+        const auto lora = std::make_shared<const RotaryDecoder::LowRank>(adapter->second);
+        base = [base, lora, cols](uint64_t first, uint64_t count, float* out) {
+          base(first, count, out);
+          for (uint64_t r = 0; r < count; ++r) {
+            for (int64_t k = 0; k < lora->rank; ++k) {
+              const float b = lora->scale * lora->b[size_t((first + r) * uint64_t(lora->rank) + uint64_t(k))];
+              const float* a = lora->a.data() + size_t(k * cols);
+              for (int64_t i = 0; i < cols; ++i) out[r * uint64_t(cols) + uint64_t(i)] += b * a[i];
+            }
+          }
+        };
       }
+      out.add_streamed(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(base));
       if (bias) out.add(schema::bias(dst(part)), {u(rows)}, source.get(src + from + ".bias", {rows}));
     };
     out.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, source.get(src + "input_layernorm.weight", {d}));

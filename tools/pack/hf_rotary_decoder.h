@@ -26,8 +26,14 @@ struct RotaryDecoder {
   bool qkv_bias = false;      // q_proj, k_proj and v_proj have biases
   bool o_bias = false;        // o_proj has a bias
   int64_t sliding_window = 0; // softmax: each position attends to the last this many (0: all)
-  // Adapters merged at pack time (LoLCATs' LoRA): a delta per source tensor name, same shape.
-  std::map<std::string, std::vector<float>> weight_deltas;
+  // Low-rank adapters merged at pack time (LoLCATs' LoRA), by source tensor name: W += scale B A,
+  // added to each chunk of rows as the weight is streamed, so no merged copy is ever held.
+  struct LowRank {
+    std::vector<float> a, b;  // A [rank, cols], B [rows, rank]
+    int64_t rank = 0;
+    float scale = 1;
+  };
+  std::map<std::string, LowRank> low_rank;
   // Tensors the attention form adds (t2r names: feature maps, window weights).
   std::vector<ImportedTensor> attention_tensors;
 };

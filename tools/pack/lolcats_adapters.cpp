@@ -160,15 +160,8 @@ void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string
       if (rank == 0) rank = A.shape[0];
       expect_shape(lora_path, A, {rank, proj.in});
       expect_shape(lora_path, B, {proj.out, rank});
-      const std::vector<float> a_values = torch_tensor_to_f32(A), b_values = torch_tensor_to_f32(B);
-      const float scale = float(alpha / double(rank));
-      std::vector<float> delta(size_t(proj.out * proj.in), 0.0f);
-      for (int64_t o = 0; o < proj.out; ++o)
-        for (int64_t k = 0; k < rank; ++k) {
-          const float b = scale * b_values[size_t(o * rank + k)];
-          for (int64_t i = 0; i < proj.in; ++i) delta[size_t(o * proj.in + i)] += b * a_values[size_t(k * proj.in + i)];
-        }
-      decoder.weight_deltas["model." + p + "weight"] = std::move(delta);
+      decoder.low_rank["model." + p + "weight"] = {torch_tensor_to_f32(A), torch_tensor_to_f32(B), rank,
+                                                   float(alpha / double(rank))};
     }
   }
   adapters.check_all_used();

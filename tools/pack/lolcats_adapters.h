@@ -14,7 +14,7 @@ namespace t2r {
 // these settings in yaml) or from t2r-pack flags (LolcatsFiles). True when either names them.
 bool has_lolcats(HfConfig& config, const LolcatsFiles& files);
 // Fills decoder.attention (hedgehog feature maps with a 64-token window whose leaving keys join S
-// and z), decoder.attention_tensors and decoder.weight_deltas; appends what it used to `used`.
+// and z), decoder.attention_tensors and decoder.low_rank; appends what it used to `used`.
 // Settings absent from the block default to the released configuration (window 64, softmax_dim,
 // LoRA alpha 16, the LoRA rank and feature size from the tensor shapes). Throws naming what differs.
 void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string& dir, RotaryDecoder& decoder,
