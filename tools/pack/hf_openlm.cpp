@@ -4,8 +4,10 @@
 // _totrain_embed_kv (keys) that precede the relu are folded into the q and k projections, with
 // the key's 1 / sqrt(d_h) (relu(x) / c = relu(x / c) for c > 0); xformers' packed SwiGLU w12 is
 // split into gate (first half) and up. The decay is open_lm's fixed gamma_h = exp(-r^(h+1)).
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 
 #include "error.h"
 #include "hf_common.h"
@@ -21,15 +23,16 @@ namespace {
 constexpr double kRotaryBase = 10000;   // open_lm's RotaryEmbedding default; the config has no key
 constexpr float kGroupNormEps = 1e-5f;  // open_lm's GroupNorm, fixed (not norm_eps)
 
-// Y = A B for A [n, k], B [k, m].
-std::vector<float> matmul(const std::vector<float>& a, const std::vector<float>& b, int64_t n, int64_t k, int64_t m) {
-  std::vector<float> y(size_t(n * m), 0.0f);
+// Y = A B for A [n, k], B [k, m], accumulated along rows of B (contiguous, so it vectorizes).
+void multiply(const std::vector<float>& a, const std::vector<float>& b, int64_t n, int64_t k, int64_t m, float* y) {
+  std::fill(y, y + n * m, 0.0f);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < k; ++j) {
-      const double aij = a[size_t(i * k + j)];
-      for (int64_t c = 0; c < m; ++c) y[size_t(i * m + c)] += float(aij * b[size_t(j * m + c)]);
+      const float aij = a[size_t(i * k + j)];
+      const float* row = b.data() + j * m;
+      float* out = y + i * m;
+      for (int64_t c = 0; c < m; ++c) out[c] += aij * row[c];
     }
-  return y;
 }
 
 }  // namespace
@@ -94,30 +97,49 @@ ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir) {
   hp.to_metadata(out.metadata);
   out.metadata.set("general.source", dir);
 
+  // The matrices are streamed into the file from the mapped pickle, the folds computed a chunk at a time.
   const std::string path = dir + "/pytorch_model.bin";
-  const TorchCheckpoint checkpoint = read_torch_state_dict(path);
+  const auto checkpoint = std::make_shared<const TorchCheckpoint>(read_torch_state_dict(path));
   std::map<std::string, const TorchTensor*> tensors;  // without the HF wrapper's "model."
-  for (const TorchTensor& t : checkpoint.state_dict) {
+  for (const TorchTensor& t : checkpoint->state_dict) {
     const bool wrapped = t.name.compare(0, 6, "model.") == 0;
     if (!tensors.emplace(wrapped ? t.name.substr(6) : t.name, &t).second) {
       throw Error(path + ": tensor '" + t.name + "' appears with and without 'model.'");
     }
   }
   std::map<std::string, bool> used;
-  const auto get = [&](const std::string& name, const std::vector<int64_t>& shape) {
+  const auto find = [&](const std::string& name, const std::vector<int64_t>& shape) -> const TorchTensor& {
     const auto it = tensors.find(name);
     if (it == tensors.end()) throw Error(path + ": no tensor '" + name + "' (with or without 'model.')");
     if (it->second->shape != shape) throw Error(path + ": tensor '" + name + "' has another shape than expected");
     used[name] = true;
-    return torch_tensor_to_f32(*it->second);
+    return *it->second;
+  };
+  const auto get = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    return torch_tensor_to_f32(find(name, shape));
+  };
+  // Rows [offset, offset + the tensor's rows) of `name`, streamed.
+  const auto stream = [&](const std::string& name, const std::vector<int64_t>& shape, int64_t offset = 0) -> RowReader {
+    const TorchTensor* t = &find(name, shape);
+    return [checkpoint, t, offset](uint64_t first, uint64_t count, float* out) {
+      torch_rows_to_f32(*t, offset + int64_t(first), int64_t(count), out);
+    };
+  };
+  // Rows of E W_part, W_part being rows [offset, offset + cols of E) of in_proj, times `scale`.
+  const auto folded = [&](const TorchTensor& embed, const TorchTensor& in_proj, int64_t offset, float scale) -> RowReader {
+    return [checkpoint, e = &embed, w = &in_proj, offset, scale](uint64_t first, uint64_t count, float* out) {
+      const int64_t k = e->shape[1], m = w->shape[1];
+      std::vector<float> rows(size_t(int64_t(count) * k)), part(size_t(k * m));
+      torch_rows_to_f32(*e, int64_t(first), int64_t(count), rows.data());
+      torch_rows_to_f32(*w, offset, k, part.data());
+      multiply(rows, part, int64_t(count), k, m, out);
+      for (uint64_t i = 0; i < count * uint64_t(m); ++i) out[i] *= scale;
+    };
   };
   const auto u = [](int64_t v) { return uint64_t(v); };
-  const auto rows = [](const std::vector<float>& w, int64_t first, int64_t count, int64_t cols) {
-    return std::vector<float>(w.begin() + first * cols, w.begin() + (first + count) * cols);
-  };
 
-  out.add(schema::kTokenEmbedding, {u(V), u(d)}, get("tok_embeddings.weight", {V, d}));
-  if (!tied) out.add(schema::kOutput, {u(V), u(d)}, get("output.weight", {V, d}));
+  out.add_streamed(schema::kTokenEmbedding, {u(V), u(d)}, stream("tok_embeddings.weight", {V, d}));
+  if (!tied) out.add_streamed(schema::kOutput, {u(V), u(d)}, stream("output.weight", {V, d}));
   out.add(schema::weight(schema::kOutputNorm), {u(d)}, get("norm.weight", {d}));
   const double r = std::pow(2.0, -std::pow(2.0, -(std::log2(double(H)) - 3)));
   std::vector<float> decay(static_cast<size_t>(H));
@@ -127,29 +149,27 @@ ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir) {
     const auto dst = [&](const std::string& part) { return schema::layer(l, part); };
     out.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, get(src + "attention_norm.weight", {d}));
     out.add(schema::weight(dst(schema::kFfnNorm)), {u(d)}, get(src + "ffn_norm.weight", {d}));
-    const std::vector<float> in_proj = get(src + "attention.in_proj.weight", {(H + 2 * Hkv) * dh, d});
     const int64_t q_rows = H * dh, kv_rows = Hkv * dh;
-    const std::vector<float> embed_q = get(src + "attention._totrain_embed.weight", {q_rows, q_rows});
+    const TorchTensor& in_proj = find(src + "attention.in_proj.weight", {q_rows + 2 * kv_rows, d});
+    const TorchTensor& embed_q = find(src + "attention._totrain_embed.weight", {q_rows, q_rows});
     const std::vector<float> embed_q_bias = get(src + "attention._totrain_embed.bias", {q_rows});
     // Without grouped heads, keys go through the queries' dense layer (open_lm has no _kv one then).
     const bool own_kv = Hkv != H || tensors.count(src + "attention._totrain_embed_kv.weight");
-    std::vector<float> embed_k = own_kv ? get(src + "attention._totrain_embed_kv.weight", {kv_rows, kv_rows}) : embed_q;
+    const TorchTensor& embed_k = own_kv ? find(src + "attention._totrain_embed_kv.weight", {kv_rows, kv_rows}) : embed_q;
     std::vector<float> embed_k_bias = own_kv ? get(src + "attention._totrain_embed_kv.bias", {kv_rows}) : embed_q_bias;
-    out.add(schema::weight(dst(schema::kAttnQ)), {u(q_rows), u(d)}, matmul(embed_q, rows(in_proj, 0, q_rows, d), q_rows, q_rows, d));
-    out.add(schema::bias(dst(schema::kAttnQ)), {u(q_rows)}, embed_q_bias);
     const float key_scale = float(1 / std::sqrt(double(dh)));
-    std::vector<float> k = matmul(embed_k, rows(in_proj, q_rows, kv_rows, d), kv_rows, kv_rows, d);
-    for (float& x : k) x *= key_scale;
     for (float& x : embed_k_bias) x *= key_scale;
-    out.add(schema::weight(dst(schema::kAttnK)), {u(kv_rows), u(d)}, std::move(k));
+    out.add_streamed(schema::weight(dst(schema::kAttnQ)), {u(q_rows), u(d)}, folded(embed_q, in_proj, 0, 1.0f));
+    out.add(schema::bias(dst(schema::kAttnQ)), {u(q_rows)}, embed_q_bias);
+    out.add_streamed(schema::weight(dst(schema::kAttnK)), {u(kv_rows), u(d)}, folded(embed_k, in_proj, q_rows, key_scale));
     out.add(schema::bias(dst(schema::kAttnK)), {u(kv_rows)}, std::move(embed_k_bias));
-    out.add(schema::weight(dst(schema::kAttnV)), {u(kv_rows), u(d)}, rows(in_proj, q_rows + kv_rows, kv_rows, d));
-    out.add(schema::weight(dst(schema::kAttnO)), {u(d), u(q_rows)}, get(src + "attention.out_proj.weight", {d, q_rows}));
+    out.add_streamed(schema::weight(dst(schema::kAttnV)), {u(kv_rows), u(d)},
+                     stream(src + "attention.in_proj.weight", {q_rows + 2 * kv_rows, d}, q_rows + kv_rows));
+    out.add_streamed(schema::weight(dst(schema::kAttnO)), {u(d), u(q_rows)}, stream(src + "attention.out_proj.weight", {d, q_rows}));
     out.add(dst(schema::kDecay), {u(H)}, decay);
-    const std::vector<float> w12 = get(src + "feed_forward.w12.weight", {2 * F, d});
-    out.add(schema::weight(dst(schema::kFfnGate)), {u(F), u(d)}, rows(w12, 0, F, d));
-    out.add(schema::weight(dst(schema::kFfnUp)), {u(F), u(d)}, rows(w12, F, F, d));
-    out.add(schema::weight(dst(schema::kFfnDown)), {u(d), u(F)}, get(src + "feed_forward.w3.weight", {d, F}));
+    out.add_streamed(schema::weight(dst(schema::kFfnGate)), {u(F), u(d)}, stream(src + "feed_forward.w12.weight", {2 * F, d}));
+    out.add_streamed(schema::weight(dst(schema::kFfnUp)), {u(F), u(d)}, stream(src + "feed_forward.w12.weight", {2 * F, d}, F));
+    out.add_streamed(schema::weight(dst(schema::kFfnDown)), {u(d), u(F)}, stream(src + "feed_forward.w3.weight", {d, F}));
   }
   for (const auto& [name, tensor] : tensors) {
     if (!used.count(name)) throw Error(path + ": unexpected tensor '" + tensor->name + "'");

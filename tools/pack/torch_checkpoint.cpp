@@ -1,5 +1,6 @@
 #include "torch_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -263,6 +264,18 @@ std::vector<float> torch_tensor_to_f32(const TorchTensor& t) {
     }
   }
   return out;
+}
+
+void torch_rows_to_f32(const TorchTensor& t, int64_t first, int64_t count, float* out) {
+  if (t.shape.empty() || first < 0 || count < 0 || first + count > t.shape[0]) {
+    throw Error("tensor '" + t.name + "': rows " + std::to_string(first) + ".." + std::to_string(first + count) +
+                " are outside it");
+  }
+  TorchTensor rows = t;
+  rows.shape[0] = count;
+  rows.storage_offset += first * t.stride[0];
+  const std::vector<float> values = torch_tensor_to_f32(rows);  // checks the view again
+  std::copy(values.begin(), values.end(), out);
 }
 
 }  // namespace t2r

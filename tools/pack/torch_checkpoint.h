@@ -44,5 +44,7 @@ TorchCheckpoint read_torch_state_dict(const std::string& path);
 // Gathers the tensor's elements in row-major order, honouring shape, stride and offset.
 // F32, F16, BF16 and F64 only.
 std::vector<float> torch_tensor_to_f32(const TorchTensor& t);
+// Rows [first, first + count) of the tensor (along its first dimension), in row-major order, into `out`.
+void torch_rows_to_f32(const TorchTensor& t, int64_t first, int64_t count, float* out);
 
 }  // namespace t2r
