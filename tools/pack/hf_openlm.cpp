@@ -12,6 +12,7 @@
 #include "error.h"
 #include "hf_common.h"
 #include "hf_layouts.h"
+#include "hf_rotary_decoder.h"
 #include "hyperparams.h"
 #include "mapped_file.h"
 #include "schema.h"
@@ -76,23 +77,21 @@ ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir) {
     eos_id = read_eos(generation, V);
   }
 
-  Hyperparams hp;
-  hp.architecture = "openlm";
-  hp.vocab_size = V;
-  hp.dim = d;
-  hp.n_layers = L;
-  hp.n_heads = H;
-  hp.n_kv_heads = Hkv;
-  hp.head_dim = dh;
-  hp.ffn_dim = F;
-  hp.norm = NormKind::RmsNorm;
-  hp.norm_eps = float(eps);
-  hp.ffn = FfnKind::SwiGlu;
-  hp.positions = PositionKind::Rotary;
-  hp.rotary.theta = kRotaryBase;
-  hp.max_positions = max_positions;
-  const AttentionSpec spec = supra_attention_spec(dh, kGroupNormEps);
-  hp.layers.assign(size_t(L), LayerSpec{spec});
+  RotaryDecoder decoder;  // the same decoder under OpenLM's names
+  decoder.model_type = "openlm";
+  decoder.vocab_size = V;
+  decoder.dim = d;
+  decoder.ffn_dim = F;
+  decoder.n_layers = L;
+  decoder.n_heads = H;
+  decoder.n_kv_heads = Hkv;
+  decoder.head_dim = dh;
+  decoder.max_positions = max_positions;
+  decoder.norm_eps = eps;
+  decoder.rotary.theta = kRotaryBase;
+  decoder.attention = supra_attention_spec(dh, kGroupNormEps);
+  const AttentionSpec& spec = decoder.attention;
+  const Hyperparams hp = rotary_decoder_hyperparams(decoder);
   ImportedModel out;
   hp.to_metadata(out.metadata);
   out.metadata.set("general.source", dir);

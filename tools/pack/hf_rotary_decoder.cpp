@@ -39,21 +39,16 @@ RotaryDecoder read_rotary_decoder(HfConfig& config, const std::string& model_typ
   return m;
 }
 
-ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, const std::string& dir) {
-  const int64_t eos_id = read_eos(config, m.vocab_size);
-  config.check_all_read();
-
-  const int64_t V = m.vocab_size, d = m.dim, F = m.ffn_dim, L = m.n_layers, H = m.n_heads, Hkv = m.n_kv_heads,
-                dh = m.head_dim;
+Hyperparams rotary_decoder_hyperparams(const RotaryDecoder& m) {
   Hyperparams hp;
   hp.architecture = m.model_type;
-  hp.vocab_size = V;
-  hp.dim = d;
-  hp.n_layers = L;
-  hp.n_heads = H;
-  hp.n_kv_heads = Hkv;
-  hp.head_dim = dh;
-  hp.ffn_dim = F;
+  hp.vocab_size = m.vocab_size;
+  hp.dim = m.dim;
+  hp.n_layers = m.n_layers;
+  hp.n_heads = m.n_heads;
+  hp.n_kv_heads = m.n_kv_heads;
+  hp.head_dim = m.head_dim;
+  hp.ffn_dim = m.ffn_dim;
   hp.norm = NormKind::RmsNorm;
   hp.norm_eps = float(m.norm_eps);
   hp.ffn = FfnKind::SwiGlu;
@@ -63,7 +58,18 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
   hp.max_positions = m.max_positions;
   AttentionSpec spec = m.attention;
   if (!spec.is_linear()) spec.window = m.sliding_window;  // linear attention reads its whole state
-  hp.layers.assign(size_t(L), LayerSpec{spec});
+  hp.layers.assign(size_t(m.n_layers), LayerSpec{spec});
+  return hp;
+}
+
+ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, const std::string& dir) {
+  const int64_t eos_id = read_eos(config, m.vocab_size);
+  config.check_all_read();
+
+  const int64_t V = m.vocab_size, d = m.dim, F = m.ffn_dim, L = m.n_layers, H = m.n_heads, Hkv = m.n_kv_heads,
+                dh = m.head_dim;
+  const Hyperparams hp = rotary_decoder_hyperparams(m);
+  const AttentionSpec& spec = hp.attention(0);
   ImportedModel out;
   hp.to_metadata(out.metadata);
   out.metadata.set("general.source", dir);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "architecture.h"
+#include "hyperparams.h"
 #include "checkpoint_import.h"
 #include "hf_config.h"
 
@@ -43,6 +44,10 @@ struct RotaryDecoder {
 // "length_adaptive" blocks; and the refusal of keys none of them computes (soft-capping,
 // partial rotary). The layout fills biases and the window.
 RotaryDecoder read_rotary_decoder(HfConfig& config, const std::string& model_type);
+
+// The hyperparameters of the decoder: RMSNorm, SwiGLU, rotary, its attention in every layer (the
+// layout's sliding window on softmax attention). Also for layouts with their own tensor names (openlm).
+Hyperparams rotary_decoder_hyperparams(const RotaryDecoder& decoder);
 
 // Checks that every key of the config was read or is ignored on purpose, then reads the tensors,
 // the tokenizer and eos_token_id from `dir`.
