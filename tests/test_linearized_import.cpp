@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <sstream>
 
 #include "checkpoint_import.h"
@@ -153,6 +154,28 @@ TEST_CASE("linear-attention metadata that does not go together is refused at loa
   CHECK(contains(reloaded_error("attention.window_mix", "sum"),
                  "attention.window_mix = 'sum' is not one of shared-normalizer, mean"));
   CHECK(contains(reloaded_error("attention.kind", "gla"), "attention.kind = 'gla' is not one of softmax, t2r, elu"));
+}
+
+TEST_CASE("linearized LLMs: a saved state, window included, continues exactly where it was saved") {
+  for (const std::string name : {"lolcats-llama3", "supra-mistral", "liger-mistral-gla"}) {
+    CAPTURE(name);
+    const Model& model = packed_reference_model(name, DType::F32);
+    ContextOptions options;
+    options.max_sequences = 2;
+    options.max_batch = 80;
+    options.max_outputs = 80;
+    Context context(model, options);
+    std::vector<BatchRow> rows(80);
+    for (size_t i = 0; i < 80; ++i) rows[i] = {int32_t(i + 10), 0, int64_t(i), false};
+    context.decode(rows.data(), 80);  // past the 64-token window
+    std::vector<unsigned char> state(context.state_size(0));
+    context.save(0, state.data(), state.size());
+    context.restore(1, state.data(), state.size());
+    const size_t V = size_t(model.hparams().vocab_size);
+    const BatchRow next[2] = {{7, 0, 80, true}, {7, 1, 80, true}};
+    context.decode(next, 2);
+    CHECK(std::equal(context.logits(0), context.logits(0) + V, context.logits(1)));
+  }
 }
 
 TEST_CASE("linearized LLMs decode and prefill without allocating") {
