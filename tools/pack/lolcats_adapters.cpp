@@ -1,6 +1,7 @@
 #include "lolcats_adapters.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -56,6 +57,12 @@ class AdapterTensors {
   std::map<std::string, const TorchTensor*> by_name_;
   std::set<std::string> used_;
 };
+
+std::string short_number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
 
 void expect_shape(const std::string& what, const TorchTensor& t, const std::vector<int64_t>& shape) {
   if (t.shape != shape) {
@@ -173,8 +180,8 @@ void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string
   decoder.attention = lolcats_attention_spec(2 * f, window, float(eps));
   used = "LoLCATs adapters " + distill_path + " and " + lora_path + ": window " + std::to_string(window) +
          ", softmax_dim feature maps of " + std::to_string(f) + " (phi " + std::to_string(2 * f) + ") per head, eps " +
-         json_text(json::Value::number(eps)) + ", LoRA rank " + std::to_string(rank) + " alpha " +
-         json_text(json::Value::number(alpha)) + " merged into q, k, v, o";
+         short_number(eps) + ", LoRA rank " + std::to_string(rank) + " alpha " + short_number(alpha) +
+         " merged into q, k, v, o";
 }
 
 }  // namespace t2r
