@@ -17,7 +17,7 @@ void ImportedModel::add(std::string name, std::vector<uint64_t> shape, std::vect
   for (float v : values) {
     if (!std::isfinite(v)) throw Error("checkpoint tensor for '" + name + "' contains NaN or infinity");
   }
-  tensors.push_back({std::move(name), std::move(shape), std::move(values)});
+  tensors.push_back({std::move(name), std::move(shape), std::move(values), {}});
 }
 
 void ImportedModel::add_streamed(std::string name, std::vector<uint64_t> shape, RowReader rows) {

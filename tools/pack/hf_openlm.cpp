@@ -120,19 +120,19 @@ ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir) {
   // Rows [offset, offset + the tensor's rows) of `name`, streamed.
   const auto stream = [&](const std::string& name, const std::vector<int64_t>& shape, int64_t offset = 0) -> RowReader {
     const TorchTensor* t = &find(name, shape);
-    return [checkpoint, t, offset](uint64_t first, uint64_t count, float* out) {
-      torch_rows_to_f32(*t, offset + int64_t(first), int64_t(count), out);
+    return [checkpoint, t, offset](uint64_t first, uint64_t count, float* into) {
+      torch_rows_to_f32(*t, offset + int64_t(first), int64_t(count), into);
     };
   };
   // Rows of E W_part, W_part being rows [offset, offset + cols of E) of in_proj, times `scale`.
   const auto folded = [&](const TorchTensor& embed, const TorchTensor& in_proj, int64_t offset, float scale) -> RowReader {
-    return [checkpoint, e = &embed, w = &in_proj, offset, scale](uint64_t first, uint64_t count, float* out) {
+    return [checkpoint, e = &embed, w = &in_proj, offset, scale](uint64_t first, uint64_t count, float* into) {
       const int64_t k = e->shape[1], m = w->shape[1];
       std::vector<float> rows(size_t(int64_t(count) * k)), part(size_t(k * m));
       torch_rows_to_f32(*e, int64_t(first), int64_t(count), rows.data());
       torch_rows_to_f32(*w, offset, k, part.data());
-      multiply(rows, part, int64_t(count), k, m, out);
-      for (uint64_t i = 0; i < count * uint64_t(m); ++i) out[i] *= scale;
+      multiply(rows, part, int64_t(count), k, m, into);
+      for (uint64_t i = 0; i < count * uint64_t(m); ++i) into[i] *= scale;
     };
   };
   const auto u = [](int64_t v) { return uint64_t(v); };

@@ -95,13 +95,13 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
       if (const auto adapter = m.low_rank.find(name); adapter != m.low_rank.end()) {
         // The reader runs when the file is written, after `m` is gone: it keeps its own copy.
         const auto lora = std::make_shared<const RotaryDecoder::LowRank>(adapter->second);
-        base = [base, lora, cols](uint64_t first, uint64_t count, float* out) {
-          base(first, count, out);
+        base = [base, lora, cols](uint64_t first, uint64_t count, float* into) {
+          base(first, count, into);
           for (uint64_t r = 0; r < count; ++r) {
             for (int64_t k = 0; k < lora->rank; ++k) {
               const float b = lora->scale * lora->b[size_t((first + r) * uint64_t(lora->rank) + uint64_t(k))];
               const float* a = lora->a.data() + size_t(k * cols);
-              for (int64_t i = 0; i < cols; ++i) out[r * uint64_t(cols) + uint64_t(i)] += b * a[i];
+              for (int64_t i = 0; i < cols; ++i) into[r * uint64_t(cols) + uint64_t(i)] += b * a[i];
             }
           }
         };

@@ -134,7 +134,7 @@ void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string
     expect_shape(distill_path, factors, {1, H, 1, 1});
     std::vector<float> weight = torch_tensor_to_f32(factors);
     for (float& w : weight) w = float(1 / (1 + std::exp(-double(w))));  // sigmoid: the window terms' weight
-    decoder.attention_tensors.push_back({schema::layer(l, schema::kWindowWeight), {u(H)}, std::move(weight)});
+    decoder.attention_tensors.push_back({schema::layer(l, schema::kWindowWeight), {u(H)}, std::move(weight), {}});
     for (const auto& [from, to] : {std::pair{"feature_map_q", schema::kHedgehogQ}, std::pair{"feature_map_k", schema::kHedgehogK}}) {
       const TorchTensor& layer = distill.get(p + from + ".mlp.layer", 3);
       if (f == 0) f = layer.shape[2];
@@ -144,7 +144,7 @@ void read_lolcats(HfConfig& config, const LolcatsFiles& files, const std::string
       for (int64_t h = 0; h < H; ++h)
         for (int64_t i = 0; i < dh; ++i)
           for (int64_t j = 0; j < f; ++j) rows[size_t((h * f + j) * dh + i)] = w[size_t((h * dh + i) * f + j)];
-      decoder.attention_tensors.push_back({schema::weight(schema::layer(l, to)), {u(H), u(f), u(dh)}, std::move(rows)});
+      decoder.attention_tensors.push_back({schema::weight(schema::layer(l, to)), {u(H), u(f), u(dh)}, std::move(rows), {}});
     }
   }
   distill.check_all_used();
