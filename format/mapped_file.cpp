@@ -67,6 +67,13 @@ void MappedFile::unmap() {
   size_ = 0;
 }
 
+void release_mapped_pages(std::string_view range) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(range.data()) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(range.data()) + range.size()) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
 bool is_regular_file(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);

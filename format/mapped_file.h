@@ -32,4 +32,8 @@ class MappedFile {
 
 bool is_regular_file(const std::string& path);
 
+// Drops the pages wholly inside `range` (part of a read-only mapping) from this process's memory;
+// reading them again maps them in again. Lets a reader stream a file larger than its memory.
+void release_mapped_pages(std::string_view range);
+
 }  // namespace t2r

@@ -19,6 +19,10 @@ inline const std::string kAttnQ = "attn.q", kAttnK = "attn.k", kAttnV = "attn.v"
 inline const std::string kFeatureMap = "attn.feature_map";  // unfolded relu-mlp feature map [H, r, d_h]
 inline const std::string kFeatureQ = "attn.feature_q";      // folded relu-mlp feature maps [H r, d]
 inline const std::string kFeatureK = "attn.feature_k";
+// Hedgehog feature maps, one for queries and one for keys [H, r / 2, d_h] (no bias).
+inline const std::string kHedgehogQ = "attn.hedgehog_q", kHedgehogK = "attn.hedgehog_k";
+inline const std::string kWindowWeight = "attn.window_weight";  // [H] f32: the window terms' weight
+inline const std::string kDecay = "attn.decay";                 // [H] f32: gamma_h of a per-head decay
 inline const std::string kFfnUp = "ffn.up", kFfnGate = "ffn.gate", kFfnDown = "ffn.down";
 // A translation decoder layer's attention to the encoder output: its norm, and the parts of
 // attn.* under "cross." (cross.q, cross.k, cross.v, cross.o, cross.feature_q, ...).

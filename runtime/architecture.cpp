@@ -37,14 +37,24 @@ const Names<RotaryScaling, 4> kRotaryScalings = {{RotaryScaling::None, "none"},
                                                   {RotaryScaling::Linear, "linear"},
                                                   {RotaryScaling::Llama3, "llama3"},
                                                   {RotaryScaling::Yarn, "yarn"}};
-const Names<FeatureMap, 2> kFeatureMaps = {{FeatureMap::ReluMlp, "relu-mlp"}, {FeatureMap::EluPlusOne, "elu+1"}};
-const Names<Readout, 1> kReadouts = {{Readout::Normalized, "normalized"}};
+const Names<FeatureMap, 5> kFeatureMaps = {{FeatureMap::ReluMlp, "relu-mlp"},
+                                            {FeatureMap::EluPlusOne, "elu+1"},
+                                            {FeatureMap::Hedgehog, "hedgehog"},
+                                            {FeatureMap::ReluThenRotary, "relu-rotary"},
+                                            {FeatureMap::HeadSoftmax, "head-softmax"}};
+const Names<Readout, 3> kReadouts = {
+    {Readout::Normalized, "normalized"}, {Readout::GroupNorm, "group-norm"}, {Readout::Plain, "plain"}};
+const Names<Decay, 3> kDecays = {{Decay::None, "none"}, {Decay::PerHead, "per-head"}, {Decay::KeyGate, "key-gate"}};
+const Names<WindowMix, 2> kWindowMixes = {{WindowMix::SharedNormalizer, "shared-normalizer"}, {WindowMix::Mean, "mean"}};
 const Names<AttentionForm, 2> kForms = {{AttentionForm::Softmax, "softmax"}, {AttentionForm::Linear, "linear"}};
 
-// The model file's attention kinds: a form with its feature map.
-enum class AttentionKind { Softmax, T2R, Elu };
-const Names<AttentionKind, 3> kAttentionKinds = {
-    {AttentionKind::Softmax, "softmax"}, {AttentionKind::T2R, "t2r"}, {AttentionKind::Elu, "elu"}};
+// The model file's attention kinds of linear attention: one per feature map ("softmax" is the other form).
+const Names<FeatureMap, 5> kLinearKinds = {{FeatureMap::ReluMlp, "t2r"},
+                                           {FeatureMap::EluPlusOne, "elu"},
+                                           {FeatureMap::Hedgehog, "hedgehog"},
+                                           {FeatureMap::ReluThenRotary, "relu-rotary"},
+                                           {FeatureMap::HeadSoftmax, "head-softmax"}};
+constexpr std::string_view kSoftmaxKind = "softmax";
 
 }  // namespace
 
@@ -56,6 +66,11 @@ std::string_view name_of(RotaryScaling scaling) { return lookup(kRotaryScalings,
 std::string_view name_of(FeatureMap map) { return lookup(kFeatureMaps, map); }
 std::string_view name_of(Readout readout) { return lookup(kReadouts, readout); }
 std::string_view name_of(AttentionForm form) { return lookup(kForms, form); }
+std::string_view name_of(Decay decay) { return lookup(kDecays, decay); }
+std::string_view name_of(WindowMix mix) { return lookup(kWindowMixes, mix); }
+Readout parse_readout(std::string_view name, std::string_view what) { return parse(kReadouts, name, what); }
+Decay parse_decay(std::string_view name, std::string_view what) { return parse(kDecays, name, what); }
+WindowMix parse_window_mix(std::string_view name, std::string_view what) { return parse(kWindowMixes, name, what); }
 
 NormKind parse_norm_kind(std::string_view name, std::string_view what) { return parse(kNorms, name, what); }
 NormPosition parse_norm_position(std::string_view name, std::string_view what) {
@@ -85,26 +100,59 @@ AttentionSpec elu_attention_spec(int64_t head_dim, float floor) {
   return spec;
 }
 
+AttentionSpec lolcats_attention_spec(int64_t features, int64_t window, float feature_eps) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::Hedgehog;
+  spec.linear.features = features;
+  spec.linear.feature_eps = feature_eps;
+  spec.linear.window = window;
+  spec.linear.window_mix = WindowMix::SharedNormalizer;
+  return spec;
+}
+
+AttentionSpec supra_attention_spec(int64_t head_dim, float group_norm_eps) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::ReluThenRotary;
+  spec.linear.features = head_dim;
+  spec.linear.readout = Readout::GroupNorm;
+  spec.linear.group_norm_eps = group_norm_eps;
+  spec.linear.decay = Decay::PerHead;
+  return spec;
+}
+
+AttentionSpec liger_attention_spec(int64_t head_dim, int64_t window, float gate_temperature) {
+  AttentionSpec spec;
+  spec.form = AttentionForm::Linear;
+  spec.linear.feature_map = FeatureMap::HeadSoftmax;
+  spec.linear.features = head_dim;
+  spec.linear.readout = Readout::Plain;
+  spec.linear.decay = Decay::KeyGate;
+  spec.linear.gate_temperature = gate_temperature;
+  spec.linear.window = window;
+  spec.linear.window_mix = WindowMix::Mean;
+  spec.linear.state_per_kv_head = true;
+  return spec;
+}
+
 std::string_view attention_kind_name(const AttentionSpec& spec) {
-  if (!spec.is_linear()) return lookup(kAttentionKinds, AttentionKind::Softmax);
-  return lookup(kAttentionKinds,
-                spec.linear.feature_map == FeatureMap::ReluMlp ? AttentionKind::T2R : AttentionKind::Elu);
+  return spec.is_linear() ? lookup(kLinearKinds, spec.linear.feature_map) : kSoftmaxKind;
 }
 
 AttentionSpec parse_attention_kind(std::string_view name, std::string_view what) {
   AttentionSpec spec;
-  switch (parse(kAttentionKinds, name, what)) {
-    case AttentionKind::Softmax: break;
-    case AttentionKind::T2R:
+  if (name == kSoftmaxKind) return spec;
+  for (const auto& [map, kind] : kLinearKinds) {
+    if (kind == name) {
       spec.form = AttentionForm::Linear;
-      spec.linear.feature_map = FeatureMap::ReluMlp;
-      break;
-    case AttentionKind::Elu:
-      spec.form = AttentionForm::Linear;
-      spec.linear.feature_map = FeatureMap::EluPlusOne;
-      break;
+      spec.linear.feature_map = map;
+      return spec;
+    }
   }
-  return spec;
+  std::string allowed(kSoftmaxKind);
+  for (const auto& entry : kLinearKinds) allowed += ", " + std::string(entry.second);
+  throw Error(std::string(what) + " = '" + std::string(name) + "' is not one of " + allowed);
 }
 
 }  // namespace t2r

@@ -18,6 +18,7 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
   const size_t H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim, group = H / Hkv;
   const size_t q_width = H * dh, kv_width = Hkv * dh;
   const bool folded = spec.is_linear() && spec.linear.folded;
+  const bool recurrent = spec.is_linear() && !spec.linear.fused();
 
   if (folded) {  // the projections give the feature maps' pre-activations
     matmul(w.feature_q, xb_, n, phi_q_);
@@ -28,11 +29,13 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
     // YaRN multiplies cos and sin by its attention factor, so both q and k (the feature map of
     // linear attention sees each, so the factor cannot be moved onto q alone).
     const float rotary_gain = hp.positions == PositionKind::Rotary ? float(hp.rotary.attention_factor) : 1.0f;
-    const float scale = 1.0f / std::sqrt(float(dh)) * rotary_gain;
+    // The recurrent forms keep q unscaled: their feature maps read it so, and their windows scale scores.
+    const float scale = recurrent ? rotary_gain : 1.0f / std::sqrt(float(dh)) * rotary_gain;
     for_rows(n, [&](size_t begin, size_t end) {
       for (size_t t = begin; t < end; ++t) {
         float* q = q_ + t * q_width;
         float* k = k_ + t * kv_width;
+        if (recurrent) before_rotary(spec.linear, q, k, t);
         if (hp.positions == PositionKind::Rotary) {
           cpu::rotary(q, H, dh, model_.position_freq().data(), positions[t]);
           cpu::rotary(k, Hkv, dh, model_.position_freq().data(), positions[t]);
@@ -48,6 +51,12 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
 
   if (!spec.is_linear()) return softmax_attention(layer, positions, n, runs, n_runs);
   const size_t features = H * size_t(spec.linear.features);
+  if (recurrent) {
+    for_rows(n, [&](size_t begin, size_t end) {
+      for (size_t t = begin; t < end; ++t) after_rotary(spec.linear, w, t);
+    });
+    return recurrent_attention(layer, positions, runs, n_runs);
+  }
   for_rows(n, [&](size_t begin, size_t end) {
     for (size_t t = begin; t < end; ++t) {
       float* phi_q = phi_q_ + t * features;

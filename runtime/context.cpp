@@ -37,6 +37,11 @@ Context::Context(const Model& model, ContextOptions options)
   if (options.max_adaptive_prompt > 0 && hp.has_softmax_attention()) {
     throw Error("length-adaptive prefill needs a linear-attention model; this one uses softmax attention");
   }
+  if (options.max_adaptive_prompt > 0 &&
+      std::any_of(hp.layers.begin(), hp.layers.end(), [](const LayerSpec& l) { return !l.attention.linear.fused(); })) {
+    throw Error("length-adaptive prefill needs t2r or elu attention; this model's attention is " +
+                std::string(hp.attention_summary()));
+  }
   max_adaptive_prompt_ = size_t(options.max_adaptive_prompt);
   positions_of_.assign(size_t(max_sequences_), 0);
   plan_sources(hp, options);
@@ -54,6 +59,14 @@ Context::Context(const Model& model, ContextOptions options)
   const size_t q_width = std::max(size_t(hp.n_heads * hp.head_dim), Ls > 0 ? d : 0),
                kv_width = std::max(size_t(hp.n_kv_heads * hp.head_dim), Ls > 0 ? d : 0),
                F = std::max(size_t(hp.ffn_dim), size_t(hp.encoder.ffn_dim));
+  size_t gate_floats = 0;
+  for (const LayerSpec& layer : hp.layers) {
+    const LinearAttentionSpec& linear = layer.attention.linear;
+    if (!layer.attention.is_linear() || linear.fused()) continue;
+    recurrent_scratch_floats_ =
+        std::max(recurrent_scratch_floats_, size_t(linear.window) + size_t(hp.head_dim) + size_t(linear.features));
+    if (linear.decay == Decay::KeyGate) gate_floats = C * size_t(hp.n_kv_heads * hp.head_dim);
+  }
   const size_t P = max_adaptive_prompt_, rows = std::max(C, P), window = P > 0 ? kLengthWindow : 0;
   scores_stride_ = std::max(context, Ls > 0 ? kEncoderQueryBlock * (Ls + 2 * d) : 0);
   float *positions, *runs, *output_rows, *candidates;  // integer buffers, typed below
@@ -76,6 +89,8 @@ Context::Context(const Model& model, ContextOptions options)
       {&states_, S * layout_.floats},
       {&scores_, size_t(pool_.size()) * scores_stride_},
       {&encoder_keys_, 2 * Ls * d},
+      {&gate_, gate_floats},
+      {&recurrent_scratch_, size_t(pool_.size()) * recurrent_scratch_floats_},
       {&sources_, size_t(max_sources_) * source_floats_},
       {&positions, 2 * rows},
       {&runs, 3 * C},
@@ -279,6 +294,9 @@ HeadView Context::last_layer_head(int sequence, size_t head) const {
   const Hyperparams& hp = model_.hparams();
   const size_t last = size_t(hp.n_layers - 1);
   if (!hp.attention(last).is_linear()) throw Error("last_layer_head: softmax attention has no recurrent state");
+  if (!hp.attention(last).linear.fused()) {
+    throw Error("last_layer_head: only t2r and elu attention keep one state per head and phi(k) per row");
+  }
   if (head >= size_t(hp.n_heads)) throw Error("last_layer_head: head " + std::to_string(head) + " does not exist");
   const size_t r = size_t(hp.attention(last).linear.features), dh = size_t(hp.head_dim),
                group = size_t(hp.n_heads / hp.n_kv_heads);

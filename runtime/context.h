@@ -167,6 +167,11 @@ class Context {
   void attention(size_t layer, const int64_t* positions, size_t n, const Run* runs, size_t n_runs);
   void linear_attention(size_t layer, const Run* runs, size_t n_runs);
   void softmax_attention(size_t layer, const int64_t* positions, size_t n, const Run* runs, size_t n_runs);
+  // The recurrent forms (runtime/recurrent_attention.cpp): what a row's q and k need before rotary
+  // and after it (feature maps, key gates), then the state, window and readout of each run.
+  void before_rotary(const LinearAttentionSpec& spec, float* q, float* k, size_t row);
+  void after_rotary(const LinearAttentionSpec& spec, const AttentionWeights& w, size_t row);
+  void recurrent_attention(size_t layer, const int64_t* positions, const Run* runs, size_t n_runs);
   // A translation decoder layer's attention to each row's source (runtime/cross_attention.cpp).
   void cross_attention(size_t layer, size_t n, const Run* runs);
   // q_ = (W_q xb_ + b) / sqrt(head_dim) for n rows.
@@ -210,6 +215,10 @@ class Context {
   float* scores_;   // softmax: [threads, scores_stride_]
   size_t scores_stride_ = 0;  // max_context, or an encoder's query block: its scores, queries and outputs
   float* encoder_keys_ = nullptr;  // a source's packed keys and transposed values [2, max_source_length, d]
+  float* gate_;     // key-gated decay: [max_batch, H_kv d_h]
+  // The recurrent forms, per thread: window scores [window], its output [d_h] and a leaving key's phi [r].
+  float* recurrent_scratch_;
+  size_t recurrent_scratch_floats_ = 0;
   int64_t* positions_;  // of the rows of x_
   Run* runs_;           // [max_batch]
   uint32_t* output_rows_;  // [max_outputs]: the rows whose logits decode() computes

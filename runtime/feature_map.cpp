@@ -1,5 +1,6 @@
 #include "feature_map.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels.h"
@@ -23,6 +24,27 @@ void feature_map(const LinearAttentionSpec& spec, const Linear& map, const float
     case FeatureMap::EluPlusOne:
       for (size_t h = 0; h < heads; ++h) std::memcpy(phi + h * r, x + (h / group) * head_dim, r * sizeof(float));
       cpu::elu_plus_one(phi, heads * r);
+      return;
+    case FeatureMap::Hedgehog: {
+      const size_t f = r / 2;
+      for (size_t h = 0; h < heads; ++h) {
+        float* p = phi + h * r;
+        cpu::matvec(cpu::row_slice(map.weight, h * f, f), x + (h / group) * head_dim, nullptr, p);
+        for (size_t i = 0; i < f; ++i) p[f + i] = -p[i];
+        cpu::softmax(p, f);
+        cpu::softmax(p + f, f);
+        for (size_t i = 0; i < r; ++i) p[i] = std::max(p[i], spec.feature_eps);
+      }
+      return;
+    }
+    case FeatureMap::ReluThenRotary:  // the relu came before rotary (Context::attention): the head as it is
+      for (size_t h = 0; h < heads; ++h) std::memcpy(phi + h * r, x + (h / group) * head_dim, r * sizeof(float));
+      return;
+    case FeatureMap::HeadSoftmax:
+      for (size_t h = 0; h < heads; ++h) {
+        std::memcpy(phi + h * r, x + (h / group) * head_dim, r * sizeof(float));
+        cpu::softmax(phi + h * r, r);
+      }
       return;
   }
 }

@@ -107,9 +107,25 @@ class LinearParams {
       }
       linear.features = relu_features_;
       linear.folded = folded_;
+    } else if (linear.feature_map == FeatureMap::Hedgehog) {
+      linear.features = positive(m_, key("feature_dim").c_str(), 1 << 14);
+      if (linear.features % 2 != 0) throw Error(kWhere + key("feature_dim") + " must be even for hedgehog feature maps");
+      linear.feature_eps = positive_float(m_, key("feature_eps").c_str());
     } else {
       linear.features = head_dim_;
     }
+    // Absent in files from before these forms: normalized, no decay, no window, state per query head.
+    if (m_.has(key("readout"))) linear.readout = parse_readout(m_.get_string(key("readout")), kWhere + key("readout"));
+    if (m_.has(key("decay"))) linear.decay = parse_decay(m_.get_string(key("decay")), kWhere + key("decay"));
+    if (linear.decay == Decay::KeyGate) linear.gate_temperature = positive_float(m_, key("gate_temperature").c_str());
+    if (m_.has(key("state_window"))) {
+      linear.window = positive(m_, key("state_window").c_str(), 1 << 20);
+      linear.window_mix = parse_window_mix(m_.get_string(key("window_mix")), kWhere + key("window_mix"));
+    }
+    linear.state_per_kv_head = m_.get_int(key("state_per_kv_head"), 0) != 0;
+    if (linear.readout == Readout::GroupNorm) linear.group_norm_eps = positive_float(m_, key("group_norm_eps").c_str());
+    check(linear);
+    if (linear.readout != Readout::Normalized || linear.window > 0) return;  // no floor: none, or the window's
     if (!(floor_ > 0)) floor_ = positive_float(m_, (prefix_ + "denominator_floor").c_str());
     linear.floor = floor_;
   }
@@ -124,10 +140,44 @@ class LinearParams {
       m.set(prefix + "feature_dim", (*relu)->linear.features);
       m.set(prefix + "feature_map_folded", int64_t((*relu)->linear.folded));
     }
-    if (linear != specs.end()) m.set(prefix + "denominator_floor", double((*linear)->linear.floor));
+    if (linear == specs.end()) return;
+    const LinearAttentionSpec& l = (*linear)->linear;
+    if (l.readout == Readout::Normalized && l.window == 0) m.set(prefix + "denominator_floor", double(l.floor));
+    if (l.fused()) return;  // the keys of files from before the other forms
+    if (l.feature_map == FeatureMap::Hedgehog) {
+      m.set(prefix + "feature_dim", l.features);
+      m.set(prefix + "feature_eps", double(l.feature_eps));
+    }
+    m.set(prefix + "readout", std::string(name_of(l.readout)));
+    if (l.readout == Readout::GroupNorm) m.set(prefix + "group_norm_eps", double(l.group_norm_eps));
+    m.set(prefix + "decay", std::string(name_of(l.decay)));
+    if (l.decay == Decay::KeyGate) m.set(prefix + "gate_temperature", double(l.gate_temperature));
+    if (l.window > 0) {
+      m.set(prefix + "state_window", l.window);
+      m.set(prefix + "window_mix", std::string(name_of(l.window_mix)));
+    }
+    if (l.state_per_kv_head) m.set(prefix + "state_per_kv_head", int64_t(1));
   }
 
  private:
+  std::string key(const char* name) const { return prefix_ + name; }
+
+  // The combinations the recurrent form computes.
+  void check(const LinearAttentionSpec& l) const {
+    if (l.window > 0 && l.window_mix == WindowMix::SharedNormalizer && l.readout != Readout::Normalized) {
+      throw Error(kWhere + key("window_mix") + " = 'shared-normalizer' needs " + key("readout") + " = 'normalized'");
+    }
+    if (l.window > 0 && l.window_mix == WindowMix::Mean && l.readout != Readout::Plain) {
+      throw Error(kWhere + key("window_mix") + " = 'mean' needs " + key("readout") + " = 'plain'");
+    }
+    if (l.state_per_kv_head && (l.feature_map != FeatureMap::HeadSoftmax || l.decay == Decay::PerHead)) {
+      throw Error(kWhere + key("state_per_kv_head") + " needs a key-only feature map (head-softmax) and no per-head decay");
+    }
+    if (l.feature_map == FeatureMap::ReluMlp && l.folded && !l.fused()) {
+      throw Error(kWhere + "a folded feature map needs the normalized readout without decay or window");
+    }
+  }
+
   const Metadata& m_;
   std::string prefix_;
   bool rotary_;
@@ -201,6 +251,7 @@ Hyperparams Hyperparams::from_metadata(const Metadata& m) {
   cross.cross = true;
   if (cross.is_linear()) {
     LinearParams(m, "cross_attention.", false, hp.head_dim).fill(cross.linear);
+    if (!cross.linear.fused()) throw Error(kWhere + "cross attention must be t2r or elu with the normalized readout");
   }
   for (LayerSpec& layer : hp.layers) {
     layer.has_cross = true;

@@ -63,6 +63,18 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
                                static_cast<const float*>(bias.data)};
       }
     }
+    if (spec.is_linear() && spec.linear.feature_map == FeatureMap::Hedgehog) {  // [H, r/2, d_h] each
+      const auto map = [&](const std::string& part) {
+        const TensorInfo& t = file_.require(schema::weight(name(part)), {heads, r / 2, head_dim});
+        return Linear{cpu::Matrix{t.dtype, t.data, heads * (r / 2), head_dim}};
+      };
+      a.hedgehog_q = map(schema::kHedgehogQ);
+      a.hedgehog_k = map(schema::kHedgehogK);
+    }
+    if (spec.is_linear() && spec.linear.window > 0 && spec.linear.window_mix == WindowMix::SharedNormalizer) {
+      a.window_weight = vector(name(schema::kWindowWeight), heads);
+    }
+    if (spec.is_linear() && spec.linear.decay == Decay::PerHead) a.decay = vector(name(schema::kDecay), heads);
     a.v = linear(name(schema::kAttnV), kv_heads * head_dim, d);
     a.o = linear(name(schema::kAttnO), d, heads * head_dim);
     return a;

@@ -31,6 +31,9 @@ struct AttentionWeights {
   Linear q, k, v, o;            // q and k absent when the feature map is folded
   Linear feature_q, feature_k;  // relu-mlp, folded: [H r, d]
   Linear feature_map;           // relu-mlp, not folded: [H r, d_h], r rows per head
+  Linear hedgehog_q, hedgehog_k;  // hedgehog: [H r/2, d_h], r/2 rows per head
+  const float* window_weight = nullptr;  // a shared-normalizer window: [H]
+  const float* decay = nullptr;          // a per-head decay: [H]
 };
 
 struct FfnWeights {

@@ -19,10 +19,12 @@ StateLayout plan_state_layout(const Hyperparams& hp, int64_t max_context) {
     StateLayout::Layer layer;
     layer.offset = layout.floats;
     if (spec.attention.is_linear()) {
-      const size_t r = size_t(spec.attention.linear.features);
-      layer.state_floats = H * r * dh;
-      layer.normalizer_floats = H * r;
-      layout.floats += layer.state_floats + layer.normalizer_floats;
+      const LinearAttentionSpec& linear = spec.attention.linear;
+      const size_t r = size_t(linear.features), heads = linear.state_per_kv_head ? size_t(hp.n_kv_heads) : H;
+      layer.state_floats = heads * r * dh;
+      layer.normalizer_floats = linear.readout == Readout::Normalized ? heads * r : 0;
+      layer.window_floats = size_t(linear.window) * row;
+      layout.floats += layer.state_floats + layer.normalizer_floats + 2 * layer.window_floats;
     } else {
       layer.cache_row_floats = row;
       layout.floats += 2 * size_t(layout.max_context) * row;

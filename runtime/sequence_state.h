@@ -5,7 +5,8 @@
 //   version 1 (a Session): the last logits [V], then the blocks;
 //   version 2 (one sequence of a Context): the blocks.
 // The blocks, in this order: S of each linear-attention layer [H, r, d_h], then z of each such layer
-// [H, r], then for each softmax layer its keys and then its values of the filled positions
+// [H, r], then the window keys and values of each linear layer with a window [H_kv, window, d_h]
+// each (slot p % window holds position p), then for each softmax layer its keys and then its values of the filled positions
 // [position, H_kv d_h]. (For a model of one kind this is version 1's layout from before contexts:
 // S [L, H, r, d_h], z [L, H, r], or per layer keys then values.)
 #pragma once
@@ -38,6 +39,10 @@ void for_each_state_block(const Hyperparams& hp, const StateLayout& layout, int6
   for (size_t l = 0; l < layout.layers.size(); ++l) {
     const StateLayout::Layer& layer = layout.layers[l];
     if (hp.attention(l).is_linear()) visit(layer.offset + layer.state_floats, layer.normalizer_floats);
+  }
+  for (size_t l = 0; l < layout.layers.size(); ++l) {
+    const StateLayout::Layer& layer = layout.layers[l];
+    if (layer.window_floats > 0) visit(layer.offset + layer.state_floats + layer.normalizer_floats, 2 * layer.window_floats);
   }
   for (size_t l = 0; l < layout.layers.size(); ++l) {
     if (hp.attention(l).is_linear()) continue;

@@ -227,6 +227,49 @@ TEST_CASE("tensors holding NaN or infinity are refused by the reader and never w
                        "tensor 'n' cannot be stored as f32: element 40 (nan) becomes NaN", Error);
 }
 
+TEST_CASE("a streamed tensor is written a chunk of rows at a time as the bytes an added one has") {
+  // 262145 rows of 64: just over one chunk (16M floats), so two reads.
+  const uint64_t rows = 262145, cols = 64;
+  std::vector<float> values(rows * cols);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = float(int(i % 97) - 48) / 16.0f;
+  ModelWriter added, streamed;
+  added.add_tensor("m", DType::Q4_0, {rows, cols}, values.data());
+  added.add_tensor("v", DType::F32, {cols}, values.data());
+  size_t reads = 0;
+  uint64_t poisoned_row = rows;  // none
+  streamed.add_streamed_tensor("m", DType::Q4_0, {rows, cols}, [&](uint64_t first, uint64_t count, float* out) {
+    ++reads;
+    std::copy(values.begin() + long(first * cols), values.begin() + long((first + count) * cols), out);
+    if (poisoned_row >= first && poisoned_row < first + count) out[(poisoned_row - first) * cols] = NAN;
+  });
+  streamed.add_tensor("v", DType::F32, {cols}, values.data());
+  const std::string path = "/tmp/t2r-streamed-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  std::vector<size_t> progress;
+  const uint64_t size = streamed.write(path, [&](size_t done, size_t total, uint64_t) {
+    CHECK(total == 2);
+    progress.push_back(done);
+  });
+  CHECK(reads == 2);
+  CHECK(progress == std::vector<size_t>{1, 2});
+  const std::vector<unsigned char> expected = added.serialize();
+  CHECK(size == expected.size());
+  FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE(f);
+  std::vector<unsigned char> got(expected.size() + 1);
+  CHECK(std::fread(got.data(), 1, got.size(), f) == expected.size());
+  std::fclose(f);
+  got.resize(expected.size());
+  CHECK(got == expected);
+  CHECK(ModelFile::open(path).find("m") != nullptr);  // its checksum verifies
+
+  // A value that is not finite in the second chunk: an error naming the tensor, and no file left.
+  std::remove(path.c_str());
+  poisoned_row = rows - 1;
+  CHECK_THROWS_WITH_AS(streamed.write(path), "checkpoint tensor for 'm' contains NaN or infinity", Error);
+  CHECK(std::fopen(path.c_str(), "rb") == nullptr);
+  CHECK(std::fopen((path + ".partial").c_str(), "rb") == nullptr);
+}
+
 TEST_CASE("a file with many metadata entries and tensors reads without quadratic work") {
   // Duplicate checks and lookups used to compare every pair: minutes for a hostile file.
   ModelWriter w;

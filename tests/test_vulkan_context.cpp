@@ -444,3 +444,20 @@ TEST_CASE("the C API's vulkan contexts decode batches as the CPU's do") {
 }
 
 #endif
+
+#if defined(T2R_VULKAN) && defined(T2R_REFERENCE_MODELS)
+TEST_CASE("vulkan context refuses the linearized LLMs' attention by name") {
+  const struct {
+    const char* name;
+    const char* refusal;
+  } cases[] = {{"lolcats-llama3", "does not compute hedgehog attention (readout normalized, decay none, a window of 64)"},
+               {"supra-mistral", "does not compute relu-rotary attention (readout group-norm, decay per-head)"},
+               {"liger-mistral-gla", "does not compute head-softmax attention (readout plain, decay key-gate, a window of 64)"}};
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const Model& model = t2r::test::packed_reference_model(c.name, DType::F32);
+    const std::string refused = error_of([&] { vulkan::Context context(model, vulkan::ContextOptions{}); });
+    CHECK(refused.find(c.refusal) != std::string::npos);
+  }
+}
+#endif

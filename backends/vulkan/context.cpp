@@ -33,6 +33,14 @@ const Model& supported(const Model& model) {
                 std::string(hp.positions == PositionKind::Learned ? "learned positions" : "the gelu-tanh feed-forward") +
                 " (a GPT-2 layout); use the CPU backend");
   }
+  for (const LayerSpec& layer : hp.layers) {
+    const LinearAttentionSpec& l = layer.attention.linear;
+    if (layer.attention.is_linear() && !l.fused()) {
+      throw Error("the Vulkan backend does not compute " + std::string(attention_kind_name(layer.attention)) +
+                  " attention (readout " + std::string(name_of(l.readout)) + ", decay " + std::string(name_of(l.decay)) +
+                  (l.window > 0 ? ", a window of " + std::to_string(l.window) : std::string()) + "); use the CPU backend");
+    }
+  }
   if (hp.positions == PositionKind::Rotary && hp.rotary.attention_factor != 1 && hp.has_linear_attention()) {
     throw Error("the Vulkan backend cannot run linear attention with a rotary attention factor (yarn, " +
                 std::to_string(hp.rotary.attention_factor) + "); use the CPU backend");

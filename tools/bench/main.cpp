@@ -33,9 +33,10 @@ using namespace t2r;
 
 const char kUsage[] =
     "usage: t2r-bench [options]\n"
-    "  --model NAME|FILE     synthetic 'shipped', 'gpt2-small' (default) or 'tiny', or a .t2r file;\n"
+    "  --model NAME|FILE     synthetic 'shipped', 'gpt2-small' (default), 'llama3.1-8b', 'mistral-7b'\n"
+    "                        or 'tiny', or a .t2r file;\n"
     "                        translation: synthetic 'mt-reference', 'mt-base', 'mt-big', or a .t2r file\n"
-    "  --attention LIST      synthetic models: t2r,softmax (default both)\n"
+    "  --attention LIST      synthetic models: t2r,softmax (default both), lolcats, supra, liger\n"
     "  --dtype LIST          synthetic models: f32,f16,bf16,q8_0,q4_0 (default f32,f16)\n"
     "  --threads LIST        thread counts (default 1 and one per physical core)\n"
     "  --tokens N            decode tokens timed per measurement (default 32)\n"
@@ -109,7 +110,9 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--attention") {
       o.attention = split_list(value);
       for (const auto& a : o.attention) {
-        if (a != "t2r" && a != "softmax") usage_error("--attention takes t2r and softmax, got '" + a + "'");
+        if (a != "t2r" && a != "softmax" && a != "lolcats" && a != "supra" && a != "liger") {
+          usage_error("--attention takes t2r, softmax, lolcats, supra and liger, got '" + a + "'");
+        }
       }
     } else if (arg == "--dtype") {
       o.dtypes.clear();
@@ -188,10 +191,11 @@ std::vector<LoadedModel> load_models(const Options& o) {
       const char* tmp = std::getenv("TMPDIR");
       const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/t2r-bench-" + std::to_string(getpid()) + ".t2r";
       std::fprintf(stderr, "building %s...\n", label.c_str());
-      const auto build = config.encoder_layers > 0 ? bench::synthetic_translation_model
-                                                   : static_cast<ModelWriter (*)(const bench::SyntheticConfig&, bool,
-                                                                                 DType)>(bench::synthetic_model);
-      build(config, attention == "t2r", dtype).write(path);
+      if (config.encoder_layers > 0) {
+        bench::synthetic_translation_model(config, attention == "t2r", dtype).write(path);
+      } else {
+        bench::synthetic_model(config, std::vector<std::string>(size_t(config.n_layers), attention), dtype).write(path);
+      }
       auto model = Model::load(path);
       std::remove(path.c_str());  // the mapping outlives the name
       models.push_back({label, attention, dtype, std::move(model)});

@@ -48,6 +48,10 @@ bool synthetic_config(const std::string& name, SyntheticConfig* out) {
     *out = {name, 32000, 768, 12, 12, 12, 2048, 32, false};
   } else if (name == "tiny") {
     *out = {name, 256, 64, 1, 2, 1, 64, 8, true};
+  } else if (name == "llama3.1-8b") {  // LoLCATs' and Liger's base; feature size f 64 (LoLCATs' fd64)
+    *out = {name, 128256, 4096, 32, 32, 8, 14336, 64, false};
+  } else if (name == "mistral-7b") {  // SUPRA's base
+    *out = {name, 32000, 4096, 32, 32, 8, 14336, 64, false};
   } else if (name == "mt-reference") {
     *out = {name, 4008, 128, 3, 4, 4, 512, 32, true, 3};
   } else if (name == "mt-base") {
@@ -85,7 +89,19 @@ ModelWriter synthetic_model(const SyntheticConfig& c, const std::vector<std::str
   hp.rotary.theta = 10000.0;
   hp.max_positions = int64_t(1) << 20;
   for (const std::string& kind : layer_kinds) {
-    hp.layers.push_back({kind == "t2r" ? t2r_attention_spec(c.feature_dim, false, 0.01f) : softmax_attention_spec()});
+    if (kind == "t2r") {
+      hp.layers.push_back({t2r_attention_spec(c.feature_dim, false, 0.01f)});
+    } else if (kind == "lolcats") {  // the released window and eps
+      hp.layers.push_back({lolcats_attention_spec(2 * c.feature_dim, 64, 1e-12f)});
+    } else if (kind == "supra") {
+      hp.layers.push_back({supra_attention_spec(dh, 1e-5f)});
+    } else if (kind == "liger") {
+      hp.layers.push_back({liger_attention_spec(dh, 64, 16)});
+    } else if (kind == "softmax") {
+      hp.layers.push_back({softmax_attention_spec()});
+    } else {
+      throw Error("synthetic model: attention '" + kind + "' is not one of t2r, lolcats, supra, liger, softmax");
+    }
   }
   hp.to_metadata(m);
   m.set("general.source", "synthetic " + c.name + " " + std::string(hp.attention_summary()));
@@ -111,9 +127,16 @@ ModelWriter synthetic_model(const SyntheticConfig& c, const std::vector<std::str
     t.matrix(schema::weight(p(schema::kAttnK)), {Hkv * h, d});
     t.matrix(schema::weight(p(schema::kAttnV)), {Hkv * h, d});
     t.matrix(schema::weight(p(schema::kAttnO)), {d, H * h});
-    if (hp.attention(size_t(l)).is_linear()) {
+    const LinearAttentionSpec& linear = hp.attention(size_t(l)).linear;
+    if (hp.attention(size_t(l)).is_linear() && linear.feature_map == FeatureMap::ReluMlp) {
       t.matrix(schema::weight(p(schema::kFeatureMap)), {H, r, h});
       t.constant(schema::bias(p(schema::kFeatureMap)), {H, r}, 1);
+    } else if (hp.attention(size_t(l)).is_linear() && linear.feature_map == FeatureMap::Hedgehog) {
+      t.matrix(schema::weight(p(schema::kHedgehogQ)), {H, r, h});
+      t.matrix(schema::weight(p(schema::kHedgehogK)), {H, r, h});
+      t.constant(p(schema::kWindowWeight), {H}, 0.1f);
+    } else if (hp.attention(size_t(l)).is_linear() && linear.decay == Decay::PerHead) {
+      t.constant(p(schema::kDecay), {H}, 0.99f);
     }
     t.matrix(schema::weight(p(schema::kFfnGate)), {F, d});
     t.matrix(schema::weight(p(schema::kFfnUp)), {F, d});

@@ -20,7 +20,7 @@ struct SyntheticConfig {
 
 // "shipped": the dimensions of models/default.t2r. "gpt2-small": 12 layers, d 768, 12 heads,
 // ffn 2048, vocab 32000, untied (134M parameters, the llama-architecture model that
-// ../shared/NOTES.md measured llama.cpp on). "tiny": one layer, d 64, 2 heads sharing one kv
+// ../shared/NOTES.md measured llama.cpp on). "llama3.1-8b", "mistral-7b": below. "tiny": one layer, d 64, 2 heads sharing one kv
 // head, vocab 256 (a few KB to a few hundred KB: seeds and subjects for the fuzzers).
 // Translation sizes (6+6 layers unless said, all embeddings shared, feature size 32 for self and
 // cross attention): "mt-reference" is the shape of ../shared/models/mt-* (d 128, 3+3 layers,
@@ -31,8 +31,9 @@ bool synthetic_config(const std::string& name, SyntheticConfig* out);
 // A Llama-layout model (rotary, RMSNorm, SwiGLU) with T2R or softmax attention, ready to write
 // or serialize. The same arguments give the same bytes.
 ModelWriter synthetic_model(const SyntheticConfig& config, bool t2r, DType dtype);
-// The same with each layer's attention given: "t2r" or "softmax" per layer (a hybrid model when
-// they differ); layer_kinds has config.n_layers entries.
+// The same with each layer's attention given: "t2r", "softmax", or a linearized LLM's "lolcats",
+// "supra" or "liger" per layer (a hybrid model when they differ); layer_kinds has config.n_layers
+// entries. "llama3.1-8b" and "mistral-7b" are those models' shapes (8.0B and 7.2B parameters).
 ModelWriter synthetic_model(const SyntheticConfig& config, const std::vector<std::string>& layer_kinds, DType dtype);
 // A translation model in the layout the fairseq importer writes (post-LN, LayerNorm, ReLU
 // feed-forward with biases, sinusoidal positions, a softmax encoder), its decoder's self and cross

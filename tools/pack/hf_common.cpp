@@ -61,7 +61,16 @@ void check_length_adaptive(HfConfig& config) {
 std::string attention_text(const AttentionSpec& spec) {
   const std::string kind(attention_kind_name(spec));
   const bool relu = spec.is_linear() && spec.linear.feature_map == FeatureMap::ReluMlp;
-  return kind + " attention" + (relu ? " (feature size " + std::to_string(spec.linear.features) + ")" : "");
+  const bool sized = spec.is_linear() && (relu || spec.linear.feature_map == FeatureMap::Hedgehog);
+  const std::string window = spec.is_linear() && spec.linear.window > 0
+                                 ? ", a " + std::string(name_of(spec.linear.window_mix)) + " window of " +
+                                       std::to_string(spec.linear.window)
+                                 : "";
+  const std::string decay = spec.is_linear() && spec.linear.decay != Decay::None
+                                ? ", " + std::string(name_of(spec.linear.decay)) + " decay"
+                                : "";
+  return kind + " attention" + (sized ? " (feature size " + std::to_string(spec.linear.features) + ")" : "") + decay +
+         window;
 }
 
 void put_hf_tokenizer(ImportedModel& out, const std::string& dir, int64_t vocab_size, int64_t eos_id) {

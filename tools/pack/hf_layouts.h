@@ -7,10 +7,15 @@
 
 #include "checkpoint_import.h"
 #include "hf_config.h"
+#include "lolcats_adapters.h"
 
 namespace t2r {
 
 ImportedModel import_hf_llama(HfConfig& config, const std::string& dir);
+ImportedModel import_hf_lolcats(HfConfig& config, const std::string& dir, const LolcatsFiles& files);
+ImportedModel import_hf_liger_mistral_gla(HfConfig& config, const std::string& dir);
+// OpenLM (SUPRA): config.json and one torch pickle, pytorch_model.bin.
+ImportedModel import_hf_openlm(HfConfig& config, const std::string& dir);
 ImportedModel import_hf_mistral(HfConfig& config, const std::string& dir);
 ImportedModel import_hf_qwen2(HfConfig& config, const std::string& dir);
 ImportedModel import_hf_gpt2(HfConfig& config, const std::string& dir);

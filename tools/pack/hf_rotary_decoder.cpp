@@ -39,21 +39,16 @@ RotaryDecoder read_rotary_decoder(HfConfig& config, const std::string& model_typ
   return m;
 }
 
-ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, const std::string& dir) {
-  const int64_t eos_id = read_eos(config, m.vocab_size);
-  config.check_all_read();
-
-  const int64_t V = m.vocab_size, d = m.dim, F = m.ffn_dim, L = m.n_layers, H = m.n_heads, Hkv = m.n_kv_heads,
-                dh = m.head_dim;
+Hyperparams rotary_decoder_hyperparams(const RotaryDecoder& m) {
   Hyperparams hp;
   hp.architecture = m.model_type;
-  hp.vocab_size = V;
-  hp.dim = d;
-  hp.n_layers = L;
-  hp.n_heads = H;
-  hp.n_kv_heads = Hkv;
-  hp.head_dim = dh;
-  hp.ffn_dim = F;
+  hp.vocab_size = m.vocab_size;
+  hp.dim = m.dim;
+  hp.n_layers = m.n_layers;
+  hp.n_heads = m.n_heads;
+  hp.n_kv_heads = m.n_kv_heads;
+  hp.head_dim = m.head_dim;
+  hp.ffn_dim = m.ffn_dim;
   hp.norm = NormKind::RmsNorm;
   hp.norm_eps = float(m.norm_eps);
   hp.ffn = FfnKind::SwiGlu;
@@ -63,16 +58,29 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
   hp.max_positions = m.max_positions;
   AttentionSpec spec = m.attention;
   if (!spec.is_linear()) spec.window = m.sliding_window;  // linear attention reads its whole state
-  hp.layers.assign(size_t(L), LayerSpec{spec});
+  hp.layers.assign(size_t(m.n_layers), LayerSpec{spec});
+  return hp;
+}
+
+ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, const std::string& dir) {
+  const int64_t eos_id = read_eos(config, m.vocab_size);
+  config.check_all_read();
+
+  const int64_t V = m.vocab_size, d = m.dim, F = m.ffn_dim, L = m.n_layers, H = m.n_heads, Hkv = m.n_kv_heads,
+                dh = m.head_dim;
+  const Hyperparams hp = rotary_decoder_hyperparams(m);
+  const AttentionSpec& spec = hp.attention(0);
   ImportedModel out;
   hp.to_metadata(out.metadata);
   out.metadata.set("general.source", dir);
 
-  HfTensors source(dir);
+  const auto shared = std::make_shared<const HfTensors>(dir);
+  const HfTensors& source = *shared;
   const auto u = [](int64_t v) { return uint64_t(v); };
-  out.add(schema::kTokenEmbedding, {u(V), u(d)}, source.get("model.embed_tokens.weight", {V, d}));
+  // The matrices are streamed into the file (read, converted, written and dropped a chunk at a time).
+  out.add_streamed(schema::kTokenEmbedding, {u(V), u(d)}, stream_rows(shared, "model.embed_tokens.weight", {V, d}));
   if (!m.tied) {
-    out.add(schema::kOutput, {u(V), u(d)}, source.get("lm_head.weight", {V, d}));
+    out.add_streamed(schema::kOutput, {u(V), u(d)}, stream_rows(shared, "lm_head.weight", {V, d}));
   } else if (source.has("lm_head.weight")) {
     config.unsupported("tie_word_embeddings is true but lm_head.weight is present");
   }
@@ -82,7 +90,23 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     const auto dst = [&](const std::string& part) { return schema::layer(l, part); };
     // A projection [rows, cols] and, when the layout has one, its bias [rows].
     const auto linear = [&](const std::string& part, const std::string& from, int64_t rows, int64_t cols, bool bias) {
-      out.add(schema::weight(dst(part)), {u(rows), u(cols)}, source.get(src + from + ".weight", {rows, cols}));
+      const std::string name = src + from + ".weight";
+      RowReader base = stream_rows(shared, name, {rows, cols});
+      if (const auto adapter = m.low_rank.find(name); adapter != m.low_rank.end()) {
+        // The reader runs when the file is written, after `m` is gone: it keeps its own copy.
+        const auto lora = std::make_shared<const RotaryDecoder::LowRank>(adapter->second);
+        base = [base, lora, cols](uint64_t first, uint64_t count, float* into) {
+          base(first, count, into);
+          for (uint64_t r = 0; r < count; ++r) {
+            for (int64_t k = 0; k < lora->rank; ++k) {
+              const float b = lora->scale * lora->b[size_t((first + r) * uint64_t(lora->rank) + uint64_t(k))];
+              const float* a = lora->a.data() + size_t(k * cols);
+              for (int64_t i = 0; i < cols; ++i) into[r * uint64_t(cols) + uint64_t(i)] += b * a[i];
+            }
+          }
+        };
+      }
+      out.add_streamed(schema::weight(dst(part)), {u(rows), u(cols)}, std::move(base));
       if (bias) out.add(schema::bias(dst(part)), {u(rows)}, source.get(src + from + ".bias", {rows}));
     };
     out.add(schema::weight(dst(schema::kAttnNorm)), {u(d)}, source.get(src + "input_layernorm.weight", {d}));
@@ -102,6 +126,7 @@ ImportedModel build_rotary_decoder(const RotaryDecoder& m, HfConfig& config, con
     linear(schema::kFfnDown, "mlp.down_proj", d, F, false);
   }
 
+  for (const ImportedTensor& t : m.attention_tensors) out.add(t.name, t.shape, t.values);
   put_hf_tokenizer(out, dir, V, eos_id);
   out.description = "Hugging Face " + m.model_type + ", " + attention_text(spec) +
                     (spec.window > 0 ? ", sliding window " + std::to_string(spec.window) : "") + ", " +

@@ -167,25 +167,29 @@ uint16_t load_u16(const char* p) {
 
 }  // namespace
 
-std::vector<float> tensor_to_f32(const SafetensorsTensor& t) {
-  const char* p = t.bytes.data();
-  std::vector<float> out;
+void tensor_range_to_f32(const SafetensorsTensor& t, size_t first, size_t count, float* out) {
   if (t.dtype == "F32") {
-    out.resize(t.bytes.size() / 4);
-    for (size_t i = 0; i < out.size(); ++i) {
+    const char* p = t.bytes.data() + 4 * first;
+    for (size_t i = 0; i < count; ++i) {
       uint32_t bits = load_u32(p + 4 * i);
       std::memcpy(&out[i], &bits, 4);
     }
   } else if (t.dtype == "F16" || t.dtype == "BF16") {
-    bool bf = t.dtype == "BF16";
-    out.resize(t.bytes.size() / 2);
-    for (size_t i = 0; i < out.size(); ++i) {
+    const bool bf = t.dtype == "BF16";
+    const char* p = t.bytes.data() + 2 * first;
+    for (size_t i = 0; i < count; ++i) {
       uint16_t h = load_u16(p + 2 * i);
       out[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
     }
   } else {
     throw Error("tensor '" + t.name + "' has dtype " + t.dtype + "; only F32, F16 and BF16 convert to f32");
   }
+}
+
+std::vector<float> tensor_to_f32(const SafetensorsTensor& t) {
+  const size_t size = t.dtype == "F32" ? 4 : 2;
+  std::vector<float> out(t.bytes.size() / size);
+  tensor_range_to_f32(t, 0, out.size(), out.data());
   return out;
 }
 

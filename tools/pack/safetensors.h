@@ -45,6 +45,8 @@ class SafetensorsFile {
 
 // F32, F16 and BF16 tensors, flattened in row-major order.
 std::vector<float> tensor_to_f32(const SafetensorsTensor& t);
+// Elements [first, first + count) of the flattened tensor into `out` (the caller checks the range).
+void tensor_range_to_f32(const SafetensorsTensor& t, size_t first, size_t count, float* out);
 // I32, and I64 whose values all fit in int32.
 std::vector<int32_t> tensor_to_i32(const SafetensorsTensor& t);
 

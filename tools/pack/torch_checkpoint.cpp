@@ -1,5 +1,6 @@
 #include "torch_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -137,6 +138,38 @@ TorchTensor make_tensor(const std::string& name, const Value& v, const ZipArchiv
 // Hostile sharing could make a small pickle expand into a huge JSON tree; real args are small.
 constexpr uint64_t kMaxArgsValues = 1 << 16;
 
+// The tensors of a state dict, in file order; every entry must be a tensor under a unique string key.
+std::vector<TorchTensor> tensors_of(const Value& dict, const std::string& what, const ZipArchive& zip,
+                                    const std::string& prefix) {
+  std::vector<TorchTensor> tensors;
+  std::map<std::string, std::string_view> storages;
+  std::set<std::string_view> names;
+  for (const auto& [key, value] : dict.pairs) {
+    if (key->kind != Kind::String) throw Error("a '" + what + "' key has type " + std::string(kind_name(key->kind)));
+    if (!names.insert(key->text).second) throw Error("duplicate model entry '" + key->text + "'");
+    tensors.push_back(make_tensor(key->text, *value, zip, prefix, &storages));
+  }
+  return tensors;
+}
+
+// Opens the archive, unpickles its data.pkl and calls read(zip, prefix, root dict); errors name `label`.
+template <typename Read>
+TorchCheckpoint read_archive(std::string_view bytes, const std::string& label, Read read) {
+  try {
+    ZipArchive zip(bytes, label);
+    const std::string prefix = find_prefix(zip);
+    if (zip.contains(prefix + "byteorder") && zip.read(prefix + "byteorder") != "little")
+      throw Error("byteorder is not 'little'");
+    pickle::Document doc = pickle::unpickle(zip.read(prefix + "data.pkl"));
+    const Value& root = doc.root();
+    if (root.kind != Kind::Dict)
+      throw Error("top level has type " + std::string(kind_name(root.kind)) + ", not dict");
+    return read(zip, prefix, root);
+  } catch (const Error& e) {
+    throw Error("torch checkpoint '" + label + "': " + e.what());
+  }
+}
+
 }  // namespace
 
 TorchCheckpoint read_torch_checkpoint(const std::string& path) {
@@ -147,16 +180,7 @@ TorchCheckpoint read_torch_checkpoint(const std::string& path) {
 }
 
 TorchCheckpoint parse_torch_checkpoint(std::string_view bytes, const std::string& label) {
-  try {
-    ZipArchive zip(bytes, label);
-    const std::string prefix = find_prefix(zip);
-    if (zip.contains(prefix + "byteorder") && zip.read(prefix + "byteorder") != "little")
-      throw Error("byteorder is not 'little'");
-    pickle::Document doc = pickle::unpickle(zip.read(prefix + "data.pkl"));
-    const Value& root = doc.root();
-    if (root.kind != Kind::Dict)
-      throw Error("top level has type " + std::string(kind_name(root.kind)) + ", not dict");
-
+  return read_archive(bytes, label, [](const ZipArchive& zip, const std::string& prefix, const Value& root) {
     const Value* args = root.get("args");
     if (!args || args->kind == Kind::None)
       throw Error("no 'args' (newer fairseq keeps its configuration in 'cfg', which is not supported yet)");
@@ -166,19 +190,21 @@ TorchCheckpoint parse_torch_checkpoint(std::string_view bytes, const std::string
 
     const Value* model = root.get("model");
     if (!model || model->kind != Kind::Dict) throw Error("no 'model' dict");
-    std::vector<TorchTensor> tensors;
-    std::map<std::string, std::string_view> storages;
-    std::set<std::string_view> names;
-    for (const auto& [key, value] : model->pairs) {
-      if (key->kind != Kind::String)
-        throw Error("a 'model' key has type " + std::string(kind_name(key->kind)));
-      if (!names.insert(key->text).second) throw Error("duplicate model entry '" + key->text + "'");
-      tensors.push_back(make_tensor(key->text, *value, zip, prefix, &storages));
-    }
-    return TorchCheckpoint{std::nullopt, *to_json(*args), std::move(tensors)};
-  } catch (const Error& e) {
-    throw Error("torch checkpoint '" + label + "': " + e.what());
-  }
+    return TorchCheckpoint{std::nullopt, *to_json(*args), tensors_of(*model, "model", zip, prefix)};
+  });
+}
+
+TorchCheckpoint read_torch_state_dict(const std::string& path) {
+  MappedFile file(path);
+  TorchCheckpoint checkpoint =
+      read_archive(file.bytes(), path, [](const ZipArchive& zip, const std::string& prefix, const Value& root) {
+        const Value* state = root.get("model_state_dict");
+        if (state && state->kind != Kind::Dict) throw Error("'model_state_dict' is not a dict");
+        const std::string what = state ? "model_state_dict" : "state dict";
+        return TorchCheckpoint{std::nullopt, json::Value(), tensors_of(state ? *state : root, what, zip, prefix)};
+      });
+  checkpoint.file = std::move(file);
+  return checkpoint;
 }
 
 namespace {
@@ -238,6 +264,18 @@ std::vector<float> torch_tensor_to_f32(const TorchTensor& t) {
     }
   }
   return out;
+}
+
+void torch_rows_to_f32(const TorchTensor& t, int64_t first, int64_t count, float* out) {
+  if (t.shape.empty() || first < 0 || count < 0 || first + count > t.shape[0]) {
+    throw Error("tensor '" + t.name + "': rows " + std::to_string(first) + ".." + std::to_string(first + count) +
+                " are outside it");
+  }
+  TorchTensor rows = t;
+  rows.shape[0] = count;
+  rows.storage_offset += first * t.stride[0];
+  const std::vector<float> values = torch_tensor_to_f32(rows);  // checks the view again
+  std::copy(values.begin(), values.end(), out);
 }
 
 }  // namespace t2r

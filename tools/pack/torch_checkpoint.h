@@ -35,8 +35,16 @@ TorchCheckpoint read_torch_checkpoint(const std::string& path);
 // The same for bytes the caller keeps alive as long as the result; `label` names them in errors.
 TorchCheckpoint parse_torch_checkpoint(std::string_view bytes, const std::string& label);
 
+// A torch.save'd state dict as training scripts write it: the top-level dict's 'model_state_dict'
+// (LoLCATs' trainer: {'model_state_dict', 'step', <metric>}) or, without one, the top-level dict
+// itself (a bare state_dict(); OrderedDict attributes such as _metadata are not entries). Every
+// entry must be a tensor; `args` stays null.
+TorchCheckpoint read_torch_state_dict(const std::string& path);
+
 // Gathers the tensor's elements in row-major order, honouring shape, stride and offset.
 // F32, F16, BF16 and F64 only.
 std::vector<float> torch_tensor_to_f32(const TorchTensor& t);
+// Rows [first, first + count) of the tensor (along its first dimension), in row-major order, into `out`.
+void torch_rows_to_f32(const TorchTensor& t, int64_t first, int64_t count, float* out);
 
 }  // namespace t2r
