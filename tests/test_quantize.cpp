@@ -141,7 +141,7 @@ TEST_CASE("block tensors need rows of whole blocks") {
 
 TEST_CASE("t2r-pack quantizes weight matrices and keeps the rest") {
   auto stored = [](const char* name, std::vector<uint64_t> shape, DType asked) {
-    return stored_dtype(ImportedTensor{name, std::move(shape), {}}, asked);
+    return stored_dtype(ImportedTensor{name, std::move(shape), {}, {}}, asked);
   };
   CHECK(stored("token_embedding", {8192, 256}, DType::Q8_0) == DType::Q8_0);
   CHECK(stored("layers.0.ffn.down.weight", {256, 768}, DType::Q4_0) == DType::Q4_0);
