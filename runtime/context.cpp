@@ -159,7 +159,7 @@ void Context::plan_sources(const Hyperparams& hp, const ContextOptions& options)
     const size_t r = size_t(layer.cross.linear.features);
     source_floats_ += layer.cross.is_linear() ? H * r * dh + H * r : 2 * max_source_length_ * H * dh;
   }
-  if (double(source_floats_) * double(max_sources_) * sizeof(float) > double(size_t(1) << 46)) {
+  if (double(source_floats_) * double(max_sources_) * sizeof(float) > double(uint64_t(1) << 46)) {
     throw Error("the encoded sources would need more than 64 TiB; choose fewer or shorter sources");
   }
 }

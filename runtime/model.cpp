@@ -66,7 +66,7 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     if (spec.is_linear() && spec.linear.feature_map == FeatureMap::Hedgehog) {  // [H, r/2, d_h] each
       const auto map = [&](const std::string& part) {
         const TensorInfo& t = file_.require(schema::weight(name(part)), {heads, r / 2, head_dim});
-        return Linear{cpu::Matrix{t.dtype, t.data, heads * (r / 2), head_dim}};
+        return Linear{cpu::Matrix{t.dtype, t.data, size_t(heads * (r / 2)), size_t(head_dim)}};
       };
       a.hedgehog_q = map(schema::kHedgehogQ);
       a.hedgehog_k = map(schema::kHedgehogK);

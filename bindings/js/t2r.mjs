@@ -141,6 +141,13 @@ export class Model {
     }
   }
 
+  // A translation model's translator (beam search with fairseq's semantics; t2r_translator_options).
+  createTranslator({ beam = 5, nbest = 1, lengthPenalty = 1, maxLenB = 200, maxSentences = 8 } = {}) {
+    const handle = this.wasm._t2r_web_translator_create(this.handle, beam, nbest, lengthPenalty, maxLenB, maxSentences);
+    if (!handle) fail(this.wasm);
+    return new Translator(this, handle);
+  }
+
   // { maxContext, memoryBudget }: as t2r_session_options (0: the model's maximum, no limit).
   createSession({ maxContext = 0, memoryBudget = 0 } = {}) {
     const handle = this.wasm._t2r_web_session_create(this.handle, maxContext, memoryBudget);
@@ -173,6 +180,34 @@ class TextStream {
   free() {
     this.wasm._t2r_text_stream_free(this.handle);
     this.wasm._free(this.length);
+  }
+}
+
+export class Translator {
+  constructor(model, handle) {
+    this.model = model;
+    this.wasm = model.wasm;
+    this.handle = handle;
+  }
+
+  free() {
+    if (this.handle) this.wasm._t2r_translator_free(this.handle);
+    this.handle = 0;
+  }
+
+  get bytes() {
+    return this.wasm._t2r_translator_bytes(this.handle);
+  }
+
+  // The n-best translations of each text, best first: [[{ text, score, ids }, ...], ...].
+  translate(texts) {
+    if (texts.some((text) => text.includes('\n'))) throw new T2rError('a text to translate is one line');
+    const wasm = this.wasm;
+    return withBytes(wasm, encoder.encode(texts.join('\n')), (p, length) => {
+      const json = wasm._t2r_web_translate(this.handle, p, length);
+      if (!json) fail(wasm);
+      return JSON.parse(wasm.UTF8ToString(json));
+    });
   }
 }
 

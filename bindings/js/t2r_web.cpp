@@ -4,6 +4,8 @@
 // and the kernel path, which the C API does not expose.
 #include <cstdint>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "kernels.h"
 #include "t2r.h"
@@ -57,6 +59,64 @@ const char* t2r_web_model_info(const t2r_model* model) {
            (unsigned long long)i.weight_bytes, (unsigned long long)i.file_bytes, i.eos_id, i.bos_id, i.tokenizer,
            i.adds_bos ? "true" : "false");
   return json;
+}
+
+t2r_translator* t2r_web_translator_create(const t2r_model* model, int32_t beam, int32_t nbest, float length_penalty,
+                                          int32_t max_len_b, int32_t max_sentences) {
+  t2r_translator_options options = t2r_translator_default_options();
+  options.beam = beam;
+  options.nbest = nbest;
+  options.length_penalty = length_penalty;
+  options.max_len_b = max_len_b;
+  options.max_sentences = max_sentences;
+  options.threads = 1;
+  return t2r_translator_create(model, &options);
+}
+
+// Translates the '\n'-separated lines of `texts`; returns their n-best as JSON
+// ([[{"text":..., "score":..., "ids":[...]}, ...], ...]), valid until the next call, or NULL.
+const char* t2r_web_translate(t2r_translator* translator, const char* texts, size_t length) {
+  std::vector<std::string> lines(1);
+  for (size_t i = 0; i < length; ++i) {
+    if (texts[i] == '\n') {
+      lines.emplace_back();
+    } else {
+      lines.back() += texts[i];
+    }
+  }
+  std::vector<const char*> pointers;
+  for (const std::string& line : lines) pointers.push_back(line.c_str());
+  if (t2r_translate(translator, pointers.data(), pointers.size()) != 0) return nullptr;
+  static std::string json;
+  json = "[";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    json += i ? ",[" : "[";
+    for (size_t k = 0; k < t2r_translation_count(translator, i); ++k) {
+      json += k ? ",{\"text\":\"" : "{\"text\":\"";
+      for (const char* c = t2r_translation_text(translator, i, k); *c; ++c) {  // JSON string escapes
+        if (*c == '"' || *c == '\\') {
+          json += '\\';
+          json += *c;
+        } else if (static_cast<unsigned char>(*c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", *c);
+          json += escaped;
+        } else {
+          json += *c;
+        }
+      }
+      char score[64];
+      std::snprintf(score, sizeof score, "\",\"score\":%.17g,\"ids\":[", double(t2r_translation_score(translator, i, k)));
+      json += score;
+      size_t count = 0;
+      const int32_t* ids = t2r_translation_ids(translator, i, k, &count);
+      for (size_t t = 0; t < count; ++t) json += (t ? "," : "") + std::to_string(ids[t]);
+      json += "]}";
+    }
+    json += "]";
+  }
+  json += "]";
+  return json.c_str();
 }
 
 // "wasm-simd128" or "scalar".

@@ -11,6 +11,7 @@ The shared libt2r is found through $T2R_LIBRARY, beside an installed copy of thi
 Every failure of the C API raises T2rError with its message.
 """
 import array
+import collections
 import ctypes
 import os
 from pathlib import Path
@@ -43,7 +44,8 @@ class _ModelInfo(ctypes.Structure):
                 ("feature_dim", ctypes.c_int64), ("ffn_dim", ctypes.c_int64), ("max_positions", ctypes.c_int64),
                 ("parameter_count", ctypes.c_uint64), ("weight_bytes", ctypes.c_uint64),
                 ("file_bytes", ctypes.c_uint64), ("eos_id", ctypes.c_int32), ("bos_id", ctypes.c_int32),
-                ("tokenizer", ctypes.c_char_p), ("adds_bos", ctypes.c_int32)]
+                ("tokenizer", ctypes.c_char_p), ("adds_bos", ctypes.c_int32),
+                ("encoder_layers", ctypes.c_int64), ("source_vocab_size", ctypes.c_int64)]
 
 
 class _SessionOptions(ctypes.Structure):
@@ -55,13 +57,21 @@ class _SessionOptions(ctypes.Structure):
 class _ContextOptions(ctypes.Structure):
     _fields_ = [("max_sequences", ctypes.c_int32), ("max_batch", ctypes.c_int32), ("max_outputs", ctypes.c_int32),
                 ("max_context", ctypes.c_int64), ("threads", ctypes.c_int32), ("backend", ctypes.c_char_p),
-                ("device", ctypes.c_char_p), ("memory_budget", ctypes.c_uint64)]
+                ("device", ctypes.c_char_p), ("memory_budget", ctypes.c_uint64), ("max_sources", ctypes.c_int32),
+                ("max_source_length", ctypes.c_int64)]
 
 
 class _SamplerOptions(ctypes.Structure):
     _fields_ = [("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float),
                 ("repetition_penalty", ctypes.c_float), ("penalty_window", ctypes.c_int32),
                 ("seed", ctypes.c_uint64)]
+
+
+class _TranslatorOptions(ctypes.Structure):
+    _fields_ = [("beam", ctypes.c_int32), ("nbest", ctypes.c_int32), ("length_penalty", ctypes.c_float),
+                ("max_len_a", ctypes.c_float), ("max_len_b", ctypes.c_int32), ("min_len", ctypes.c_int32),
+                ("max_sentences", ctypes.c_int32), ("max_source_length", ctypes.c_int64), ("threads", ctypes.c_int32),
+                ("sampling", _SamplerOptions)]
 
 
 class BatchRow(ctypes.Structure):
@@ -104,7 +114,19 @@ for _name, _res, _args in [
         ("t2r_sequence_restore", ctypes.c_int, (_p, ctypes.c_int32, _v, _sz)),
         ("t2r_sampler_default_options", _SamplerOptions, ()),
         ("t2r_sampler_create", _p, (_p, ctypes.POINTER(_SamplerOptions))), ("t2r_sampler_free", None, (_p,)),
-        ("t2r_sample", ctypes.c_int32, (_p, _c_float_p)), ("t2r_sampler_accept", None, (_p, ctypes.c_int32))]:
+        ("t2r_sample", ctypes.c_int32, (_p, _c_float_p)), ("t2r_sampler_accept", None, (_p, ctypes.c_int32)),
+        ("t2r_tokenize_source", ctypes.c_int64, (_p, ctypes.c_char_p, _sz, _c_int32_p, _sz)),
+        ("t2r_context_encode", ctypes.c_int, (_p, ctypes.c_int32, _c_int32_p, _sz)),
+        ("t2r_sequence_attach", ctypes.c_int, (_p, ctypes.c_int32, ctypes.c_int32)),
+        ("t2r_translator_default_options", _TranslatorOptions, ()),
+        ("t2r_translator_create", _p, (_p, ctypes.POINTER(_TranslatorOptions))), ("t2r_translator_free", None, (_p,)),
+        ("t2r_translator_bytes", _sz, (_p,)),
+        ("t2r_translate", ctypes.c_int, (_p, ctypes.POINTER(ctypes.c_char_p), _sz)),
+        ("t2r_translate_ids", ctypes.c_int, (_p, ctypes.POINTER(_c_int32_p), ctypes.POINTER(_sz), _sz)),
+        ("t2r_translation_count", _sz, (_p, _sz)),
+        ("t2r_translation_text", ctypes.c_char_p, (_p, _sz, _sz)),
+        ("t2r_translation_ids", _c_int32_p, (_p, _sz, _sz, ctypes.POINTER(_sz))),
+        ("t2r_translation_score", ctypes.c_float, (_p, _sz, _sz))]:
     _declare(_name, _res, *_args)
 
 _NO_BOS_EOS, _SPECIAL_AS_TEXT = 1, 2
@@ -123,6 +145,20 @@ def _checked(handle):
 def _floats(pointer, count):
     """A copy of `count` floats at `pointer` (the C API's buffers are reused by the next call)."""
     return array.array("f", ctypes.string_at(pointer, count * 4))
+
+
+def _ids(tokenize, text):
+    """The ids a C API tokenizer writes for `text`, retried with the capacity it says it needs."""
+    data = text.encode("utf-8")
+    capacity = len(data) + 16
+    while True:
+        ids = (ctypes.c_int32 * capacity)()
+        n = tokenize(data, ids, capacity)
+        if n < 0:
+            raise _error()
+        if n <= capacity:
+            return list(ids[:n])
+        capacity = n
 
 
 def _saved(save, *args):
@@ -163,17 +199,14 @@ class Model:
 
     def tokenize(self, text, bos=True, special_as_text=False):
         """Token ids of `text`, with the BOS/EOS the model expects unless bos=False."""
-        data = text.encode("utf-8")
         flags = (0 if bos else _NO_BOS_EOS) | (_SPECIAL_AS_TEXT if special_as_text else 0)
-        capacity = len(data) + 16
-        while True:
-            ids = (ctypes.c_int32 * capacity)()
-            n = _lib.t2r_tokenize_with(self._handle, data, len(data), ids, capacity, flags)
-            if n < 0:
-                raise _error()
-            if n <= capacity:
-                return list(ids[:n])
-            capacity = n
+        return _ids(lambda data, ids, capacity: _lib.t2r_tokenize_with(self._handle, data, len(data), ids, capacity,
+                                                                       flags), text)
+
+    def tokenize_source(self, text):
+        """A translation model's source ids of `text`: its pieces numbered by the source dictionary, then </s>."""
+        return _ids(lambda data, ids, capacity: _lib.t2r_tokenize_source(self._handle, data, len(data), ids, capacity),
+                    text)
 
     def token_bytes(self, token):
         """The raw bytes of a token (possibly part of a UTF-8 character)."""
@@ -196,10 +229,15 @@ class Model:
         return Session(self, max_context=max_context, threads=threads, memory_budget=memory_budget, backend=backend)
 
     def context(self, max_sequences=1, max_batch=64, max_outputs=0, max_context=0, threads=0, memory_budget=0,
-                backend=None):
+                backend=None, max_sources=0, max_source_length=0):
         """A context: many sequences decoded together in batches (t2r_context_options)."""
         return Context(self, max_sequences=max_sequences, max_batch=max_batch, max_outputs=max_outputs,
-                       max_context=max_context, threads=threads, memory_budget=memory_budget, backend=backend)
+                       max_context=max_context, threads=threads, memory_budget=memory_budget, backend=backend,
+                       max_sources=max_sources, max_source_length=max_source_length)
+
+    def translator(self, **options):
+        """A translator over a translation model (see Translator)."""
+        return Translator(self, **options)
 
 
 class _TextStream:
@@ -344,10 +382,11 @@ class Context:
     of the weights."""
 
     def __init__(self, model, max_sequences=1, max_batch=64, max_outputs=0, max_context=0, threads=0,
-                 memory_budget=0, backend=None):
+                 memory_budget=0, backend=None, max_sources=0, max_source_length=0):
         options = _lib.t2r_context_default_options()
         options.max_sequences, options.max_batch, options.max_outputs = max_sequences, max_batch, max_outputs
         options.max_context, options.threads, options.memory_budget = max_context, threads, memory_budget
+        options.max_sources, options.max_source_length = max_sources, max_source_length
         options.backend = backend.encode() if backend else None
         self.model = model
         self._handle = _checked(_lib.t2r_context_create(model._handle, ctypes.byref(options)))
@@ -397,3 +436,74 @@ class Context:
 
     def restore(self, sequence, data):
         self._check(_lib.t2r_sequence_restore(self._handle, sequence, data, len(data)))
+
+    def encode(self, source, ids):
+        """Translation models: runs the encoder over source ids (Model.tokenize_source) into slot `source`."""
+        tokens = (ctypes.c_int32 * len(ids))(*ids)
+        self._check(_lib.t2r_context_encode(self._handle, source, tokens, len(ids)))
+
+    def attach(self, sequence, source):
+        """The rows of `sequence` attend to encoded source `source` (copy carries it)."""
+        self._check(_lib.t2r_sequence_attach(self._handle, sequence, source))
+
+
+Hypothesis = collections.namedtuple("Hypothesis", "text score ids")
+
+
+class Translator:
+    """Beam search over a translation model with fairseq's semantics; sentences are batched by length.
+    translate() returns, per sentence, its n-best Hypothesis(text, score, ids), best first."""
+
+    def __init__(self, model, beam=5, nbest=1, length_penalty=1.0, max_len_a=0.0, max_len_b=200, min_len=1,
+                 max_sentences=8, max_source_length=0, threads=0, temperature=0.0, top_k=0, top_p=1.0, seed=0):
+        options = _lib.t2r_translator_default_options()
+        options.beam, options.nbest, options.length_penalty = beam, nbest, length_penalty
+        options.max_len_a, options.max_len_b, options.min_len = max_len_a, max_len_b, min_len
+        options.max_sentences, options.max_source_length, options.threads = max_sentences, max_source_length, threads
+        options.sampling.temperature, options.sampling.top_k = temperature, top_k
+        options.sampling.top_p, options.sampling.seed = top_p, seed
+        self.model = model
+        self._handle = _checked(_lib.t2r_translator_create(model._handle, ctypes.byref(options)))
+
+    def close(self):
+        if self._handle:
+            _lib.t2r_translator_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def bytes(self):
+        return _lib.t2r_translator_bytes(self._handle)
+
+    def translate(self, texts):
+        """The n-best translations of each text."""
+        data = (ctypes.c_char_p * len(texts))(*[text.encode("utf-8") for text in texts])
+        if _lib.t2r_translate(self._handle, data, len(texts)) != 0:
+            raise _error()
+        return self._results(len(texts))
+
+    def translate_ids(self, sources):
+        """The same from source ids (each ending in </s>)."""
+        arrays = [(ctypes.c_int32 * len(ids))(*ids) for ids in sources]
+        pointers = (_c_int32_p * len(arrays))(*[ctypes.cast(a, _c_int32_p) for a in arrays])
+        lengths = (ctypes.c_size_t * len(arrays))(*[len(ids) for ids in sources])
+        if _lib.t2r_translate_ids(self._handle, pointers, lengths, len(arrays)) != 0:
+            raise _error()
+        return self._results(len(sources))
+
+    def _results(self, count):
+        out = []
+        for i in range(count):
+            hypotheses = []
+            for k in range(_lib.t2r_translation_count(self._handle, i)):
+                n = ctypes.c_size_t()
+                ids = _lib.t2r_translation_ids(self._handle, i, k, ctypes.byref(n))
+                hypotheses.append(Hypothesis(_lib.t2r_translation_text(self._handle, i, k).decode("utf-8"),
+                                             _lib.t2r_translation_score(self._handle, i, k), list(ids[:n.value])))
+            out.append(hypotheses)
+        return out

@@ -136,3 +136,21 @@ test('failures are T2rError exceptions with the C API message', async () => {
   await assert.rejects(t2r.loadModel(42), { message: 'loadModel takes a URL, an ArrayBuffer, a typed array or a Blob' });
   session.free();
 });
+
+test('the shipped translation model translates as the native t2r-translate does', () => {
+  const nativeTranslate = resolve(process.env.T2R_TRANSLATE || 'build-test/t2r-translate');
+  const path = join(webDir, 'translate-es-en.t2r');
+  const sentences = ['VINO pues el rey con Amán á beber con la reina Esther.', 'El rey habló.'];
+  const expected = execFileSync(nativeTranslate, [path, '--nbest', '3', '--scores'], { input: sentences.join('\n') + '\n', encoding: 'utf8' });
+  const translationModel = t2r.loadModel(readFileSync(path));
+  return translationModel.then((m) => {
+    const translator = m.createTranslator({ beam: 5, nbest: 3 });
+    const results = translator.translate(sentences);
+    const lines = results.flatMap((hypotheses, i) => hypotheses.map((h) => `${i}\t${h.score.toFixed(6)}\t${h.text}`));
+    assert.equal(lines.join('\n') + '\n', expected);
+    assert.equal(results[0][0].ids.at(-1), 2);
+    translator.free();
+    assert.throws(() => model.createTranslator(), T2rError);
+    m.free();
+  });
+});

@@ -129,3 +129,53 @@ class ModuleTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+TRANSLATE = os.environ.get("T2R_TRANSLATE", str(ROOT / "build-test" / "t2r-translate"))
+TRANSLATION_MODEL = str(ROOT / "models" / "translate-es-en.t2r")
+SENTENCES = ["VINO pues el rey con Amán á beber con la reina Esther.", "El rey habló."]
+
+
+class TranslationTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = t2r.Model(TRANSLATION_MODEL)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.model.close()
+
+    def test_nbest_matches_t2r_translate(self):
+        out = subprocess.run([TRANSLATE, TRANSLATION_MODEL, "--nbest", "3", "--scores"], input="\n".join(SENTENCES) + "\n",
+                             check=True, capture_output=True, text=True).stdout.splitlines()
+        with self.model.translator(beam=5, nbest=3) as translator:
+            results = translator.translate(SENTENCES)
+        mine = [f"{i}\t{h.score:.6f}\t{h.text}" for i, hypotheses in enumerate(results) for h in hypotheses]
+        self.assertEqual(mine, out)
+        self.assertEqual(results[0][0].ids[-1], 2)  # every hypothesis ends in </s>
+
+    def test_ids_and_stepping_by_hand(self):
+        source = self.model.tokenize_source(SENTENCES[1])
+        self.assertEqual(source[-1], 2)
+        with self.model.translator(beam=1) as translator:
+            greedy = translator.translate_ids([source])[0][0]
+        # The same greedy decode, stepped through a context.
+        with self.model.context(max_sequences=1, max_batch=1, max_sources=1, max_source_length=len(source)) as context:
+            context.encode(0, source)
+            context.attach(0, 0)
+            token, ids = 2, []
+            while len(ids) < 200:
+                logits = context.decode([(token, 0, len(ids), True)])[0]
+                logits[1] = float("-inf")  # <pad>, as the search does
+                if not ids:
+                    logits[2] = float("-inf")  # no </s> before min_len (1)
+                token = max(range(len(logits)), key=logits.__getitem__)
+                ids.append(token)
+                if token == 2:
+                    break
+        self.assertEqual(ids, greedy.ids)
+
+    def test_errors_are_exceptions(self):
+        with self.assertRaises(t2r.T2rError) as caught:
+            t2r.Model(MODEL).translator()
+        self.assertIn("no encoder", str(caught.exception))
