@@ -130,30 +130,46 @@ TEST_CASE("SUPRA: OpenLM settings t2r does not compute are refused by name") {
   CHECK(contains(truncated.pack_error(), "pytorch_model.bin"));
 }
 
+// The error loading `model`'s tensors again under its metadata with `edits` applied ("" if it loads).
+std::string reloaded_error(const Model& model, const std::vector<std::pair<std::string, Metadata::Value>>& edits) {
+  ModelWriter writer;
+  writer.metadata() = model.file().metadata();
+  for (const auto& [key, value] : edits) writer.metadata().set(key, value);
+  for (const TensorInfo& t : model.file().tensors()) writer.add_stored_tensor(t);
+  const std::string path = packed_reference_path("edited", DType::F32);
+  writer.write(path);
+  std::string error;
+  try {
+    Model::load(path);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  std::remove(path.c_str());
+  return error;
+}
+
 TEST_CASE("linear-attention metadata that does not go together is refused at load by name") {
   const Model& liger = packed_reference_model("liger-mistral-gla", DType::F32);
-  const auto reloaded_error = [&](const std::string& key, const std::string& value) {
-    ModelWriter writer;
-    writer.metadata() = liger.file().metadata();
-    writer.metadata().set(key, value);
-    for (const TensorInfo& t : liger.file().tensors()) writer.add_stored_tensor(t);
-    const std::string path = packed_reference_path("liger-edited", DType::F32);
-    writer.write(path);
-    std::string error;
-    try {
-      Model::load(path);
-    } catch (const Error& e) {
-      error = e.what();
-    }
-    std::remove(path.c_str());
-    return error;
+  const auto liger_error = [&](const std::string& key, const std::string& value) {
+    return reloaded_error(liger, {{key, value}});
   };
-  CHECK(contains(reloaded_error("attention.readout", "normalized"),
+  CHECK(contains(liger_error("attention.readout", "normalized"),
                  "attention.window_mix = 'mean' needs attention.readout = 'plain'"));
-  CHECK(contains(reloaded_error("attention.decay", "per-head"), "attention.state_per_kv_head needs"));
-  CHECK(contains(reloaded_error("attention.window_mix", "sum"),
+  CHECK(contains(liger_error("attention.decay", "per-head"), "attention.state_per_kv_head needs"));
+  CHECK(contains(liger_error("attention.window_mix", "sum"),
                  "attention.window_mix = 'sum' is not one of shared-normalizer, mean"));
-  CHECK(contains(reloaded_error("attention.kind", "gla"), "attention.kind = 'gla' is not one of softmax, t2r, elu"));
+  CHECK(contains(liger_error("attention.kind", "gla"), "attention.kind = 'gla' is not one of softmax, t2r, elu"));
+  CHECK(contains(liger_error("attention.window_mix", "shared-normalizer"),
+                 "attention.window_mix = 'shared-normalizer' needs attention.readout = 'normalized'"));
+  // Metadata alone must not make the kernels read past a buffer: a gate per key dimension needs r = d_h,
+  // and a window folding its leaving keys into S maps them with hedgehog's key map.
+  const Model& lolcats = packed_reference_model("lolcats-llama3", DType::F32);
+  CHECK(contains(reloaded_error(lolcats, {{"attention.decay", std::string("key-gate")},
+                                          {"attention.gate_temperature", 16.0},
+                                          {"attention.feature_dim", int64_t(32)}}),
+                 "attention.decay = 'key-gate' needs 16 features per head"));
+  CHECK(contains(reloaded_error(lolcats, {{"attention.kind", std::string("elu")}, {"attention.denominator_floor", 1e-6}}),
+                 "attention.window_mix = 'shared-normalizer' needs the hedgehog feature map"));
 }
 
 TEST_CASE("linearized LLMs: a saved state, window included, continues exactly where it was saved") {
