@@ -167,6 +167,15 @@ class LinearParams {
     if (l.window > 0 && l.window_mix == WindowMix::SharedNormalizer && l.readout != Readout::Normalized) {
       throw Error(kWhere + key("window_mix") + " = 'shared-normalizer' needs " + key("readout") + " = 'normalized'");
     }
+    // A key leaving the window is mapped then from its stored rotated key: only hedgehog's map reads that.
+    if (l.window > 0 && l.window_mix == WindowMix::SharedNormalizer && l.feature_map != FeatureMap::Hedgehog) {
+      throw Error(kWhere + key("window_mix") + " = 'shared-normalizer' needs the hedgehog feature map");
+    }
+    // The gate has one value per key dimension, one per row of S.
+    if (l.decay == Decay::KeyGate && l.features != head_dim_) {
+      throw Error(kWhere + key("decay") + " = 'key-gate' needs " + std::to_string(head_dim_) +
+                  " features per head (head-softmax, elu or relu-rotary), not " + std::to_string(l.features));
+    }
     if (l.window > 0 && l.window_mix == WindowMix::Mean && l.readout != Readout::Plain) {
       throw Error(kWhere + key("window_mix") + " = 'mean' needs " + key("readout") + " = 'plain'");
     }

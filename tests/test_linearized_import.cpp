@@ -66,18 +66,31 @@ struct CheckpointCopy {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// Two sequences, and batches of up to 80 rows (a prompt chunk past the 64-token window).
+ContextOptions two_sequences() {
+  ContextOptions options;
+  options.max_sequences = 2;
+  options.max_batch = 80;
+  options.max_outputs = 80;
+  return options;
+}
+
+// What packing a copy of reference `name` says when its config.json has `from` replaced by `to`.
+std::string refusal(const std::string& name, const std::string& from, const std::string& to) {
+  CheckpointCopy copy(name);
+  copy.edit_config(from, to);
+  return copy.pack_error();
+}
+
 }  // namespace
 
 TEST_CASE("LoLCATs: a setting t2r does not compute is refused by name, with its value") {
-  CheckpointCopy copy("lolcats-llama3");
-  copy.edit_config("\"lolcats_llama_window_tk\"", "\"lolcats_llama_window_sw\"");
-  CHECK(contains(copy.pack_error(), "lolcats.attention.attention_type \"lolcats_llama_window_sw\""));
-  CheckpointCopy affine("lolcats-llama3");
-  affine.edit_config("\"affine_attention_factors\": false", "\"affine_attention_factors\": true");
-  CHECK(contains(affine.pack_error(), "lolcats.attention.affine_attention_factors true"));
-  CheckpointCopy rank("lolcats-llama3");
-  rank.edit_config("\"r\": 8", "\"r\": 16");
-  CHECK(contains(rank.pack_error(), "lolcats.finetune.kwargs.r 16, but the LoRA tensors have rank 8"));
+  CHECK(contains(refusal("lolcats-llama3", "\"lolcats_llama_window_tk\"", "\"lolcats_llama_window_sw\""),
+                 "lolcats.attention.attention_type \"lolcats_llama_window_sw\""));
+  CHECK(contains(refusal("lolcats-llama3", "\"affine_attention_factors\": false", "\"affine_attention_factors\": true"),
+                 "lolcats.attention.affine_attention_factors true"));
+  CHECK(contains(refusal("lolcats-llama3", "\"r\": 8", "\"r\": 16"),
+                 "lolcats.finetune.kwargs.r 16, but the LoRA tensors have rank 8"));
 }
 
 TEST_CASE("LoLCATs: missing or swapped adapter files are refused naming the file and tensor") {
@@ -119,52 +132,62 @@ TEST_CASE("LoLCATs: adapters named by t2r-pack's flags pack the same model as th
 }
 
 TEST_CASE("SUPRA: OpenLM settings t2r does not compute are refused by name") {
-  CheckpointCopy slopes("supra-mistral");
-  slopes.edit_config("\"use_retnet_slopes\": false", "\"use_retnet_slopes\": true");
-  CHECK(contains(slopes.pack_error(), "\"use_retnet_slopes\": true"));
-  CheckpointCopy attention("supra-mistral");
-  attention.edit_config("\"linear_attn\"", "\"torch_attn\"");
-  CHECK(contains(attention.pack_error(), "\"attn_name\": \"torch_attn\" (t2r reads \"linear_attn\")"));
+  CHECK(contains(refusal("supra-mistral", "\"use_retnet_slopes\": false", "\"use_retnet_slopes\": true"),
+                 "\"use_retnet_slopes\": true"));
+  CHECK(contains(refusal("supra-mistral", "\"linear_attn\"", "\"torch_attn\""),
+                 "\"attn_name\": \"torch_attn\" (t2r reads \"linear_attn\")"));
   CheckpointCopy truncated("supra-mistral");
   fs::resize_file(truncated.dir / "pytorch_model.bin", 4096);
   CHECK(contains(truncated.pack_error(), "pytorch_model.bin"));
 }
 
+// The error loading `model`'s tensors again under its metadata with `edits` applied ("" if it loads).
+std::string reloaded_error(const Model& model, const std::vector<std::pair<std::string, Metadata::Value>>& edits) {
+  ModelWriter writer;
+  writer.metadata() = model.file().metadata();
+  for (const auto& [key, value] : edits) writer.metadata().set(key, value);
+  for (const TensorInfo& t : model.file().tensors()) writer.add_stored_tensor(t);
+  const std::string path = packed_reference_path("edited", DType::F32);
+  writer.write(path);
+  std::string error;
+  try {
+    Model::load(path);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  std::remove(path.c_str());
+  return error;
+}
+
 TEST_CASE("linear-attention metadata that does not go together is refused at load by name") {
   const Model& liger = packed_reference_model("liger-mistral-gla", DType::F32);
-  const auto reloaded_error = [&](const std::string& key, const std::string& value) {
-    ModelWriter writer;
-    writer.metadata() = liger.file().metadata();
-    writer.metadata().set(key, value);
-    for (const TensorInfo& t : liger.file().tensors()) writer.add_stored_tensor(t);
-    const std::string path = packed_reference_path("liger-edited", DType::F32);
-    writer.write(path);
-    std::string error;
-    try {
-      Model::load(path);
-    } catch (const Error& e) {
-      error = e.what();
-    }
-    std::remove(path.c_str());
-    return error;
+  const auto liger_error = [&](const std::string& key, const std::string& value) {
+    return reloaded_error(liger, {{key, value}});
   };
-  CHECK(contains(reloaded_error("attention.readout", "normalized"),
+  CHECK(contains(liger_error("attention.readout", "normalized"),
                  "attention.window_mix = 'mean' needs attention.readout = 'plain'"));
-  CHECK(contains(reloaded_error("attention.decay", "per-head"), "attention.state_per_kv_head needs"));
-  CHECK(contains(reloaded_error("attention.window_mix", "sum"),
+  CHECK(contains(liger_error("attention.decay", "per-head"), "attention.state_per_kv_head needs"));
+  CHECK(contains(liger_error("attention.window_mix", "sum"),
                  "attention.window_mix = 'sum' is not one of shared-normalizer, mean"));
-  CHECK(contains(reloaded_error("attention.kind", "gla"), "attention.kind = 'gla' is not one of softmax, t2r, elu"));
+  CHECK(contains(liger_error("attention.kind", "gla"), "attention.kind = 'gla' is not one of softmax, t2r, elu"));
+  CHECK(contains(liger_error("attention.window_mix", "shared-normalizer"),
+                 "attention.window_mix = 'shared-normalizer' needs attention.readout = 'normalized'"));
+  // Metadata alone must not make the kernels read past a buffer: a gate per key dimension needs r = d_h,
+  // and a window folding its leaving keys into S maps them with hedgehog's key map.
+  const Model& lolcats = packed_reference_model("lolcats-llama3", DType::F32);
+  CHECK(contains(reloaded_error(lolcats, {{"attention.decay", std::string("key-gate")},
+                                          {"attention.gate_temperature", 16.0},
+                                          {"attention.feature_dim", int64_t(32)}}),
+                 "attention.decay = 'key-gate' needs 16 features per head"));
+  CHECK(contains(reloaded_error(lolcats, {{"attention.kind", std::string("elu")}, {"attention.denominator_floor", 1e-6}}),
+                 "attention.window_mix = 'shared-normalizer' needs the hedgehog feature map"));
 }
 
 TEST_CASE("linearized LLMs: a saved state, window included, continues exactly where it was saved") {
   for (const std::string name : {"lolcats-llama3", "supra-mistral", "liger-mistral-gla"}) {
     CAPTURE(name);
     const Model& model = packed_reference_model(name, DType::F32);
-    ContextOptions options;
-    options.max_sequences = 2;
-    options.max_batch = 80;
-    options.max_outputs = 80;
-    Context context(model, options);
+    Context context(model, two_sequences());
     std::vector<BatchRow> rows(80);
     for (size_t i = 0; i < 80; ++i) rows[i] = {int32_t(i + 10), 0, int64_t(i), false};
     context.decode(rows.data(), 80);  // past the 64-token window
@@ -182,11 +205,7 @@ TEST_CASE("linearized LLMs decode and prefill without allocating") {
   for (const std::string name : {"lolcats-llama3", "supra-mistral", "liger-mistral-gla"}) {
     CAPTURE(name);
     const Model& model = packed_reference_model(name, DType::F32);
-    ContextOptions options;
-    options.max_sequences = 2;
-    options.max_batch = 80;
-    options.max_outputs = 80;
-    Context context(model, options);
+    Context context(model, two_sequences());
     std::vector<BatchRow> rows(80);
     const size_t before = heap_allocations();
     for (size_t i = 0; i < 80; ++i) rows[i] = {int32_t(i + 10), 0, int64_t(i), true};
