@@ -172,9 +172,27 @@ def _saved(save, *args):
     return buffer.raw
 
 
-class Model:
+class _Owned:
+    """A C API object, freed by close() or at the end of a with block."""
+    _free = None  # the C API function that frees it, set by each subclass
+
+    def close(self):
+        if self._handle:
+            type(self)._free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Model(_Owned):
     """A loaded model (memory-mapped, read-only), shared by any number of sessions and contexts,
     which must be closed before it."""
+
+    _free = _lib.t2r_model_free
 
     def __init__(self, path):
         self._handle = _checked(_lib.t2r_model_load(os.fsencode(path)))
@@ -185,17 +203,6 @@ class Model:
             self.info[name] = self.info[name].decode()
         self.vocab_size = info.vocab_size
         self.eos_id = info.eos_id
-
-    def close(self):
-        if self._handle:
-            _lib.t2r_model_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def tokenize(self, text, bos=True, special_as_text=False):
         """Token ids of `text`, with the BOS/EOS the model expects unless bos=False."""
@@ -287,8 +294,10 @@ class Sampler:
             self._handle = None
 
 
-class Session:
+class Session(_Owned):
     """One sequence. Logits are returned as array('f') copies of vocab_size floats."""
+
+    _free = _lib.t2r_session_free
 
     def __init__(self, model, max_context=0, threads=0, memory_budget=0, backend=None):
         options = _lib.t2r_session_default_options()
@@ -296,17 +305,6 @@ class Session:
         options.backend = backend.encode() if backend else None
         self.model = model
         self._handle = _checked(_lib.t2r_session_create(model._handle, ctypes.byref(options)))
-
-    def close(self):
-        if self._handle:
-            _lib.t2r_session_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def bytes(self):
@@ -377,9 +375,11 @@ class Session:
             sampler.close()
 
 
-class Context:
+class Context(_Owned):
     """Many sequences (0 .. max_sequences - 1) decoded together: rows of one decode share one read
     of the weights."""
+
+    _free = _lib.t2r_context_free
 
     def __init__(self, model, max_sequences=1, max_batch=64, max_outputs=0, max_context=0, threads=0,
                  memory_budget=0, backend=None, max_sources=0, max_source_length=0):
@@ -390,17 +390,6 @@ class Context:
         options.backend = backend.encode() if backend else None
         self.model = model
         self._handle = _checked(_lib.t2r_context_create(model._handle, ctypes.byref(options)))
-
-    def close(self):
-        if self._handle:
-            _lib.t2r_context_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def bytes(self):
@@ -450,9 +439,11 @@ class Context:
 Hypothesis = collections.namedtuple("Hypothesis", "text score ids")
 
 
-class Translator:
+class Translator(_Owned):
     """Beam search over a translation model with fairseq's semantics; sentences are batched by length.
     translate() returns, per sentence, its n-best Hypothesis(text, score, ids), best first."""
+
+    _free = _lib.t2r_translator_free
 
     def __init__(self, model, beam=5, nbest=1, length_penalty=1.0, max_len_a=0.0, max_len_b=200, min_len=1,
                  max_sentences=8, max_source_length=0, threads=0, temperature=0.0, top_k=0, top_p=1.0, seed=0):
@@ -464,17 +455,6 @@ class Translator:
         options.sampling.top_p, options.sampling.seed = top_p, seed
         self.model = model
         self._handle = _checked(_lib.t2r_translator_create(model._handle, ctypes.byref(options)))
-
-    def close(self):
-        if self._handle:
-            _lib.t2r_translator_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     @property
     def bytes(self):
