@@ -144,6 +144,8 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     for (int64_t i = 0; i < half; ++i) position_freq_.push_back(std::exp(float(i) * -step));
   }
 
+  pack_weights();
+
   // An ids-only model (no tokenizer files at pack time) has no tokenizer keys but may name its eos.
   if (!m.has("tokenizer.bpe_tokens")) {
     const int64_t eos = m.get_int("tokenizer.eos_id", -1);
@@ -168,6 +170,37 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
     tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   } catch (const Error& e) {
     throw Error(file_.label() + ": " + e.what());  // the tokenizer's messages start with "tokenizer: "
+  }
+}
+
+// The projections the CPU kernels multiply faster in a layout of their own are copied into it once,
+// into one buffer; the mapped file stays the source for everything else (the token embedding rows,
+// the feature maps multiplied head by head, the Vulkan upload).
+void Model::pack_weights() {
+  std::vector<cpu::Matrix*> matrices;
+  const auto add_attention = [&](AttentionWeights& a) {
+    for (Linear* l : {&a.q, &a.k, &a.v, &a.o, &a.feature_q, &a.feature_k}) matrices.push_back(&l->weight);
+  };
+  for (std::vector<BlockWeights>* blocks : {&blocks_, &encoder_blocks_}) {
+    for (BlockWeights& b : *blocks) {
+      add_attention(b.attention);
+      add_attention(b.cross);
+      for (Linear* l : {&b.ffn.up, &b.ffn.gate, &b.ffn.down}) matrices.push_back(&l->weight);
+    }
+  }
+  matrices.push_back(&output_);
+  constexpr size_t kAlign = 64;
+  size_t total = 0;
+  for (const cpu::Matrix* m : matrices) total += (cpu::packed_bytes(*m) + kAlign - 1) / kAlign * kAlign;
+  if (total == 0) return;
+  packed_.reset(static_cast<unsigned char*>(::operator new(total, std::align_val_t(kAlign))));
+  packed_bytes_ = total;
+  unsigned char* at = packed_.get();
+  for (cpu::Matrix* m : matrices) {
+    const size_t bytes = cpu::packed_bytes(*m);
+    if (bytes == 0) continue;
+    *m = cpu::pack(*m, at);
+    at += (bytes + kAlign - 1) / kAlign * kAlign;
   }
 }
 

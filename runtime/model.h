@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -78,10 +79,19 @@ class Model {
   const std::vector<float>& position_freq() const { return position_freq_; }
   uint64_t parameter_count() const;
   uint64_t weight_bytes() const;
+  // Bytes of the weights copied at load into the layout the CPU kernel path multiplies fastest
+  // (cpu::pack; 0 when it reads every matrix from the mapped file as stored).
+  uint64_t packed_bytes() const { return packed_bytes_; }
 
  private:
   explicit Model(ModelFile file);
+  void pack_weights();
+  struct AlignedDelete {
+    void operator()(unsigned char* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
   ModelFile file_;
+  std::unique_ptr<unsigned char[], AlignedDelete> packed_;
+  uint64_t packed_bytes_ = 0;
   Hyperparams hp_;
   std::unique_ptr<Tokenizer> tokenizer_, source_tokenizer_;  // null for an ids-only model
   int32_t eos_id_ = -1;

@@ -63,6 +63,20 @@ Stored store(DType dtype, size_t rows, size_t cols, const std::vector<float>& va
   return s;
 }
 
+// w packed for the current kernel path (cpu::pack), or w itself when the path has no packing for it.
+struct Packed {
+  std::vector<unsigned char> bytes;
+  Matrix matrix;
+};
+
+Packed pack_for_path(const Matrix& w) {
+  Packed p;
+  p.bytes.resize(packed_bytes(w) + 64);
+  void* aligned = p.bytes.data() + (64 - reinterpret_cast<uintptr_t>(p.bytes.data()) % 64) % 64;
+  p.matrix = pack(w, aligned);
+  return p;
+}
+
 // The largest |a - b| over `scale`, elementwise.
 double max_scaled_error(const std::vector<float>& a, const std::vector<float>& b, const std::vector<double>& scale) {
   double worst = 0;
@@ -98,14 +112,18 @@ void check_matmul(DType dtype, size_t rows, size_t cols, size_t n, bool with_bia
   std::vector<float> want(n * rows, sentinel);
   reference::matmul(w.matrix, x.data(), n, b, want.data(), begin, end);
   for_each_path([&] {
-    std::vector<float> got(n * rows, sentinel);
-    matmul(w.matrix, x.data(), n, b, got.data(), begin, end);
-    for (size_t t = 0; t < n; ++t) {
-      for (size_t r = 0; r < rows; ++r) {
-        if (r < begin || r >= end) REQUIRE(got[t * rows + r] == sentinel);
+    const Packed packed = pack_for_path(w.matrix);
+    for (const Matrix* m : {&w.matrix, &packed.matrix}) {
+      CAPTURE(m->packed != nullptr);
+      std::vector<float> got(n * rows, sentinel);
+      matmul(*m, x.data(), n, b, got.data(), begin, end);
+      for (size_t t = 0; t < n; ++t) {
+        for (size_t r = 0; r < rows; ++r) {
+          if (r < begin || r >= end) REQUIRE(got[t * rows + r] == sentinel);
+        }
       }
+      CHECK(max_scaled_error(got, want, scale) < 2e-6);
     }
-    CHECK(max_scaled_error(got, want, scale) < 2e-6);
   });
 }
 
@@ -138,19 +156,26 @@ TEST_CASE("a token's matmul result does not depend on the tile or row range it f
   std::mt19937 rng(3);
   for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
     CAPTURE(dtype_name(dtype));
-    const size_t rows = 29, cols = 1056, n = 19;  // two column tiles; ragged row and token tiles
+    // Three float column tiles and two strips of packed blocks; ragged row and token tiles; more
+    // tokens than one pass of packed activations.
+    const size_t rows = 29, cols = 2112, n = 37;
     const Stored w = store(dtype, rows, cols, random_values(rows * cols, rng));
     const std::vector<float> x = random_values(n * cols, rng, -2, 2);
     const std::vector<float> bias = random_values(rows, rng);
     for_each_path([&] {
-      std::vector<float> whole(n * rows), split(n * rows), later((n - 5) * rows), few(3 * rows);
-      matmul(w.matrix, x.data(), n, bias.data(), whole.data(), 0, rows);
-      matmul(w.matrix, x.data(), n, bias.data(), split.data(), 0, 7);  // as two threads would
-      matmul(w.matrix, x.data(), n, bias.data(), split.data(), 7, rows);
-      matmul(w.matrix, x.data() + 5 * cols, n - 5, bias.data(), later.data(), 0, rows);  // shifted tiles
-      matmul(w.matrix, x.data(), 3, bias.data(), few.data(), 0, rows);
+      const Packed packed = pack_for_path(w.matrix);
+      const Matrix& m = packed.matrix;
+      CAPTURE(m.packed != nullptr);
+      std::vector<float> whole(n * rows), split(n * rows), later((n - 5) * rows), few(3 * rows), one(rows);
+      matmul(m, x.data(), n, bias.data(), whole.data(), 0, rows);
+      matmul(m, x.data(), n, bias.data(), split.data(), 0, 7);  // as two threads would
+      matmul(m, x.data(), n, bias.data(), split.data(), 7, rows);
+      matmul(m, x.data() + 5 * cols, n - 5, bias.data(), later.data(), 0, rows);  // shifted tiles
+      matmul(m, x.data(), 3, bias.data(), few.data(), 0, rows);
+      matmul(m, x.data(), 1, bias.data(), one.data(), 0, rows);  // decoding
       CHECK(split == whole);
       CHECK(std::equal(few.begin(), few.end(), whole.begin()));
+      if (m.packed) CHECK(std::equal(one.begin(), one.end(), whole.begin()));  // packed: decoding sums alike
       CHECK(std::equal(later.begin(), later.end(), whole.begin() + 5 * rows));
     });
   }

@@ -8,6 +8,7 @@ namespace t2r::cpu {
 
 struct KernelTable {
   const char* name;
+  Packing packing;  // the packed copies this table's matmul reads (Packing::None: none)
   void (*matmul)(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
                  size_t row_end);
   void (*linear_attention_step)(float* state, float* normalizer, const float* phi_q, const float* phi_k,

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "kernel_table.h"
 #include "kernels_reference.h"
+#include "packing.h"
 
 #if defined(T2R_KERNELS_X86)
 #include <cpuid.h>
@@ -17,7 +18,7 @@
 namespace t2r::cpu {
 namespace {
 
-constexpr KernelTable kReferenceKernels = {"scalar", reference::matmul, reference::linear_attention_step,
+constexpr KernelTable kReferenceKernels = {"scalar", Packing::None, reference::matmul, reference::linear_attention_step,
                                            reference::linear_attention_chunk, reference::softmax_attention};
 
 std::atomic<const KernelTable*> g_kernels{&kReferenceKernels};
@@ -113,6 +114,21 @@ bool select_kernel_path(std::string_view path) {
 }
 
 std::string_view kernel_path() { return g_kernels.load(std::memory_order_relaxed)->name; }
+
+size_t packed_bytes(const Matrix& w) {
+  const bool blocks = w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0;
+  const Packing packing = g_kernels.load(std::memory_order_relaxed)->packing;
+  return blocks && packing == Packing::Interleaved16 ? interleaved16_bytes(w) : 0;
+}
+
+Matrix pack(const Matrix& w, void* storage) {
+  if (packed_bytes(w) == 0) return w;
+  write_interleaved16(w, static_cast<unsigned char*>(storage));
+  Matrix packed = w;
+  packed.packed = storage;
+  packed.packing = Packing::Interleaved16;
+  return packed;
+}
 
 void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
             size_t row_end) {

@@ -13,13 +13,26 @@
 
 namespace t2r::cpu {
 
+// A copy of a q8_0 or q4_0 matrix in a layout some kernel path multiplies faster than the stored
+// rows (made once, at load, by pack()).
+// Interleaved16: rows in groups of 16 (the last padded with zero rows), a group's blocks in order;
+// per block the weights of its 16 rows 4 at a time (for u = 0..7 (q8_0) or 0..3 (q4_0): the 4
+// bytes u of row 0, of row 1, ..., of row 15: one 64-byte vector), q8_0 bytes stored as w + 128,
+// q4_0 bytes as stored (low nibbles w[4u..4u+3], high nibbles w[16 + 4u..]); then the 16 rows' f16
+// scales. The same bytes as the stored rows (34 or 18 per block and row), so decoding streams as
+// much; one vector of 16 rows per instruction is what lets AVX-512 VNNI multiply at its peak.
+enum class Packing : uint8_t { None, Interleaved16 };
+
 // A row-major [rows, cols] weight matrix used in place, in its stored dtype (for block types,
-// cols is a multiple of 32 and each row is cols / 32 blocks).
+// cols is a multiple of 32 and each row is cols / 32 blocks), and optionally a packed copy that a
+// kernel path reading that packing uses instead (the others read `data`).
 struct Matrix {
   DType dtype = DType::F32;
   const void* data = nullptr;
   size_t rows = 0;
   size_t cols = 0;
+  const void* packed = nullptr;
+  Packing packing = Packing::None;
 };
 
 // Must run once before any kernel: fills the reference's f16 table and picks the best kernel path
@@ -33,6 +46,12 @@ std::vector<std::string> available_kernel_paths();
 // Switches every later call to `path`; returns false (and changes nothing) when it is unavailable.
 bool select_kernel_path(std::string_view path);
 std::string_view kernel_path();
+
+// Bytes of w packed for the current kernel path; 0 when the path multiplies w as stored.
+size_t packed_bytes(const Matrix& w);
+// w with a packed copy written to `storage` (packed_bytes(w) bytes, 64-byte aligned), or w
+// itself when packed_bytes(w) is 0.
+Matrix pack(const Matrix& w, void* storage);
 
 // Y = X W^T (+ bias when not null) for output rows [row_begin, row_end): X is [n, w.cols] and
 // Y is [n, w.rows], both row-major. Each weight row is read once for all n tokens, which is what
@@ -99,7 +118,7 @@ void softmax(float* x, size_t n);
 }  // namespace t2r::cpu
 
 namespace t2r::cpu {
-// Rows [first, first + count) of w, as a matrix of its own.
+// Rows [first, first + count) of w, as a matrix of its own (as stored: without a packed copy).
 inline Matrix row_slice(const Matrix& w, size_t first, size_t count) {
   auto bytes = static_cast<const unsigned char*>(w.data) + first * row_bytes(w.dtype, w.cols);
   return Matrix{w.dtype, bytes, count, w.cols};

@@ -381,7 +381,7 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 
 namespace t2r::cpu {
 
-extern const KernelTable kAvx2Kernels = {"avx2", avx2::matmul, avx2::linear_attention_step,
+extern const KernelTable kAvx2Kernels = {"avx2", Packing::None, avx2::matmul, avx2::linear_attention_step,
                                          tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention};
 
 }  // namespace t2r::cpu

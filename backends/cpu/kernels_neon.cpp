@@ -282,10 +282,10 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 namespace t2r::cpu {
 
 #if defined(__ARM_FEATURE_DOTPROD)
-extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", neon::matmul, neon::linear_attention_step,
+extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", Packing::None, neon::matmul, neon::linear_attention_step,
                                                 tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
 #else
-extern const KernelTable kNeonKernels = {"neon", neon::matmul, neon::linear_attention_step,
+extern const KernelTable kNeonKernels = {"neon", Packing::None, neon::matmul, neon::linear_attention_step,
                                          tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
 #endif
 

@@ -313,7 +313,7 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 
 namespace t2r::cpu {
 
-extern const KernelTable kWasmSimd128Kernels = {"wasm-simd128", wasm::matmul, wasm::linear_attention_step,
+extern const KernelTable kWasmSimd128Kernels = {"wasm-simd128", Packing::None, wasm::matmul, wasm::linear_attention_step,
                                                 tiles::linear_attention_chunk<wasm::Simd128>,
                                                 wasm::softmax_attention};
 
