@@ -16,6 +16,7 @@
 
 #include "flag_values.h"
 #include "bandwidth.h"
+#include "matmul_bench.h"
 #include "context.h"
 #include "error.h"
 #include "sequence_state.h"
@@ -47,6 +48,9 @@ const char kUsage[] =
     "                        of --batch-context (e.g. 1,2,4,8,16,32; default: none)\n"
     "  --batch-context N     the context of every sequence in the --sequences batches (default 2048)\n"
     "  --backend cpu|vulkan  where the model runs (default cpu; vulkan measures decode and prompt only)\n"
+    "  --matmul N            time the matmul kernel alone on the synthetic model's projection shapes\n"
+    "                        times N tokens, per --dtype, 1 thread, against the arithmetic peak\n"
+    "                        measured in the same run, and exit\n"
     "translation models (the first --dtype only; --tokens, --repeat and --threads apply):\n"
     "  --targets LIST        target lengths of the target sweep (default 16,32,...,1024)\n"
     "  --sources LIST        source lengths of the source sweep (default 16,32,...,1024), each\n"
@@ -92,6 +96,7 @@ struct Options {
   std::vector<long> targets = {16, 32, 64, 128, 256, 512, 1024}, sources = targets, beams = {1, 5};
   long source = 32;
   std::string write_model;
+  long matmul_tokens = 0;
 };
 
 Options parse(int argc, char** argv) {
@@ -150,6 +155,8 @@ Options parse(int argc, char** argv) {
       o.source = flags::integer(arg, value, 1, 1 << 20);
     } else if (arg == "--out") {
       o.out = value;
+    } else if (arg == "--matmul") {
+      o.matmul_tokens = flags::integer(arg, value, 1, 1 << 16);
     } else if (arg == "--write-model") {
       o.write_model = value;
     } else if (arg == "--backend") {
@@ -372,6 +379,12 @@ int main(int argc, char** argv) {
           .write(o.write_model);
       std::printf("wrote %s %s %s to %s\n", o.model.c_str(), o.attention.front().c_str(),
                   std::string(dtype_name(o.dtypes.front())).c_str(), o.write_model.c_str());
+      return 0;
+    }
+    if (o.matmul_tokens > 0) {
+      bench::SyntheticConfig config;
+      if (!bench::synthetic_config(o.model, &config)) usage_error("--matmul needs a synthetic --model");
+      bench::run_matmul_bench(config, o.dtypes, size_t(o.matmul_tokens), o.repeat);
       return 0;
     }
     std::string csv = "section,model,attention,dtype,threads,context,decode_tok_s,prompt_tok_s,weight_gb_s,"
