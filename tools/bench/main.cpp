@@ -441,8 +441,10 @@ int main(int argc, char** argv) {
     std::vector<double> bandwidth;
     for (int threads : o.threads) {
       ThreadPool pool(threads);
-      bandwidth.push_back(bench::read_bandwidth(pool));
-      std::printf("  %d thread%s: %.1f GB/s\n", threads, threads > 1 ? "s" : "", bandwidth.back());
+      const bench::ReadBandwidth measured = bench::read_bandwidth(pool);
+      bandwidth.push_back(measured.gb_s);
+      std::printf("  %d thread%s: %.1f GB/s (%d stream%s per thread)\n", threads, threads > 1 ? "s" : "",
+                  measured.gb_s, measured.streams, measured.streams > 1 ? "s" : "");
     }
 
     std::printf("\n%-26s %7s %11s %11s %9s %7s %12s %14s\n", "model", "threads", "decode t/s", "prompt t/s", "GB/s",

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""t2r against llama.cpp in the same run: decode and prompt tokens/s per dtype and thread count,
+t2r-bench on its synthetic model and llama-bench on a synthetic GGUF of the same shape, the two
+interleaved round after round (shared machines drift within minutes), the fastest of each kept.
+
+usage: compare_llamacpp.py --llama-cpp DIR [--make-gguf PATH] [--t2r-bench PATH] [--model SHAPE]
+                           [--dtypes f32,f16,bf16,q8_0,q4_0] [--threads 1,2] [--rounds 2]
+                           [--tokens 64] [--prompt 512] [--depths 0] [--attention t2r] [--out DIR]
+
+DIR is a llama.cpp tree built with llama-bench and llama-quantize (../shared/anchors/llamacpp/build.sh
+DIR); --make-gguf is the synthetic-GGUF writer beside it (make_gguf.py, run with DIR/gguf-py). SHAPE is
+gpt2-small (t2r-bench's gpt2-small, make_gguf's gpt2-small: vocab 32000, d 768, 12 layers, ffn 2048,
+untied), llama3.1-8b (make_gguf's llama3-8b) or mistral-7b. Every matrix is quantized to the dtype
+(llama-quantize --pure), as t2r-pack does. Writes DIR_OUT/comparison.{csv,json,md}; the GGUFs are
+kept in DIR_OUT for the next run.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+GGUF_SHAPES = {"gpt2-small": "gpt2-small", "llama3.1-8b": "llama3-8b", "mistral-7b": "mistral-7b"}
+
+
+def run(cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
+
+
+def gguf_for(args, dtype):
+    shape = GGUF_SHAPES[args.model]
+    path = os.path.join(args.out, f"{shape}-{dtype}.gguf")
+    if os.path.exists(path):
+        return path
+    env = dict(os.environ, PYTHONPATH=os.path.join(args.llama_cpp, "gguf-py"))
+    base = os.path.join(args.out, f"{shape}-{'f32' if dtype in ('f32', 'bf16') else 'f16'}.gguf")
+    if not os.path.exists(base):
+        run([sys.executable, args.make_gguf, base + ".tmp", "f32" if base.endswith("f32.gguf") else "f16",
+             "untied", shape], env=env)
+        os.replace(base + ".tmp", base)
+    if base != path:
+        quantize = os.path.join(args.llama_cpp, "build", "bin", "llama-quantize")
+        run([quantize, "--pure", base, path + ".tmp", dtype.upper() if dtype == "bf16" else dtype])
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def llama_bench(args, gguf, threads, prompt, gen, depth):
+    binary = os.path.join(args.llama_cpp, "build", "bin", "llama-bench")
+    out = run([binary, "-m", gguf, "-p", str(prompt), "-n", str(gen), "-d", str(depth), "-t", str(threads),
+               "-r", "3", "-o", "json"])
+    return max(r["avg_ts"] for r in json.loads(out))
+
+
+def t2r_bench(args, dtype, threads, depth):
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [args.t2r_bench, "--model", args.model, "--attention", args.attention, "--dtype", dtype,
+               "--threads", str(threads), "--tokens", str(args.tokens), "--prompt", str(args.prompt),
+               "--repeat", "3", "--out", out]
+        cmd += ["--contexts", "none"] if depth == 0 else ["--contexts", str(depth)]
+        printed = run(cmd)
+        with open(os.path.join(out, "results.json")) as f:
+            rows = json.load(f)["results"]
+    speed = next(r for r in rows if r["section"] == "speed")
+    decode = speed["decode_tok_s"]
+    if depth > 0:
+        decode = next(r for r in rows if r["section"] == "context")["decode_tok_s"]
+    bandwidth = next((line for line in printed.splitlines() if "read bandwidth" in line.lower()), "")
+    return decode, speed["prompt_tok_s"], bandwidth
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    p.add_argument("--llama-cpp", required=True)
+    p.add_argument("--make-gguf", default=os.path.join(here, "..", "..", "..", "shared", "anchors", "llamacpp",
+                                                       "make_gguf.py"))
+    p.add_argument("--t2r-bench", default=os.path.join(here, "..", "..", "build", "t2r-bench"))
+    p.add_argument("--model", default="gpt2-small", choices=sorted(GGUF_SHAPES))
+    p.add_argument("--attention", default="t2r")
+    p.add_argument("--dtypes", default="f32,f16,bf16,q8_0,q4_0")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--prompt", type=int, default=512)
+    p.add_argument("--depths", default="0", help="contexts at which decode is timed (llama-bench -d)")
+    p.add_argument("--out", default="bench-results/llamacpp")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    dtypes, threads = args.dtypes.split(","), [int(t) for t in args.threads.split(",")]
+    depths = [int(d) for d in args.depths.split(",")]
+    ggufs = {d: gguf_for(args, d) for d in dtypes}
+
+    best = {}  # (dtype, threads, depth) -> dict of fastest values
+    for round_ in range(args.rounds):
+        for dtype in dtypes:
+            for t in threads:
+                for depth in depths:
+                    key = (dtype, t, depth)
+                    b = best.setdefault(key, {"t2r_decode": 0, "llama_decode": 0, "t2r_prompt": 0, "llama_prompt": 0})
+                    decode, prompt, _ = t2r_bench(args, dtype, t, depth)
+                    b["t2r_decode"] = max(b["t2r_decode"], decode)
+                    b["llama_decode"] = max(b["llama_decode"], llama_bench(args, ggufs[dtype], t, 0, args.tokens, depth))
+                    if depth == depths[0]:
+                        b["t2r_prompt"] = max(b["t2r_prompt"], prompt)
+                        b["llama_prompt"] = max(b["llama_prompt"],
+                                                llama_bench(args, ggufs[dtype], t, args.prompt, 0, 0))
+                    print(f"round {round_ + 1}: {dtype} {t} thread(s) depth {depth}: t2r {decode:.1f} / "
+                          f"llama.cpp {b['llama_decode']:.1f} decode tok/s (best so far)", file=sys.stderr)
+
+    rows = []
+    for (dtype, t, depth), b in best.items():
+        rows.append({"model": args.model, "attention": args.attention, "dtype": dtype, "threads": t, "depth": depth,
+                     "t2r_decode_tok_s": round(b["t2r_decode"], 2), "llamacpp_decode_tok_s": round(b["llama_decode"], 2),
+                     "decode_ratio": round(b["t2r_decode"] / b["llama_decode"], 3),
+                     "t2r_prompt_tok_s": round(b["t2r_prompt"], 1) if depth == depths[0] else None,
+                     "llamacpp_prompt_tok_s": round(b["llama_prompt"], 1) if depth == depths[0] else None,
+                     "prompt_ratio": round(b["t2r_prompt"] / b["llama_prompt"], 3) if depth == depths[0] else None})
+    with open(os.path.join(args.out, "comparison.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(os.path.join(args.out, "comparison.csv"), "w") as f:
+        f.write(",".join(rows[0].keys()) + "\n")
+        for r in rows:
+            f.write(",".join("" if v is None else str(v) for v in r.values()) + "\n")
+    lines = ["| dtype | threads | context | t2r decode | llama.cpp decode | ratio | t2r prompt | llama.cpp prompt | ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        prompt = (f"{r['t2r_prompt_tok_s']:,.1f} | {r['llamacpp_prompt_tok_s']:,.1f} | {r['prompt_ratio']:.2f}x"
+                  if r["prompt_ratio"] is not None else " | | ")
+        lines.append(f"| {r['dtype']} | {r['threads']} | {r['depth']} | {r['t2r_decode_tok_s']:,.1f} | "
+                     f"{r['llamacpp_decode_tok_s']:,.1f} | {r['decode_ratio']:.2f}x | {prompt} |")
+    table = "\n".join(lines)
+    with open(os.path.join(args.out, "comparison.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
