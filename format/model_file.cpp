@@ -266,4 +266,8 @@ const TensorInfo& ModelFile::require(std::string_view name, const std::vector<ui
   return *t;
 }
 
+void ModelFile::release(std::string_view bytes) const {
+  if (owner_) release_mapped_pages(bytes);
+}
+
 }  // namespace t2r

@@ -47,6 +47,9 @@ class ModelFile {
   const TensorInfo* find(std::string_view name) const;
   // Throws t2r::Error naming the tensor when it is missing or its shape differs.
   const TensorInfo& require(std::string_view name, const std::vector<uint64_t>& shape) const;
+  // Drops the mapped pages of `bytes` (inside the file) from this process's memory, for data copied
+  // elsewhere; reading them again maps them in again. Does nothing for parsed bytes.
+  void release(std::string_view bytes) const;
 
  private:
   std::shared_ptr<const void> owner_;  // keeps a mapping alive

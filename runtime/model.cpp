@@ -174,8 +174,9 @@ Model::Model(ModelFile file) : file_(std::move(file)) {
 }
 
 // The projections the CPU kernels multiply faster in a layout of their own are copied into it once,
-// into one buffer; the mapped file stays the source for everything else (the token embedding rows,
-// the feature maps multiplied head by head, the Vulkan upload).
+// into one buffer, and their mapped pages released, so that the process holds the weights once; the
+// mapped file stays the source for everything else (the token embedding rows, the feature maps
+// multiplied head by head, the Vulkan upload), its pages read back in if needed.
 void Model::pack_weights() {
   std::vector<cpu::Matrix*> matrices;
   const auto add_attention = [&](AttentionWeights& a) {
@@ -200,6 +201,7 @@ void Model::pack_weights() {
     const size_t bytes = cpu::packed_bytes(*m);
     if (bytes == 0) continue;
     *m = cpu::pack(*m, at);
+    file_.release({static_cast<const char*>(m->data), m->rows * row_bytes(m->dtype, m->cols)});
     at += (bytes + kAlign - 1) / kAlign * kAlign;
   }
 }
