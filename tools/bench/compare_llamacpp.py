@@ -4,15 +4,20 @@ t2r-bench on its synthetic model and llama-bench on a synthetic GGUF of the same
 interleaved round after round (shared machines drift within minutes), the fastest of each kept.
 
 usage: compare_llamacpp.py --llama-cpp DIR [--make-gguf PATH] [--t2r-bench PATH] [--model SHAPE]
-                           [--dtypes f32,f16,bf16,q8_0,q4_0] [--threads 1,2] [--rounds 2]
-                           [--tokens 64] [--prompt 512] [--depths 0] [--attention t2r] [--out DIR]
+                           [--attention t2r] [--dtypes f32,f16,bf16,q8_0,q4_0] [--threads 1,2]
+                           [--rounds 2] [--tokens 64] [--prompt 512] [--contexts 0]
+                           [--llama-depths 0] [--out DIR]
 
 DIR is a llama.cpp tree built with llama-bench and llama-quantize (../shared/anchors/llamacpp/build.sh
 DIR); --make-gguf is the synthetic-GGUF writer beside it (make_gguf.py, run with DIR/gguf-py). SHAPE is
 gpt2-small (t2r-bench's gpt2-small, make_gguf's gpt2-small: vocab 32000, d 768, 12 layers, ffn 2048,
-untied), llama3.1-8b (make_gguf's llama3-8b) or mistral-7b. Every matrix is quantized to the dtype
-(llama-quantize --pure), as t2r-pack does. Writes DIR_OUT/comparison.{csv,json,md}; the GGUFs are
-kept in DIR_OUT for the next run.
+untied), llama3.1-8b (make_gguf's llama3-8b) or mistral-7b; --attention is t2r-bench's (t2r, softmax,
+lolcats, supra, liger): llama.cpp always runs the plain softmax model of that shape. Every matrix is
+quantized to the dtype (llama-quantize --pure), as t2r-pack does. t2r decodes at each of --contexts
+from a filled state of that length (t2r-bench's context sweep); llama.cpp at each of --llama-depths
+(llama-bench -d, which prefills that many tokens first: hours at 8B on 2 cores beyond a few
+thousand). Writes OUT/comparison.{csv,json,md}; the GGUFs and t2r models are kept in OUT for the
+next run.
 """
 import argparse
 import json
@@ -54,21 +59,29 @@ def llama_bench(args, gguf, threads, prompt, gen, depth):
     return max(r["avg_ts"] for r in json.loads(out))
 
 
-def t2r_bench(args, dtype, threads, depth):
+def t2r_model_for(args, dtype):
+    path = os.path.join(args.out, f"{args.model}-{args.attention}-{dtype}.t2r")
+    if not os.path.exists(path):
+        run([args.t2r_bench, "--model", args.model, "--attention", args.attention, "--dtype", dtype,
+             "--write-model", path + ".tmp"])
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def t2r_bench(args, model, threads, contexts):
+    """Decode tok/s at context 0, prompt tok/s, and decode tok/s at each context > 0."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [args.t2r_bench, "--model", args.model, "--attention", args.attention, "--dtype", dtype,
-               "--threads", str(threads), "--tokens", str(args.tokens), "--prompt", str(args.prompt),
-               "--repeat", "3", "--out", out]
-        cmd += ["--contexts", "none"] if depth == 0 else ["--contexts", str(depth)]
-        printed = run(cmd)
+        sweep = [c for c in contexts if c > 0]
+        cmd = [args.t2r_bench, "--model", model, "--threads", str(threads), "--tokens", str(args.tokens),
+               "--prompt", str(args.prompt), "--repeat", "3", "--out", out,
+               "--contexts", ",".join(map(str, sweep)) if sweep else "none"]
+        run(cmd)
         with open(os.path.join(out, "results.json")) as f:
             rows = json.load(f)["results"]
     speed = next(r for r in rows if r["section"] == "speed")
-    decode = speed["decode_tok_s"]
-    if depth > 0:
-        decode = next(r for r in rows if r["section"] == "context")["decode_tok_s"]
-    bandwidth = next((line for line in printed.splitlines() if "read bandwidth" in line.lower()), "")
-    return decode, speed["prompt_tok_s"], bandwidth
+    at = {r["context"]: r["decode_tok_s"] for r in rows if r["section"] == "context"}
+    at[0] = speed["decode_tok_s"]
+    return at, speed["prompt_tok_s"], speed["session_bytes"]
 
 
 def main():
@@ -85,52 +98,60 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--prompt", type=int, default=512)
-    p.add_argument("--depths", default="0", help="contexts at which decode is timed (llama-bench -d)")
+    p.add_argument("--contexts", default="0", help="contexts at which t2r decodes (from a filled state)")
+    p.add_argument("--llama-depths", default="0", help="contexts at which llama.cpp decodes (llama-bench -d)")
     p.add_argument("--out", default="bench-results/llamacpp")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     dtypes, threads = args.dtypes.split(","), [int(t) for t in args.threads.split(",")]
-    depths = [int(d) for d in args.depths.split(",")]
+    contexts = [int(c) for c in args.contexts.split(",")]
+    depths = [int(d) for d in args.llama_depths.split(",")]
     ggufs = {d: gguf_for(args, d) for d in dtypes}
+    models = {d: t2r_model_for(args, d) for d in dtypes}
 
-    best = {}  # (dtype, threads, depth) -> dict of fastest values
+    best = {}  # (dtype, threads) -> fastest values
     for round_ in range(args.rounds):
         for dtype in dtypes:
             for t in threads:
-                for depth in depths:
-                    key = (dtype, t, depth)
-                    b = best.setdefault(key, {"t2r_decode": 0, "llama_decode": 0, "t2r_prompt": 0, "llama_prompt": 0})
-                    decode, prompt, _ = t2r_bench(args, dtype, t, depth)
-                    b["t2r_decode"] = max(b["t2r_decode"], decode)
-                    b["llama_decode"] = max(b["llama_decode"], llama_bench(args, ggufs[dtype], t, 0, args.tokens, depth))
-                    if depth == depths[0]:
-                        b["t2r_prompt"] = max(b["t2r_prompt"], prompt)
-                        b["llama_prompt"] = max(b["llama_prompt"],
-                                                llama_bench(args, ggufs[dtype], t, args.prompt, 0, 0))
-                    print(f"round {round_ + 1}: {dtype} {t} thread(s) depth {depth}: t2r {decode:.1f} / "
-                          f"llama.cpp {b['llama_decode']:.1f} decode tok/s (best so far)", file=sys.stderr)
+                b = best.setdefault((dtype, t), {"t2r": {}, "llama": {}, "t2r_prompt": 0, "llama_prompt": 0})
+                at, prompt, session_bytes = t2r_bench(args, models[dtype], t, contexts)
+                for c, v in at.items():
+                    b["t2r"][c] = max(b["t2r"].get(c, 0), v)
+                b["t2r_prompt"] = max(b["t2r_prompt"], prompt)
+                b["session_bytes"] = session_bytes
+                for d in depths:
+                    b["llama"][d] = max(b["llama"].get(d, 0), llama_bench(args, ggufs[dtype], t, 0, args.tokens, d))
+                if args.prompt > 0:
+                    b["llama_prompt"] = max(b["llama_prompt"], llama_bench(args, ggufs[dtype], t, args.prompt, 0, 0))
+                print(f"round {round_ + 1}: {dtype} {t} thread(s): t2r {at[0]:.1f} / llama.cpp {b['llama'][depths[0]]:.1f}"
+                      " decode tok/s (llama.cpp's best so far)", file=sys.stderr)
 
     rows = []
-    for (dtype, t, depth), b in best.items():
-        rows.append({"model": args.model, "attention": args.attention, "dtype": dtype, "threads": t, "depth": depth,
-                     "t2r_decode_tok_s": round(b["t2r_decode"], 2), "llamacpp_decode_tok_s": round(b["llama_decode"], 2),
-                     "decode_ratio": round(b["t2r_decode"] / b["llama_decode"], 3),
-                     "t2r_prompt_tok_s": round(b["t2r_prompt"], 1) if depth == depths[0] else None,
-                     "llamacpp_prompt_tok_s": round(b["llama_prompt"], 1) if depth == depths[0] else None,
-                     "prompt_ratio": round(b["t2r_prompt"] / b["llama_prompt"], 3) if depth == depths[0] else None})
+    for (dtype, t), b in best.items():
+        for c in sorted(set(contexts) | set(depths)):
+            t2r, llama = b["t2r"].get(c), b["llama"].get(c)
+            rows.append({"model": args.model, "attention": args.attention, "dtype": dtype, "threads": t, "context": c,
+                         "t2r_decode_tok_s": t2r and round(t2r, 2), "llamacpp_decode_tok_s": llama and round(llama, 2),
+                         "decode_ratio": round(t2r / llama, 3) if t2r and llama else None,
+                         "t2r_prompt_tok_s": round(b["t2r_prompt"], 1) if c == 0 else None,
+                         "llamacpp_prompt_tok_s": round(b["llama_prompt"], 1) if c == 0 and b["llama_prompt"] else None,
+                         "prompt_ratio": round(b["t2r_prompt"] / b["llama_prompt"], 3)
+                         if c == 0 and b["llama_prompt"] else None,
+                         "t2r_session_bytes": b["session_bytes"]})
     with open(os.path.join(args.out, "comparison.json"), "w") as f:
         json.dump(rows, f, indent=1)
     with open(os.path.join(args.out, "comparison.csv"), "w") as f:
         f.write(",".join(rows[0].keys()) + "\n")
         for r in rows:
             f.write(",".join("" if v is None else str(v) for v in r.values()) + "\n")
+    cell = lambda v, fmt: "" if v is None else format(v, fmt)
     lines = ["| dtype | threads | context | t2r decode | llama.cpp decode | ratio | t2r prompt | llama.cpp prompt | ratio |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        prompt = (f"{r['t2r_prompt_tok_s']:,.1f} | {r['llamacpp_prompt_tok_s']:,.1f} | {r['prompt_ratio']:.2f}x"
-                  if r["prompt_ratio"] is not None else " | | ")
-        lines.append(f"| {r['dtype']} | {r['threads']} | {r['depth']} | {r['t2r_decode_tok_s']:,.1f} | "
-                     f"{r['llamacpp_decode_tok_s']:,.1f} | {r['decode_ratio']:.2f}x | {prompt} |")
+        lines.append(f"| {r['dtype']} | {r['threads']} | {r['context']} | {cell(r['t2r_decode_tok_s'], ',.1f')} | "
+                     f"{cell(r['llamacpp_decode_tok_s'], ',.1f')} | {cell(r['decode_ratio'], '.2f')} | "
+                     f"{cell(r['t2r_prompt_tok_s'], ',.1f')} | {cell(r['llamacpp_prompt_tok_s'], ',.1f')} | "
+                     f"{cell(r['prompt_ratio'], '.2f')} |")
     table = "\n".join(lines)
     with open(os.path.join(args.out, "comparison.md"), "w") as f:
         f.write(table + "\n")

@@ -373,9 +373,10 @@ int main(int argc, char** argv) {
       bench::SyntheticConfig config;
       if (!bench::synthetic_config(o.model, &config)) usage_error("--write-model needs a synthetic --model");
       if (o.attention.empty() || o.dtypes.empty()) usage_error("--write-model needs an --attention and a --dtype");
-      const bool t2r = o.attention.front() == "t2r";
-      (config.encoder_layers > 0 ? bench::synthetic_translation_model(config, t2r, o.dtypes.front())
-                                 : bench::synthetic_model(config, t2r, o.dtypes.front()))
+      const std::string& kind = o.attention.front();
+      (config.encoder_layers > 0
+           ? bench::synthetic_translation_model(config, kind == "t2r", o.dtypes.front())
+           : bench::synthetic_model(config, std::vector<std::string>(size_t(config.n_layers), kind), o.dtypes.front()))
           .write(o.write_model);
       std::printf("wrote %s %s %s to %s\n", o.model.c_str(), o.attention.front().c_str(),
                   std::string(dtype_name(o.dtypes.front())).c_str(), o.write_model.c_str());
