@@ -183,11 +183,22 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
 };
 
+// Loads and says what the weights cost in memory: the file's bytes, and those the CPU kernel path
+// repacked at load (held in memory instead of the mapped pages), with the load time.
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& label) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = Model::load(path);
+  std::fprintf(stderr, "loaded %s in %.2f s: %llu bytes of weights in the file, %llu bytes repacked at load\n", label.c_str(),
+               seconds_since(start), static_cast<unsigned long long>(model->weight_bytes()),
+               static_cast<unsigned long long>(model->packed_bytes()));
+  return model;
+}
+
 std::vector<LoadedModel> load_models(const Options& o) {
   std::vector<LoadedModel> models;
   bench::SyntheticConfig config;
   if (!bench::synthetic_config(o.model, &config)) {
-    auto model = Model::load(o.model);
+    auto model = load_model(o.model, o.model);
     const std::string attention(model->hparams().attention_summary());
     models.push_back({o.model, attention, model->file().tensors().front().dtype, std::move(model)});
     return models;
@@ -203,7 +214,7 @@ std::vector<LoadedModel> load_models(const Options& o) {
       } else {
         bench::synthetic_model(config, std::vector<std::string>(size_t(config.n_layers), attention), dtype).write(path);
       }
-      auto model = Model::load(path);
+      auto model = load_model(path, label);
       std::remove(path.c_str());  // the mapping outlives the name
       models.push_back({label, attention, dtype, std::move(model)});
     }
