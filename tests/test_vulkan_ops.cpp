@@ -139,13 +139,16 @@ double max_error(const std::vector<float>& got, const std::vector<float>& want, 
   return worst;
 }
 
-// W x on the CPU in f32, and the scale of each row's sum (sum of |w x|), which bounds the
-// rounding error of any summation order.
+// W x on the CPU (in f32; for q8_0 and q4_0, as cpu::matvec multiplies them: by x quantized to
+// q8 blocks), and the scale of each row's sum (sum of |w x|), which bounds the rounding error of
+// any summation order.
 void reference_matvec(const TestMatrix& m, const std::vector<float>& x, std::vector<float>* y,
                       std::vector<float>* scale) {
   y->assign(m.rows, 0);
   scale->assign(m.rows, 0);
-  cpu::matvec(cpu::Matrix{DType::F32, m.values.data(), m.rows, m.cols}, x.data(), nullptr, y->data());
+  const cpu::Matrix w = dtype_is_block(m.dtype) ? cpu::Matrix{m.dtype, m.stored.data(), m.rows, m.cols}
+                                                : cpu::Matrix{DType::F32, m.values.data(), m.rows, m.cols};
+  cpu::matvec(w, x.data(), nullptr, y->data());
   for (size_t r = 0; r < m.rows; ++r) {
     for (size_t c = 0; c < m.cols; ++c) (*scale)[r] += std::fabs(m.values[r * m.cols + c] * x[c]);
   }
@@ -162,7 +165,8 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
   struct Shape {
     size_t rows, cols;
   };
-  const Shape shapes[] = {{1, 32}, {3, 8}, {7, 13}, {33, 64}, {100, 96}, {257, 256}, {64, 1000}, {300, 320}};
+  // 14336 columns: 448 blocks, the q8 input in chunks of 128 blocks.
+  const Shape shapes[] = {{1, 32}, {3, 8}, {7, 13}, {33, 64}, {100, 96}, {257, 256}, {64, 1000}, {300, 320}, {5, 14336}};
   uint32_t seed = 1;
   for (DType dtype : kAllDtypes) {
     for (const Shape& s : shapes) {
