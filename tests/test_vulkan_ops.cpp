@@ -319,8 +319,9 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
                         {Features::Elu, 3, 1, 7, 7, false, 8},     {Features::Given, 4, 4, 9, 130, false, 1},
                         {Features::Given, 2, 2, 33, 16, false, 1e-3f}};
   for (const Case& c : cases) {
-    for (DType map_dtype : {DType::F32, DType::F16, DType::BF16}) {
+    for (DType map_dtype : kAllDtypes) {
       if (c.kind != Features::Map && map_dtype != DType::F32) continue;
+      if (dtype_is_block(map_dtype) && c.dh % 32 != 0) continue;
       CAPTURE(int(c.kind));
       CAPTURE(c.r);
       CAPTURE(c.dh);
@@ -376,7 +377,10 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
           for (size_t h = 0; h < H; ++h) {
             const float* k_head = kr.data() + (h / group) * dh;
             if (c.kind == Features::Map) {
-              const cpu::Matrix m{DType::F32, map.values.data() + h * r * dh, r, dh};
+              // q8_0 and q4_0 as stored: cpu::matvec quantizes their input to q8 blocks.
+              const cpu::Matrix m = dtype_is_block(map_dtype)
+                                        ? cpu::row_slice(cpu::Matrix{map_dtype, map.stored.data(), H * r, dh}, h * r, r)
+                                        : cpu::Matrix{DType::F32, map.values.data() + h * r * dh, r, dh};
               cpu::matvec(m, qr.data() + h * dh, map_bias.data() + h * r, phi_q.data() + h * r);
               cpu::matvec(m, k_head, map_bias.data() + h * r, phi_k.data() + h * r);
             } else {
