@@ -105,6 +105,37 @@ void check_reference_model(const std::string& name) {
   check_validation(*session);
 }
 
+// The CPU session and a Vulkan session on the checkpoint packed at q8_0 or q4_0 agree to float
+// rounding: both multiply the weights by activations quantized to q8 blocks with integer dot
+// products. Rounding differences (the backends sum in different orders) still move the odd
+// activation across a q8 rounding step, which changes the logits by about 0.1 (as between the CPU's
+// own AVX-512, AVX2 and scalar paths) and, through the state, every later position's too; so at
+// each position the GPU steps from the CPU's state, and most positions must agree to 1e-4.
+void check_quantized_model(const std::string& name, DType dtype) {
+  const Model& model = packed_reference_model(name, dtype);
+  auto gpu = open_session(model, 64);
+  if (!gpu) return;
+  SessionOptions options;
+  options.max_context = 64;
+  Session cpu(model, options);
+  const int64_t V = model.hparams().vocab_size;
+  std::vector<unsigned char> state;
+  std::vector<double> diffs;
+  for (int32_t token : reference_outputs(name).input_ids) {
+    state.resize(cpu.state_size());  // a KV cache's grows with the position
+    cpu.save_state(state.data(), state.size());
+    gpu->restore_state(state.data(), state.size());
+    diffs.push_back(max_diff(gpu->step(token), cpu.step(token), V));
+  }
+  const size_t agreeing = size_t(std::count_if(diffs.begin(), diffs.end(), [](double d) { return d < 1e-4; }));
+  std::sort(diffs.begin(), diffs.end());
+  MESSAGE(name << " at " << dtype_name(dtype) << " on " << gpu->device().name() << ": " << agreeing << " of "
+               << diffs.size() << " positions within 1e-4 of the CPU's logits; max |logit diff| median "
+               << diffs[diffs.size() / 2] << ", worst " << diffs.back());
+  CHECK(2 * agreeing > diffs.size());
+  check_validation(*gpu);
+}
+
 }  // namespace
 
 // One test case per model, so that ctest runs them in parallel.
@@ -114,6 +145,16 @@ TEST_CASE("vulkan fairseq-elu: reference logits and greedy continuations") { che
 TEST_CASE("vulkan llama-softmax: reference logits and greedy continuations") { check_reference_model("llama-softmax"); }
 TEST_CASE("vulkan llama-t2r: reference logits and greedy continuations") { check_reference_model("llama-t2r"); }
 TEST_CASE("vulkan llama-elu: reference logits and greedy continuations") { check_reference_model("llama-elu"); }
+
+// llama-t2r is the shipped model (models/default.t2r, at bf16).
+TEST_CASE("vulkan llama-t2r at q8_0 and q4_0: logits follow the CPU session's") {
+  check_quantized_model("llama-t2r", DType::Q8_0);
+  check_quantized_model("llama-t2r", DType::Q4_0);
+}
+TEST_CASE("vulkan fairseq-softmax at q8_0 and q4_0: logits follow the CPU session's") {
+  check_quantized_model("fairseq-softmax", DType::Q8_0);
+  check_quantized_model("fairseq-softmax", DType::Q4_0);
+}
 
 TEST_CASE("vulkan softmax session refuses a token beyond its KV cache") {
   const Model& model = packed_reference_model("llama-softmax", DType::F32);

@@ -139,13 +139,16 @@ double max_error(const std::vector<float>& got, const std::vector<float>& want, 
   return worst;
 }
 
-// W x on the CPU in f32, and the scale of each row's sum (sum of |w x|), which bounds the
-// rounding error of any summation order.
+// W x on the CPU (in f32; for q8_0 and q4_0, as cpu::matvec multiplies them: by x quantized to
+// q8 blocks), and the scale of each row's sum (sum of |w x|), which bounds the rounding error of
+// any summation order.
 void reference_matvec(const TestMatrix& m, const std::vector<float>& x, std::vector<float>* y,
                       std::vector<float>* scale) {
   y->assign(m.rows, 0);
   scale->assign(m.rows, 0);
-  cpu::matvec(cpu::Matrix{DType::F32, m.values.data(), m.rows, m.cols}, x.data(), nullptr, y->data());
+  const cpu::Matrix w = dtype_is_block(m.dtype) ? cpu::Matrix{m.dtype, m.stored.data(), m.rows, m.cols}
+                                                : cpu::Matrix{DType::F32, m.values.data(), m.rows, m.cols};
+  cpu::matvec(w, x.data(), nullptr, y->data());
   for (size_t r = 0; r < m.rows; ++r) {
     for (size_t c = 0; c < m.cols; ++c) (*scale)[r] += std::fabs(m.values[r * m.cols + c] * x[c]);
   }
@@ -162,7 +165,8 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
   struct Shape {
     size_t rows, cols;
   };
-  const Shape shapes[] = {{1, 32}, {3, 8}, {7, 13}, {33, 64}, {100, 96}, {257, 256}, {64, 1000}, {300, 320}};
+  // 14336 columns: 448 blocks, the q8 input in chunks of 128 blocks.
+  const Shape shapes[] = {{1, 32}, {3, 8}, {7, 13}, {33, 64}, {100, 96}, {257, 256}, {64, 1000}, {300, 320}, {5, 14336}};
   uint32_t seed = 1;
   for (DType dtype : kAllDtypes) {
     for (const Shape& s : shapes) {
@@ -315,8 +319,9 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
                         {Features::Elu, 3, 1, 7, 7, false, 8},     {Features::Given, 4, 4, 9, 130, false, 1},
                         {Features::Given, 2, 2, 33, 16, false, 1e-3f}};
   for (const Case& c : cases) {
-    for (DType map_dtype : {DType::F32, DType::F16, DType::BF16}) {
+    for (DType map_dtype : kAllDtypes) {
       if (c.kind != Features::Map && map_dtype != DType::F32) continue;
+      if (dtype_is_block(map_dtype) && c.dh % 32 != 0) continue;
       CAPTURE(int(c.kind));
       CAPTURE(c.r);
       CAPTURE(c.dh);
@@ -372,7 +377,10 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
           for (size_t h = 0; h < H; ++h) {
             const float* k_head = kr.data() + (h / group) * dh;
             if (c.kind == Features::Map) {
-              const cpu::Matrix m{DType::F32, map.values.data() + h * r * dh, r, dh};
+              // q8_0 and q4_0 as stored: cpu::matvec quantizes their input to q8 blocks.
+              const cpu::Matrix m = dtype_is_block(map_dtype)
+                                        ? cpu::row_slice(cpu::Matrix{map_dtype, map.stored.data(), H * r, dh}, h * r, r)
+                                        : cpu::Matrix{DType::F32, map.values.data() + h * r * dh, r, dh};
               cpu::matvec(m, qr.data() + h * dh, map_bias.data() + h * r, phi_q.data() + h * r);
               cpu::matvec(m, k_head, map_bias.data() + h * r, phi_k.data() + h * r);
             } else {

@@ -88,10 +88,14 @@ Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span step
 }
 
 Dispatch linear_attention(Device& device, const LinearAttention& op) {
-  const uint32_t workgroup = reduction_workgroup(device, 256);
-  check_shared_memory(device, 2 * uint64_t(op.head_dim) + 2 * uint64_t(op.features) + 2 * workgroup, workgroup,
-                      "linear attention");
   const DType map_dtype = op.features_kind == Features::Map ? op.map.dtype : DType::F32;
+  const bool block_map = dtype_is_block(map_dtype);
+  if (block_map && op.head_dim % kQuantBlock != 0) throw Error("linear attention: block rows must be whole blocks");
+  const uint32_t workgroup = reduction_workgroup(device, 256);
+  // q and k of the head, their features, the partial sums, and for a block map q and k in q8.
+  const uint64_t quantized = block_map ? 2 * uint64_t(op.head_dim / 4 + op.head_dim / kQuantBlock) : 0;
+  check_shared_memory(device, 2 * uint64_t(op.head_dim) + 2 * uint64_t(op.features) + 2 * workgroup + quantized,
+                      workgroup, "linear attention");
   Dispatch d;
   d.pipeline = &device.pipeline(matrix_shader("linear_attention", map_dtype), workgroup,
                                 {uint32_t(op.features_kind), op.head_dim, op.features});

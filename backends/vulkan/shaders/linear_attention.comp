@@ -2,7 +2,8 @@
 // One token of causal linear attention for query head h (one workgroup each), everything after
 // the q, k, v projections in one dispatch:
 //   features: given (the folded T2R map: q and k hold phi(q) and phi(k), [heads, r]), the T2R
-//   map phi(u) = relu(W_h u + b_h) (FEATURES_MAP, W [heads r, d_h] at binding 0) or elu(u) + 1
+//   map phi(u) = relu(W_h u + b_h) (FEATURES_MAP, W [heads r, d_h] at binding 0; a q8_0 or q4_0 W
+//   multiplies u quantized to q8 blocks, as on the CPU) or elu(u) + 1
 //   (FEATURES_ELU, cpu::elu_plus_one's rounding), applied to q_h after rotary positions (when
 //   rotary is set) and the q scale, and to k of kv head h / group after rotary;
 //   then with this layer's state in place (cpu::linear_attention_step):
@@ -42,6 +43,12 @@ layout(binding = 8) readonly buffer Freq { float inv_freq[]; };
 shared float q_h[DH], k_h[DH], phi_q[R], phi_k[R];
 // Partial sums of the split loops below.
 shared float part_q[gl_WorkGroupSize.x], part_k[gl_WorkGroupSize.x];
+#if WEIGHT_DTYPE == 3 || WEIGHT_DTYPE == 4
+// q_h and then k_h in q8 for a q8_0 or q4_0 map (weights.glsl), 8 words per block.
+const uint DH_BLOCKS = (DH + 31) / 32;  // DH is whole blocks (ops.cpp); rounded up for its default
+shared uint x_q[2 * DH_BLOCKS * 8];
+shared float x_d[2 * DH_BLOCKS];
+#endif
 
 const float FLUSH_BELOW = -16.9821053;  // -24.5f * 0.69314718f rounded to float, as the CPU has it
 
@@ -80,15 +87,38 @@ void main() {
     }
     barrier();
     if (FEATURES == FEATURES_MAP) {
-      // Invocation (i, c) dots columns c, c + chunks, ... of row i; the chunks are then added.
+#if WEIGHT_DTYPE == 3 || WEIGHT_DTYPE == 4
+      for (uint b = id; b < 2 * DH_BLOCKS; b += wg) {
+        float u[32];
+        for (uint j = 0; j < 32; ++j) u[j] = b < DH_BLOCKS ? q_h[b * 32 + j] : k_h[(b - DH_BLOCKS) * 32 + j];
+        uint quantized[8];
+        x_d[b] = quantize_block(u, quantized);
+        for (uint w = 0; w < 8; ++w) x_q[b * 8 + w] = quantized[w];
+      }
+      barrier();
+#endif
+      // Invocation (i, c) dots columns (blocks, for q8_0 and q4_0) c, c + chunks, ... of row i;
+      // the chunks are then added.
       const uint chunks = max(wg / R, 1u), c = id / R;
       for (uint i = id % R; i < R && c < chunks; i += wg) {
         float dq = 0.0, dk = 0.0;
+#if WEIGHT_DTYPE == 3 || WEIGHT_DTYPE == 4
+        for (uint b = c; b < DH_BLOCKS; b += chunks) {
+          uint qb[8], kb[8];
+          for (uint w = 0; w < 8; ++w) {
+            qb[w] = x_q[b * 8 + w];
+            kb[w] = x_q[(DH_BLOCKS + b) * 8 + w];
+          }
+          dq += block_product(0, (f + i) * DH_BLOCKS + b, qb, x_d[b]);
+          dk += block_product(0, (f + i) * DH_BLOCKS + b, kb, x_d[DH_BLOCKS + b]);
+        }
+#else
         for (uint j = c; j < DH; j += chunks) {
           const float w = weight_at(0, f + i, j, DH);
           dq += w * q_h[j];
           dk += w * k_h[j];
         }
+#endif
         if (chunks == 1) {
           phi_q[i] = max(dq + map_bias[f + i], 0.0);
           phi_k[i] = max(dk + map_bias[f + i], 0.0);

@@ -3,7 +3,9 @@
 // where norm is none, layernorm or rmsnorm (NORM), computed by every workgroup as
 // cpu::layer_norm / cpu::rms_norm do: fusing the norm saves a dispatch and a barrier.
 // A team of invocations (a subgroup, or 32 invocations reducing in shared memory) computes one
-// row at a time; a workgroup covers ROWS_PER_GROUP consecutive rows.
+// row at a time; a workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights the
+// workgroup quantizes the (normed) input to q8 blocks, as the CPU does, and each lane takes whole
+// blocks (weights.glsl).
 #include "common.glsl"
 #include "reduce.glsl"
 
@@ -68,10 +70,9 @@ float xn(uint i) {
 
 vec4 x4(uint i) { return vec4(xn(i), xn(i + 1), xn(i + 2), xn(i + 3)); }
 
-// Unit u of a row: 8 weights (columns 8u..8u+7; for the block types, 8 weights of block u / 4)
-// dotted with x.
-float unit_dot(uint m, uint row, uint u) {
 #if WEIGHT_DTYPE <= 2
+// Unit u of a row: 8 weights (columns 8u..8u+7) dotted with x.
+float unit_dot(uint m, uint row, uint u) {
   const uint e = row * p.cols + u * 8;
   const uint xi = u * 8;
 #if WEIGHT_DTYPE == 0
@@ -101,28 +102,35 @@ float unit_dot(uint m, uint row, uint u) {
 #endif
   return dot(even, vec4(xn(xi), xn(xi + 2), xn(xi + 4), xn(xi + 6))) + dot(odd, vec4(xn(xi + 1), xn(xi + 3), xn(xi + 5), xn(xi + 7)));
 #endif
-#else
-  const uint block = row * (p.cols / 32) + u / 4, part = u % 4;
-  const uint xi = (u / 4) * 32 + part * 8;
-#if WEIGHT_DTYPE == 3
-  const uint b = block * 34;
-  const uint lo = weight_bits_at(m, b + 2 + part * 8), hi = weight_bits_at(m, b + 6 + part * 8);
-  const vec4 q0 = vec4(bitfieldExtract(int(lo), 0, 8), bitfieldExtract(int(lo), 8, 8), bitfieldExtract(int(lo), 16, 8),
-                       bitfieldExtract(int(lo), 24, 8));
-  const vec4 q1 = vec4(bitfieldExtract(int(hi), 0, 8), bitfieldExtract(int(hi), 8, 8), bitfieldExtract(int(hi), 16, 8),
-                       bitfieldExtract(int(hi), 24, 8));
-  return block_scale(m, b) * (dot(q0, x4(xi)) + dot(q1, x4(xi + 4)));
-#else
-  // Bytes 4 part .. 4 part + 3 of the block: elements 4 part + k (low nibbles) and 16 + 4 part + k (high).
-  const uint b = block * 18;
-  const uint n = weight_bits_at(m, b + 2 + part * 4);
-  const vec4 low = vec4(uvec4(n, n >> 8, n >> 16, n >> 24) & 15u) - 8.0;
-  const vec4 high = vec4(uvec4(n >> 4, n >> 12, n >> 20, n >> 28) & 15u) - 8.0;
-  const uint xq = (u / 4) * 32 + part * 4;
-  return block_scale(m, b) * (dot(low, x4(xq)) + dot(high, x4(xq + 16)));
-#endif
-#endif
 }
+#else
+// The (normed) input in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that any width fits
+// in the 16 KiB of shared memory every device has; word k of block b at k * CHUNK_BLOCKS + b, so
+// that a team's lanes (a block each) read consecutive words.
+const uint CHUNK_BLOCKS = 128;
+shared uint chunk_q[8 * CHUNK_BLOCKS];
+shared float chunk_d[CHUNK_BLOCKS];
+
+// Quantizes blocks first .. first + count - 1 of the input; all invocations of the workgroup call this.
+void quantize_chunk(uint first, uint count) {
+  barrier();  // the previous chunk may still be being read
+  for (uint b = gl_LocalInvocationID.x; b < count; b += gl_WorkGroupSize.x) {
+    float v[32];
+    for (uint j = 0; j < 32; ++j) v[j] = xn((first + b) * 32 + j);
+    uint q[8];
+    chunk_d[b] = quantize_block(v, q);
+    for (uint k = 0; k < 8; ++k) chunk_q[k * CHUNK_BLOCKS + b] = q[k];
+  }
+  barrier();
+}
+
+// Block b of the chunk in row `row` of matrix m (blocks per row) times the quantized input.
+float chunk_product(uint m, uint row, uint blocks, uint first, uint b) {
+  uint q[8];
+  for (uint k = 0; k < 8; ++k) q[k] = chunk_q[k * CHUNK_BLOCKS + b];
+  return block_product(m, row * blocks + first + b, q, chunk_d[b]);
+}
+#endif
 
 #ifdef USE_SUBGROUPS
 float team_sum(float v, uint team, uint lane) { return subgroupAdd(v); }
@@ -153,24 +161,36 @@ void main() {
   const uint lane = gl_LocalInvocationID.x % LANES, lanes = LANES, team = gl_LocalInvocationID.x / LANES,
              teams = gl_WorkGroupSize.x / LANES;
 #endif
-  const uint units = p.cols / 8;
-  for (uint i = team; i < ROWS_PER_GROUP; i += teams) {
-    // Teams past the last row still reduce (the shared-memory variant needs all of them).
+  // Every team runs the same number of iterations (quantize_chunk and team_sum need all of them);
+  // teams past the last row compute a row again.
+  for (uint i0 = 0; i0 < ROWS_PER_GROUP; i0 += teams) {
+    const uint i = i0 + team;
     const uint row = min(first + i, p.rows - 1);
     float acc = 0.0, acc_up = 0.0;
+#if WEIGHT_DTYPE <= 2
+    const uint units = p.cols / 8;
     for (uint u = lane; u < units; u += lanes) {
       acc += unit_dot(0, row, u);
       if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += unit_dot(1, row, u);
     }
-#if WEIGHT_DTYPE <= 2
     for (uint c = units * 8 + lane; c < p.cols; c += lanes) {
       acc += weight_at(0, row, c, p.cols) * xn(c);
       if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += weight_at(1, row, c, p.cols) * xn(c);
     }
+#else
+    const uint blocks = p.cols / 32;
+    for (uint first_block = 0; first_block < blocks; first_block += CHUNK_BLOCKS) {
+      const uint count = min(CHUNK_BLOCKS, blocks - first_block);
+      quantize_chunk(first_block, count);
+      for (uint b = lane; b < count; b += lanes) {
+        acc += chunk_product(0, row, blocks, first_block, b);
+        if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += chunk_product(1, row, blocks, first_block, b);
+      }
+    }
 #endif
     acc = team_sum(acc, team, lane);
     if (EPILOGUE == EPILOGUE_SWIGLU) acc_up = team_sum(acc_up, team, lane);
-    if (lane == 0 && first + i < p.rows) {
+    if (lane == 0 && i < ROWS_PER_GROUP && first + i < p.rows) {
       if (EPILOGUE == EPILOGUE_SWIGLU) {
         y[row] = acc / (1.0 + exp(-acc)) * acc_up;
       } else {

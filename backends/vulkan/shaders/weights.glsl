@@ -55,3 +55,73 @@ float weight_at(uint m, uint row, uint col, uint cols) {
 #endif
 #endif
 }
+
+#if WEIGHT_DTYPE == 3 || WEIGHT_DTYPE == 4
+// q8_0 and q4_0 weights multiply activations quantized to q8 blocks, with exact integer dot
+// products, as the CPU does (cpu::reference::quantize_activations and matmul_blocks, ggml's
+// convention): the backends then differ only in the order their f32 block products are summed.
+
+// a / b rounded to nearest even, for positive normal a and b with a normal quotient, by long
+// division of the significands: Vulkan lets OpFDiv be 2.5 ulp off, and a scale an ulp off
+// changes the rounding of the quantized values.
+float divide_rn(float a, float b) {
+  const uint ua = floatBitsToUint(a), ub = floatBitsToUint(b), mb = (ub & 0x7fffffu) | 0x800000u;
+  uint r = (ua & 0x7fffffu) | 0x800000u;
+  int e = int(ua >> 23) - int(ub >> 23) + 126;
+  if (r < mb) {
+    r <<= 1;
+    --e;
+  }
+  uint q = 0;  // the 24 significand bits, then r is twice the remainder
+  for (uint i = 0; i < 24; ++i) {
+    q <<= 1;
+    if (r >= mb) {
+      r -= mb;
+      q |= 1u;
+    }
+    r <<= 1;
+  }
+  if (r > mb || (r == mb && (q & 1u) != 0)) ++q;  // a carry into the exponent is still right
+  return uintBitsToFloat((uint(e) << 23) + q);
+}
+
+// 32 activations to q8 as cpu::reference::quantize_activations: d = max|x| / 127 and
+// q = x * (1 / d) rounded half to even, element 4k + j in byte j of word k of q; returns d.
+// Below 127 times the smallest normal float d is 0 (devices may flush subnormals).
+float quantize_block(float v[32], out uint q[8]) {
+  float amax = 0.0;
+  for (uint j = 0; j < 32; ++j) amax = max(amax, abs(v[j]));
+  const float d = amax >= 127.0 * 1.17549435e-38 ? divide_rn(amax, 127.0) : 0.0;
+  const float inverse = d != 0.0 ? divide_rn(1.0, d) : 0.0;
+  for (uint k = 0; k < 8; ++k) {
+    uint word = 0;
+    for (uint j = 0; j < 4; ++j) word |= (uint(int(roundEven(v[4 * k + j] * inverse))) & 0xffu) << (8 * j);
+    q[k] = word;
+  }
+  return d;
+}
+
+// The four signed bytes of a word, byte 0 first.
+ivec4 signed_bytes(uint w) { return ivec4(w << 24, w << 16, w << 8, w) >> 24; }
+
+// Block `block` of matrix m times 32 activations in q8 (q, d from quantize_block):
+// (d_w * d) * the integer dot product, as the CPU's matmul_blocks computes each block.
+float block_product(uint m, uint block, uint q[8], float d) {
+  ivec4 sum = ivec4(0);
+#if WEIGHT_DTYPE == 3
+  const uint b = block * 34;
+  for (uint k = 0; k < 8; ++k) sum += signed_bytes(weight_bits_at(m, b + 2 + 4 * k)) * signed_bytes(q[k]);
+#else
+  // Byte j of the block's 16 holds element j in its low nibble and j + 16 in its high one.
+  const uint b = block * 18;
+  for (uint k = 0; k < 4; ++k) {
+    const uint n = weight_bits_at(m, b + 2 + 4 * k);
+    const ivec4 low = ivec4(uvec4(n, n >> 8, n >> 16, n >> 24) & 15u) - 8;
+    const ivec4 high = ivec4(uvec4(n >> 4, n >> 12, n >> 20, n >> 28) & 15u) - 8;
+    sum += low * signed_bytes(q[k]) + high * signed_bytes(q[k + 4]);
+  }
+#endif
+  precise float product = block_scale(m, b) * d * float(sum.x + sum.y + sum.z + sum.w);
+  return product;
+}
+#endif
