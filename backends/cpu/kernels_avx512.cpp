@@ -380,16 +380,6 @@ void tile(const unsigned char* group, size_t b0, size_t count, const Activations
   }
 }
 
-// tile<Q, tokens> for a run-time tokens in [1, Max].
-template <DType Q, size_t Max>
-void tile_of(size_t tokens, const unsigned char* group, size_t b0, size_t count, const Activations& x, size_t t0,
-             float* y, size_t y_stride, __mmask16 lanes, bool first, const float* bias) {
-  if constexpr (Max > 1) {
-    if (tokens < Max) return tile_of<Q, Max - 1>(tokens, group, b0, count, x, t0, y, y_stride, lanes, first, bias);
-  }
-  tile<Q, Max>(group, b0, count, x, t0, y, y_stride, lanes, first, bias);
-}
-
 // Tokens in passes of up to kPassTokens, over as many blocks as the buffer holds for them (all of a
 // row for one token; one strip for a full pass); within a pass, groups of 16 rows one after the other
 // (the order decoding streams them), each multiplied strip by strip by every token while in cache.
@@ -422,7 +412,11 @@ void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float*
           for (; t + kTokens <= tokens; t += kTokens) {
             tile<Q, kTokens>(group, s, count, a, t, out, w.rows, lanes, first, group_bias);
           }
-          if (t < tokens) tile_of<Q, kTokens - 1>(tokens - t, group, s, count, a, t, out, w.rows, lanes, first, group_bias);
+          if (t < tokens) {
+            tiles::with_tokens<kTokens - 1>(tokens - t, [&](auto rest) {
+              tile<Q, decltype(rest)::value>(group, s, count, a, t, out, w.rows, lanes, first, group_bias);
+            });
+          }
         }
       }
     }

@@ -120,14 +120,18 @@ void float_tile(const W* weights, size_t stride, size_t rows, const float* x, si
   accumulate<T>(y, y_stride, rows, sums, first, bias);
 }
 
-// float_tile<K, tokens> for a run-time tokens in [1, Max].
-template <typename K, size_t Max, typename W>
-void float_tile_of(size_t tokens, const W* weights, size_t stride, size_t rows, const float* x, size_t cols,
-                   size_t len, float* y, size_t y_stride, bool first, const float* bias) {
+// tile(Tokens<T>{}) for the run-time tokens T in [1, Max]: a register tile's width is a template
+// argument, so a few leftover tokens get a tile of their own width.
+template <size_t T>
+struct Tokens {
+  static constexpr size_t value = T;
+};
+template <size_t Max, typename Tile>
+void with_tokens(size_t tokens, const Tile& tile) {
   if constexpr (Max > 1) {
-    if (tokens < Max) return float_tile_of<K, Max - 1>(tokens, weights, stride, rows, x, cols, len, y, y_stride, first, bias);
+    if (tokens < Max) return with_tokens<Max - 1>(tokens, tile);
   }
-  float_tile<K, Max>(weights, stride, rows, x, cols, len, y, y_stride, first, bias);
+  tile(Tokens<Max>{});
 }
 
 // A few tokens: the rows in place, one after the other as in decoding, each column tile of a row
@@ -139,8 +143,10 @@ void matmul_streamed(const W* data, size_t rows, size_t cols, const float* x, si
     const float* row_bias = bias ? bias + r : nullptr;
     for (size_t c0 = 0; c0 < cols; c0 += kColumns) {
       // All n tokens in one pass over the row, so that each row is read from memory once.
-      float_tile_of<K, K::kStreamedTokens>(n, data + r * cols + c0, 0, 1, x + c0, cols, smaller(kColumns, cols - c0),
-                                           y + r, rows, c0 == 0, row_bias);
+      with_tokens<K::kStreamedTokens>(n, [&](auto tokens) {
+        float_tile<K, decltype(tokens)::value>(data + r * cols + c0, 0, 1, x + c0, cols, smaller(kColumns, cols - c0),
+                                               y + r, rows, c0 == 0, row_bias);
+      });
     }
   }
 }
@@ -177,8 +183,10 @@ void matmul_float(const Matrix& w, const float* x, size_t n, const float* bias, 
       // The last n % T tokens in one narrower tile: a batch of two or three decoding sequences is
       // all remainder, and one token at a time would leave most of the registers idle.
       if (t < n) {
-        float_tile_of<K, T - 1>(n - t, tile, len, rows, x + t * cols + c0, cols, len, y + t * w.rows + r0, w.rows,
-                                c0 == 0, row_bias);
+        with_tokens<T - 1>(n - t, [&](auto tokens) {
+          float_tile<K, decltype(tokens)::value>(tile, len, rows, x + t * cols + c0, cols, len, y + t * w.rows + r0,
+                                                 w.rows, c0 == 0, row_bias);
+        });
       }
     }
   }
@@ -200,15 +208,6 @@ void block_tile(const unsigned char* weights, size_t stride, size_t rows, const 
   accumulate<T>(y, y_stride, rows, sums, first, bias);
 }
 
-// block_tile<K, Q, tokens, 1> for a run-time tokens in [1, Max].
-template <typename K, DType Q, size_t Max>
-void block_tile_of(size_t tokens, const unsigned char* weights, size_t stride, size_t rows, const QuantizedTile& x,
-                   size_t t0, size_t blocks, float* y, size_t y_stride, bool first, const float* bias) {
-  if constexpr (Max > 1) {
-    if (tokens < Max) return block_tile_of<K, Q, Max - 1>(tokens, weights, stride, rows, x, t0, blocks, y, y_stride, first, bias);
-  }
-  block_tile<K, Q, Max, 1>(weights, stride, rows, x, t0, blocks, y, y_stride, first, bias);
-}
 
 template <typename K, DType Q>
 void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
@@ -285,8 +284,10 @@ void matmul_blocks(const Matrix& w, const float* x, size_t n, const float* bias,
                                    b0 == 0, row_bias);
           }
           if (t < tokens) {  // the rest in one narrower tile: the weights unpacked once for them all
-            block_tile_of<K, Q, T - 1>(tokens - t, weights, stride, rows, strip[j], t, count,
-                                       y_tile + t * w.rows + r0, w.rows, b0 == 0, row_bias);
+            with_tokens<T - 1>(tokens - t, [&](auto rest) {
+              block_tile<K, Q, decltype(rest)::value, 1>(weights, stride, rows, strip[j], t, count,
+                                                         y_tile + t * w.rows + r0, w.rows, b0 == 0, row_bias);
+            });
           }
         }
       }
