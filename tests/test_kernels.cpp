@@ -77,24 +77,32 @@ Packed pack_for_path(const Matrix& w) {
   return p;
 }
 
-// The largest |a - b| over `scale`, elementwise.
+// The largest |a - b| over `scale`, elementwise; NaN if any is (an infinity or NaN in a or b).
 double max_scaled_error(const std::vector<float>& a, const std::vector<float>& b, const std::vector<double>& scale) {
   double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])) / scale[i]);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double error = std::fabs(double(a[i]) - double(b[i])) / scale[i];
+    if (std::isnan(error)) return error;
+    worst = std::max(worst, error);
+  }
   return worst;
 }
 
 // Y = X W^T + bias on one kernel path against the reference: every output in [row_begin, row_end)
 // within `tolerance` of sum_k |w_k x_k| + |bias| (the scale of its rounding), and nothing
 // outside the range written.
-void check_matmul(DType dtype, size_t rows, size_t cols, size_t n, bool with_bias, std::mt19937& rng) {
+// Weights drawn from [-w_range, w_range], activations from [-x_range, x_range].
+void check_matmul(DType dtype, size_t rows, size_t cols, size_t n, bool with_bias, std::mt19937& rng,
+                  float w_range = 1, float x_range = 2) {
   init_kernels();  // the reference reads f16 through a table it fills
   CAPTURE(dtype_name(dtype));
   CAPTURE(rows);
   CAPTURE(cols);
   CAPTURE(n);
-  const Stored w = store(dtype, rows, cols, random_values(rows * cols, rng));
-  const std::vector<float> x = random_values(n * cols, rng, -2, 2);
+  CAPTURE(w_range);
+  CAPTURE(x_range);
+  const Stored w = store(dtype, rows, cols, random_values(rows * cols, rng, -w_range, w_range));
+  const std::vector<float> x = random_values(n * cols, rng, -x_range, x_range);
   const std::vector<float> bias = random_values(rows, rng);
   const float* b = with_bias ? bias.data() : nullptr;
   const size_t begin = rows > 2 ? 1 : 0, end = rows > 2 ? rows - 1 : rows;
@@ -135,6 +143,17 @@ TEST_CASE("matmul matches the reference on every path for f32 f16 and bf16") {
     for (size_t cols : {1, 7, 8, 15, 16, 17, 33, 100, 1024, 1031, 2100}) {
       for (size_t n : {1, 3, 17, 64}) check_matmul(dtype, 13, cols, n, n != 3, rng);
     }
+  }
+}
+
+// Decoding may rearrange x and carry f16's exponent bias on it (kernels_avx512.cpp): subnormal
+// f16 weights, activations of 2^16 and more, and rows longer than its buffer.
+TEST_CASE("matvec of f16 and bf16 rows matches the reference for subnormal weights, large activations and long rows") {
+  std::mt19937 rng(2);
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    check_matmul(dtype, 5, 100, 1, true, rng, 1e-4f, 2);  // about 60% of the f16 weights subnormal
+    for (float x_range : {65536.0f, 3e5f, 1e30f}) check_matmul(dtype, 5, 1031, 1, true, rng, 1, x_range);
+    check_matmul(dtype, 3, 16384 + 1000, 1, true, rng);
   }
 }
 
@@ -319,6 +338,33 @@ TEST_CASE("softmax attention matches the reference on every path") {
       });
     }
   }
+}
+
+TEST_CASE("silu_mul matches the reference on every path to 2 ulp, infinities and NaN included") {
+  std::mt19937 rng(5);
+  std::vector<float> gate = random_values(1000, rng, -30, 30);
+  const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 88.0f, -88.0f, 89.0f, -89.0f, 104.0f, -104.0f, 200.0f,
+                            -200.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 0.5f, -0.5f};
+  gate.insert(gate.end(), std::begin(specials), std::end(specials));
+  const std::vector<float> up = random_values(gate.size(), rng, -2, 2);
+  std::vector<float> want = gate;
+  reference::silu_mul(want.data(), up.data(), want.size());
+  for_each_path([&] {
+    for (size_t n : {gate.size(), size_t(13)}) {  // a masked tail
+      std::vector<float> got = gate;
+      silu_mul(got.data(), up.data(), n);
+      for (size_t i = 0; i < n; ++i) {
+        CAPTURE(gate[i]);
+        if (std::isnan(want[i])) {
+          CHECK(std::isnan(got[i]));
+        } else if (std::isinf(want[i]) || want[i] == 0) {
+          CHECK(got[i] == want[i]);
+        } else {
+          CHECK(std::fabs(got[i] - want[i]) <= 2 * (std::nextafter(std::fabs(want[i]), INFINITY) - std::fabs(want[i])));
+        }
+      }
+    }
+  });
 }
 
 TEST_CASE("a SIMD path exists where this build targets one") {

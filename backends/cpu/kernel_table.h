@@ -16,6 +16,7 @@ struct KernelTable {
   void (*linear_attention_chunk)(const LinearAttentionChunk& c, float* state, float* normalizer);
   void (*softmax_attention)(const float* q, const float* keys, const float* values, size_t length,
                             size_t stride, size_t head_dim, float* scores, float* out);
+  void (*silu_mul)(float* gate, const float* up, size_t n);
 };
 
 #if defined(T2R_KERNELS_X86)

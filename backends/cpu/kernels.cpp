@@ -19,7 +19,8 @@ namespace t2r::cpu {
 namespace {
 
 constexpr KernelTable kReferenceKernels = {"scalar", Packing::None, reference::matmul, reference::linear_attention_step,
-                                           reference::linear_attention_chunk, reference::softmax_attention};
+                                           reference::linear_attention_chunk, reference::softmax_attention,
+                                           reference::silu_mul};
 
 std::atomic<const KernelTable*> g_kernels{&kReferenceKernels};
 
@@ -150,5 +151,7 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
   g_kernels.load(std::memory_order_relaxed)->softmax_attention(q, keys, values, length, stride, head_dim, scores,
                                                                 out);
 }
+
+void silu_mul(float* gate, const float* up, size_t n) { g_kernels.load(std::memory_order_relaxed)->silu_mul(gate, up, n); }
 
 }  // namespace t2r::cpu

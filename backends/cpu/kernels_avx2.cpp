@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "kernels_reference.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -83,6 +84,8 @@ struct Avx2 {
   static constexpr size_t kTileRows = 4, kTileTokens = 3;
   // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
   static constexpr size_t kStreamedTokens = 3;
+  template <typename W>
+  static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
   // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
   // converted as they are loaded (exactly, so the sums are those of converted weights).
@@ -382,6 +385,7 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 namespace t2r::cpu {
 
 extern const KernelTable kAvx2Kernels = {"avx2", Packing::None, avx2::matmul, avx2::linear_attention_step,
-                                         tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention};
+                                         tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention,
+                                         reference::silu_mul};
 
 }  // namespace t2r::cpu

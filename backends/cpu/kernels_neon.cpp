@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "kernels_reference.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -61,6 +62,8 @@ struct Neon {
   static constexpr size_t kTileRows = 4, kTileTokens = 4;
   // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
   static constexpr size_t kStreamedTokens = 4;
+  template <typename W>
+  static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
   // One sum per (row, token), one vector step at a time, the tail zero-padded. W: float, or F16 and
   // BF16 converted as they are loaded (exactly, so the sums are those of converted weights).
@@ -283,10 +286,12 @@ namespace t2r::cpu {
 
 #if defined(__ARM_FEATURE_DOTPROD)
 extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", Packing::None, neon::matmul, neon::linear_attention_step,
-                                                tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
+                                                tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
+                                                reference::silu_mul};
 #else
 extern const KernelTable kNeonKernels = {"neon", Packing::None, neon::matmul, neon::linear_attention_step,
-                                         tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention};
+                                         tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
+                                         reference::silu_mul};
 #endif
 
 }  // namespace t2r::cpu

@@ -181,6 +181,10 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
   }
 }
 
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace reference
 
 void matrix_row(const Matrix& w, size_t row, float scale, float* out) {
@@ -240,10 +244,6 @@ void elu_plus_one(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     x[i] = x[i] > 0 ? x[i] + 1.0f : x[i] < flush_below ? 0.0f : std::expm1(x[i]) + 1.0f;
   }
-}
-
-void silu_mul(float* gate, const float* up, size_t n) {
-  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 void rotary(float* x, size_t heads, size_t head_dim, const float* inv_freq, int64_t position) {

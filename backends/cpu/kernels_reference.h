@@ -23,5 +23,6 @@ void linear_attention_step(float* state, float* normalizer, const float* phi_q, 
 void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* normalizer);
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length,
                        size_t stride, size_t head_dim, float* scores, float* out);
+void silu_mul(float* gate, const float* up, size_t n);
 
 }  // namespace t2r::cpu::reference

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "kernels_reference.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -98,6 +99,8 @@ struct Simd128 {
   // the 16 (x86-64) or 32 (aarch64) vector registers.
   static constexpr size_t kTileRows = 4, kTileTokens = 4;
   static constexpr size_t kStreamedTokens = 4;
+  template <typename W>
+  static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
   // One sum per (row, token), one vector step at a time, the tail zero-padded.
   template <size_t R, size_t T, typename W>
@@ -315,6 +318,6 @@ namespace t2r::cpu {
 
 extern const KernelTable kWasmSimd128Kernels = {"wasm-simd128", Packing::None, wasm::matmul, wasm::linear_attention_step,
                                                 tiles::linear_attention_chunk<wasm::Simd128>,
-                                                wasm::softmax_attention};
+                                                wasm::softmax_attention, reference::silu_mul};
 
 }  // namespace t2r::cpu

@@ -1,6 +1,10 @@
 // The loop nests every SIMD matmul shares, over micro-kernels an instruction-set file supplies as
 // the static members of a type K:
 //   dot_row(w, x, len)              one row of weights (float, F16 or BF16) . x: decoding
+//   kRearrangesInput<W>             whether decoding rows of W reads x rearranged, once per call:
+//                                   rearrange<W>(x, len, out) writes it (len <= kColumns * 16, out
+//                                   as long, a multiple of 32) and returns a factor of the sums, and
+//                                   dot_rearranged(w, out, len) * factor replaces dot_row(w, x, len)
 //   dot_tile<R, T>(w, stride, x, x_stride, len, out)
 //                                   R rows of weights (float, F16 or BF16, converted as loaded;
 //                                   row i at w + i * stride) times T tokens
@@ -95,9 +99,24 @@ void accumulate(float* y, size_t y_stride, size_t rows, const float* sums, bool 
 template <typename K, typename W>
 void matvec_rows(const W* w, size_t cols, const float* x, const float* bias, float* y, size_t row_begin,
                  size_t row_end) {
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const float sum = K::dot_row(w + r * cols, x, cols);
-    y[r] = bias ? sum + bias[r] : sum;
+  if constexpr (K::template kRearrangesInput<W>) {
+    // Rows longer than the buffer (16,384 columns: a 7B model's widest is 14,336) go a column
+    // chunk at a time, each chunk still a long run of every row.
+    constexpr size_t kChunk = kColumns * 16;
+    alignas(64) float input[kChunk];
+    for (size_t c0 = 0; c0 < cols; c0 += kChunk) {
+      const size_t len = smaller(kChunk, cols - c0);
+      const float factor = K::template rearrange<W>(x + c0, len, input);
+      for (size_t r = row_begin; r < row_end; ++r) {
+        const float sum = K::dot_rearranged(w + r * cols + c0, input, len) * factor;
+        y[r] = (c0 == 0 ? (bias ? bias[r] : 0.0f) : y[r]) + sum;
+      }
+    }
+  } else {
+    for (size_t r = row_begin; r < row_end; ++r) {
+      const float sum = K::dot_row(w + r * cols, x, cols);
+      y[r] = bias ? sum + bias[r] : sum;
+    }
   }
 }
 
