@@ -2,6 +2,7 @@
 // batch's runs (rows of one sequence). Linear attention keeps S and z per head in each sequence's
 // state: a run of one row is the recurrent step, a longer run (a prompt chunk) the chunked form.
 // Softmax attention appends each row's key and value to its sequence's cache and attends over it.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -57,14 +58,32 @@ void Context::attention(size_t layer, const int64_t* positions, size_t n, const 
     });
     return recurrent_attention(layer, positions, runs, n_runs);
   }
-  for_rows(n, [&](size_t begin, size_t end) {
-    for (size_t t = begin; t < end; ++t) {
-      float* phi_q = phi_q_ + t * features;
-      float* phi_k = phi_k_ + t * features;
-      feature_map(spec.linear, w.feature_map, folded ? phi_q : q_ + t * q_width, H, 1, dh, phi_q);
-      feature_map(spec.linear, w.feature_map, folded ? phi_k : k_ + t * kv_width, H, group, dh, phi_k);
-    }
-  });
+  if (n > 1 && spec.linear.feature_map == FeatureMap::ReluMlp && !folded) {
+    // Several rows: a matmul per head, the query heads and then the key heads split across at most
+    // H threads, each gathering a head's rows into its n x d_h of attn_out_ (written only later, by
+    // linear_attention).
+    const size_t r = size_t(spec.linear.features);
+    auto job = [&](int thread, int threads) {
+      const int workers = std::min(threads, int(H));
+      if (thread >= workers) return;
+      size_t begin, end;
+      split_range(2 * H, thread, workers, &begin, &end);
+      float* scratch = attn_out_ + size_t(thread) * n * dh;
+      const size_t q_end = std::min(end, H), k_begin = std::max(begin, H);
+      if (begin < q_end) relu_mlp_rows(w.feature_map, r, q_, q_width, n, begin, q_end, 1, dh, phi_q_, scratch);
+      if (k_begin < end) relu_mlp_rows(w.feature_map, r, k_, kv_width, n, k_begin - H, end - H, group, dh, phi_k_, scratch);
+    };
+    pool_.run(job);
+  } else {
+    for_rows(n, [&](size_t begin, size_t end) {
+      for (size_t t = begin; t < end; ++t) {
+        float* phi_q = phi_q_ + t * features;
+        float* phi_k = phi_k_ + t * features;
+        feature_map(spec.linear, w.feature_map, folded ? phi_q : q_ + t * q_width, H, 1, dh, phi_q);
+        feature_map(spec.linear, w.feature_map, folded ? phi_k : k_ + t * kv_width, H, group, dh, phi_k);
+      }
+    });
+  }
   linear_attention(layer, runs, n_runs);
 }
 

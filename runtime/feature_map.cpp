@@ -49,4 +49,16 @@ void feature_map(const LinearAttentionSpec& spec, const Linear& map, const float
   }
 }
 
+void relu_mlp_rows(const Linear& map, size_t r, const float* x, size_t x_stride, size_t n, size_t h0, size_t h1,
+                   size_t group, size_t head_dim, float* phi, float* scratch) {
+  const size_t features = map.weight.rows;  // heads * r: the rows of head h write phi's columns of head h
+  for (size_t h = h0; h < h1; ++h) {
+    for (size_t t = 0; t < n; ++t) {
+      std::memcpy(scratch + t * head_dim, x + t * x_stride + (h / group) * head_dim, head_dim * sizeof(float));
+    }
+    cpu::matmul(map.weight, scratch, n, map.bias, phi, h * r, (h + 1) * r);
+  }
+  for (size_t t = 0; t < n; ++t) cpu::relu(phi + t * features + h0 * r, (h1 - h0) * r);
+}
+
 }  // namespace t2r

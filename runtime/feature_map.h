@@ -19,4 +19,11 @@ namespace t2r {
 void feature_map(const LinearAttentionSpec& spec, const Linear& map, const float* x, size_t heads, size_t group,
                  size_t head_dim, float* phi);
 
+// The unfolded ReluMlp map of n rows for heads [h0, h1) (row t's heads at x + t * x_stride, its phi
+// at phi + t * heads * r): one matmul per head over all the rows, which reads W_h once where one
+// row at a time reads it n times (on a prompt of small heads, the calls cost more than the
+// products). scratch holds n * head_dim floats: the head's rows, gathered.
+void relu_mlp_rows(const Linear& map, size_t r, const float* x, size_t x_stride, size_t n, size_t h0, size_t h1,
+                   size_t group, size_t head_dim, float* phi, float* scratch);
+
 }  // namespace t2r
