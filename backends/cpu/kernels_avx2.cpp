@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "kernel_table.h"
-#include "kernels_reference.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -369,6 +368,34 @@ void weighted_sum_columns(const float* scores, const float* values, size_t lengt
   for (size_t m = 0; m < M; ++m) store_part<M, Partial>(out + j + 8 * m, m, mask, acc[m]);
 }
 
+// e^x as kernels_avx512.cpp's exp16 computes it, bit for bit: the same reduction and series, and
+// 2^n applied as 2^(n/2) then 2^(n - n/2), exact until the last product (which rounds into the
+// subnormals or overflows as vscalefps does).
+__m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
+  static constexpr float kTaylor[] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  for (const float c : kTaylor) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i e = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(e, 1);
+  const auto power = [](__m256i k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+  };
+  return _mm256_mul_ps(_mm256_mul_ps(p, power(half)), power(_mm256_sub_epi32(e, half)));
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    const size_t lanes = n - i < 8 ? n - i : 8;
+    const __m256 g = load_first(gate + i, lanes);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_maskstore_ps(gate + i, lane_mask(lanes), _mm256_mul_ps(silu, load_first(up + i, lanes)));
+  }
+}
+
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
                        size_t head_dim, float* scores, float* out) {
   for (size_t t = 0; t < length; ++t) scores[t] = Avx2::dot_row(keys + t * stride, q, head_dim);
@@ -386,6 +413,6 @@ namespace t2r::cpu {
 
 extern const KernelTable kAvx2Kernels = {"avx2", Packing::None, avx2::matmul, avx2::linear_attention_step,
                                          tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention,
-                                         reference::silu_mul};
+                                         avx2::silu_mul};
 
 }  // namespace t2r::cpu

@@ -7,7 +7,6 @@
 #include <cstring>
 
 #include "kernel_table.h"
-#include "kernels_reference.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -259,6 +258,35 @@ void linear_attention_step(float* state, float* normalizer, const float* phi_q, 
   }
 }
 
+// e^x as kernels_avx512.cpp's exp16 computes it, bit for bit: the same reduction and series, and
+// 2^n applied as 2^(n/2) then 2^(n - n/2), exact until the last product (which rounds into the
+// subnormals or overflows as vscalefps does).
+float32x4_t exp4(float32x4_t x) {
+  x = vminq_f32(vdupq_n_f32(89.0f), vmaxq_f32(vdupq_n_f32(-104.0f), x));
+  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(1.42860682030941723e-6f));
+  static constexpr float kTaylor[] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+  float32x4_t p = vdupq_n_f32(1.0f / 5040);
+  for (const float c : kTaylor) p = vfmaq_f32(vdupq_n_f32(c), p, r);
+  const int32x4_t e = vcvtq_s32_f32(n), half = vshrq_n_s32(e, 1);
+  const auto power = [](int32x4_t k) { return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23)); };
+  return vmulq_f32(vmulq_f32(p, power(half)), power(vsubq_s32(e, half)));
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  size_t i = 0;
+  const auto silu_mul4 = [](float32x4_t g, float32x4_t u) {
+    return vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), exp4(vnegq_f32(g)))), u);
+  };
+  for (; i + 4 <= n; i += 4) vst1q_f32(gate + i, silu_mul4(vld1q_f32(gate + i), vld1q_f32(up + i)));
+  if (i < n) {
+    float part[4];
+    vst1q_f32(part, silu_mul4(load_first(gate + i, n - i), load_first(up + i, n - i)));
+    std::memcpy(gate + i, part, (n - i) * sizeof(float));
+  }
+}
+
 void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
                        size_t head_dim, float* scores, float* out) {
   for (size_t t = 0; t < length; ++t) scores[t] = Neon::dot_row(keys + t * stride, q, head_dim);
@@ -287,11 +315,11 @@ namespace t2r::cpu {
 #if defined(__ARM_FEATURE_DOTPROD)
 extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", Packing::None, neon::matmul, neon::linear_attention_step,
                                                 tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
-                                                reference::silu_mul};
+                                                neon::silu_mul};
 #else
 extern const KernelTable kNeonKernels = {"neon", Packing::None, neon::matmul, neon::linear_attention_step,
                                          tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
-                                         reference::silu_mul};
+                                         neon::silu_mul};
 #endif
 
 }  // namespace t2r::cpu
