@@ -1,6 +1,6 @@
 // Vulkan contexts on the reference checkpoints (packed at f32), with the validation layer watching:
-// every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the same
-// dispatches run) and those of the CPU context; copies continue identically; saved states round-trip
+// every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the
+// kernels form each row's sums in the same order whatever the batch) and those of the CPU context; copies continue identically; saved states round-trip
 // and move between the backends; bad batches and options are refused with the CPU's messages; the
 // model's weights are uploaded once for its contexts; memory budgets are honoured.
 #include <doctest/doctest.h>

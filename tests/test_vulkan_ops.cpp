@@ -16,6 +16,7 @@
 #include "error.h"
 #include "kernels.h"
 #include "quantize.h"
+#include "vulkan/batch_input.h"
 #include "vulkan/ops.h"
 
 using namespace t2r;
@@ -58,16 +59,18 @@ struct Gpu {
   }
   Span floats(const std::vector<float>& v) { return bytes(v.data(), v.size() * sizeof(float)); }
   Span zeros(size_t n) { return bytes(nullptr, n * sizeof(float)); }
-  // step.glsl's row input; the state offset stays 0: each test binds its state alone.
-  Span step(uint32_t token, uint32_t position) {
-    const uint32_t words[4] = {token, position, 0, 0};
-    return bytes(words, sizeof(words));
+  // The batch input (vulkan/batch_input.h) of up to kBatch rows; sequence 0's state offset is 0,
+  // and each test binds its state alone.
+  static constexpr BatchInputLimits kBatch{64, 64, 64};
+  Span batch(const std::vector<BatchRow>& rows) {
+    const Span span = bytes(nullptr, batch_input_bytes(kBatch));
+    write_batch(span, rows);
+    return span;
+  }
+  void write_batch(Span s, const std::vector<BatchRow>& rows) {
+    write_batch_input(mapped.at(s.buffer), kBatch, rows.data(), rows.size(), 0);
   }
   void write(Span s, const std::vector<float>& v) { std::memcpy(mapped.at(s.buffer), v.data(), v.size() * sizeof(float)); }
-  void write_step(Span s, uint32_t token, uint32_t position) {
-    const uint32_t words[2] = {token, position};
-    std::memcpy(mapped.at(s.buffer), words, sizeof(words));
-  }
   std::vector<float> read(Span s, size_t n) const {
     const float* p = static_cast<const float*>(mapped.at(s.buffer));
     return std::vector<float>(p, p + n);
@@ -188,6 +191,7 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
         op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
         op.x = gpu.floats(x);
         op.y = gpu.floats(y0);
+        op.batch = gpu.batch({BatchRow{}});
         if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
         op.epilogue = epilogue;
         gpu.run(matvec(*device, op));
@@ -244,6 +248,7 @@ TEST_CASE("vulkan matvec norms its input as cpu::layer_norm and cpu::rms_norm") 
                             : DeviceMatrix{DType::F16, gpu.bytes(w.stored.data(), w.stored.size()), 33, uint32_t(n)};
         op.x = gpu.floats(x);
         op.y = gpu.zeros(op.w.rows);
+        op.batch = gpu.batch({BatchRow{}});
         op.norm = kind;
         op.norm_weight = gpu.floats(weight);
         op.norm_bias = gpu.floats(bias);
@@ -280,7 +285,8 @@ TEST_CASE("vulkan embedding lookup matches cpu::matrix_row and the sinusoidal po
         const uint32_t token = (position * 7 + 3) % vocab;
         const DeviceMatrix m{dtype, gpu.bytes(table.stored.data(), table.stored.size()), uint32_t(vocab), uint32_t(dim)};
         const Span out = gpu.zeros(dim);
-        gpu.run(embed(*device, m, 1.5f, gpu.step(token, position), out, sinusoidal ? gpu.floats(freq) : Span{}, 2));
+        const Span batch = gpu.batch({BatchRow{int32_t(token), 0, position, false}});
+        gpu.run(embed(*device, m, 1.5f, batch, out, sinusoidal ? gpu.floats(freq) : Span{}, 2));
 
         std::vector<float> want(dim);
         const cpu::Matrix host{dtype, table.stored.data(), vocab, dim};
@@ -342,10 +348,13 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
       op.v = gpu.zeros(Hkv * dh);
       op.state = gpu.zeros(state.size());
       op.out = gpu.zeros(H * dh);
-      op.step = gpu.step(0, 0);
+      op.batch = gpu.batch({BatchRow{}});
       if (c.rotary) op.rotary_freq = gpu.floats(freq);
       op.heads = c.heads;
       op.kv_heads = c.kv_heads;
+      op.q_stride = uint32_t(given ? H * r : H * dh);
+      op.k_stride = uint32_t(given ? H * r : Hkv * dh);
+      op.v_stride = uint32_t(Hkv * dh);
       op.features = c.r;
       op.head_dim = c.dh;
       op.q_scale = scale;
@@ -359,7 +368,7 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
         gpu.write(op.q, q);
         gpu.write(op.k, k);
         gpu.write(op.v, v);
-        gpu.write_step(op.step, 0, position);
+        gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
         gpu.run(dispatch);
 
         // The CPU session's attention (runtime/session.cpp), head by head.
@@ -434,7 +443,7 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
     op.values = gpu.zeros(values.size());
     op.scores = gpu.zeros(H * context);
     op.out = gpu.zeros(H * dh);
-    op.step = gpu.step(0, 0);
+    op.batch = gpu.batch({BatchRow{}});
     if (c.rotary) op.rotary_freq = gpu.floats(freq);
     op.heads = c.heads;
     op.kv_heads = c.kv_heads;
@@ -449,7 +458,7 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
       gpu.write(op.q, q);
       gpu.write(op.k, k);
       gpu.write(op.v, v);
-      gpu.write_step(op.step, 0, position);
+      gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
       gpu.run(dispatch);
 
       if (c.rotary) {
