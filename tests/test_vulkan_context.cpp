@@ -1,6 +1,6 @@
 // Vulkan contexts on the reference checkpoints (packed at f32), with the validation layer watching:
-// every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the same
-// dispatches run) and those of the CPU context; copies continue identically; saved states round-trip
+// every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the
+// kernels form each row's sums in the same order whatever the batch) and those of the CPU context; copies continue identically; saved states round-trip
 // and move between the backends; bad batches and options are refused with the CPU's messages; the
 // model's weights are uploaded once for its contexts; memory budgets are honoured.
 #include <doctest/doctest.h>
@@ -63,7 +63,8 @@ int32_t token_of(int sequence, int64_t position, int64_t vocab) {
 
 // Step `step` of B sequences, in a scrambled sequence order: step 0 a prompt of 1 to 3 rows per
 // sequence (logits of its last row; of every row for sequence 1), later steps one row for most
-// sequences (some skip a step, so positions drift apart) and two for sequence 0 at step 2.
+// sequences (some skip a step, so positions drift apart) and two for sequence 0 at step 2 (a
+// prompt chunk among decoding rows). Batches of up to 32 rows cross the kernels' groups of 8.
 std::vector<BatchRow> batch_rows(int B, int step, std::vector<int64_t>& positions, int64_t vocab) {
   std::vector<BatchRow> rows;
   for (int k = 0; k < B; ++k) {
@@ -94,7 +95,7 @@ void check_batches(const std::string& name) {
   auto alone = open_validated<vulkan::Context>(model, gpu_options(1, 1, 1));
   CHECK((alone->device_model() == gpu->device_model()));
   Context cpu(model, cpu_options(16, 48, 48));
-  for (int B : {1, 2, 5, 16}) {
+  for (int B : {1, 2, 3, 5, 9, 16}) {
     CAPTURE(B);
     for (int s = 0; s < B; ++s) {
       gpu->clear(s);

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "kernels.h"
 #include "quantize.h"
+#include "vulkan/batch_input.h"
 #include "vulkan/ops.h"
 
 using namespace t2r;
@@ -58,16 +59,18 @@ struct Gpu {
   }
   Span floats(const std::vector<float>& v) { return bytes(v.data(), v.size() * sizeof(float)); }
   Span zeros(size_t n) { return bytes(nullptr, n * sizeof(float)); }
-  // step.glsl's row input; the state offset stays 0: each test binds its state alone.
-  Span step(uint32_t token, uint32_t position) {
-    const uint32_t words[4] = {token, position, 0, 0};
-    return bytes(words, sizeof(words));
+  // The batch input (vulkan/batch_input.h) of up to kBatch rows; sequence 0's state offset is 0,
+  // and each test binds its state alone.
+  static constexpr BatchInputLimits kBatch{64, 64, 64};
+  Span batch(const std::vector<BatchRow>& rows) {
+    const Span span = bytes(nullptr, batch_input_bytes(kBatch));
+    write_batch(span, rows);
+    return span;
+  }
+  void write_batch(Span s, const std::vector<BatchRow>& rows) {
+    write_batch_input(mapped.at(s.buffer), kBatch, rows.data(), rows.size(), 0);
   }
   void write(Span s, const std::vector<float>& v) { std::memcpy(mapped.at(s.buffer), v.data(), v.size() * sizeof(float)); }
-  void write_step(Span s, uint32_t token, uint32_t position) {
-    const uint32_t words[2] = {token, position};
-    std::memcpy(mapped.at(s.buffer), words, sizeof(words));
-  }
   std::vector<float> read(Span s, size_t n) const {
     const float* p = static_cast<const float*>(mapped.at(s.buffer));
     return std::vector<float>(p, p + n);
@@ -188,6 +191,7 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
         op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
         op.x = gpu.floats(x);
         op.y = gpu.floats(y0);
+        op.batch = gpu.batch({BatchRow{}});
         if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
         op.epilogue = epilogue;
         gpu.run(matvec(*device, op));
@@ -244,6 +248,7 @@ TEST_CASE("vulkan matvec norms its input as cpu::layer_norm and cpu::rms_norm") 
                             : DeviceMatrix{DType::F16, gpu.bytes(w.stored.data(), w.stored.size()), 33, uint32_t(n)};
         op.x = gpu.floats(x);
         op.y = gpu.zeros(op.w.rows);
+        op.batch = gpu.batch({BatchRow{}});
         op.norm = kind;
         op.norm_weight = gpu.floats(weight);
         op.norm_bias = gpu.floats(bias);
@@ -256,6 +261,108 @@ TEST_CASE("vulkan matvec norms its input as cpu::layer_norm and cpu::rms_norm") 
           reference_matvec(w, normed, &want, &scale);
           const std::vector<float> got = gpu.read(op.y, 33);
           for (size_t r = 0; r < 33; ++r) CHECK(std::fabs(got[r] - want[r]) / (scale[r] + 1) < 1e-5);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bit, and the CPU's") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  struct Shape {
+    size_t rows, cols;
+  };
+  // 1056 columns: 33 blocks, the q8 columns in chunks of 32 blocks.
+  const Shape shapes[] = {{7, 13}, {33, 64}, {40, 1056}};
+  const size_t kMaxColumns = 20;  // three workgroups of 8 columns
+  uint32_t seed = 100;
+  for (DType dtype : kAllDtypes) {
+    for (const Shape& s : shapes) {
+      if (dtype_is_block(dtype) && s.cols % 32 != 0) continue;
+      for (Epilogue epilogue : {Epilogue::Add, Epilogue::SwiGlu}) {
+        for (size_t n : {size_t(1), size_t(11), kMaxColumns}) {
+          for (bool outputs : {false, true}) {
+            if (outputs && n != kMaxColumns) continue;
+            CAPTURE(dtype_name(dtype));
+            CAPTURE(s.rows);
+            CAPTURE(s.cols);
+            CAPTURE(int(epilogue));
+            CAPTURE(n);
+            CAPTURE(outputs);
+            const TestMatrix w = random_matrix(dtype, s.rows, s.cols, ++seed);
+            const TestMatrix up = random_matrix(dtype, s.rows, s.cols, ++seed);
+            const std::vector<float> x = random_floats(n * s.cols, -2, 2, ++seed);
+            const std::vector<float> bias = random_floats(s.rows, -1, 1, ++seed);
+            const std::vector<float> y0 = random_floats(kMaxColumns * s.rows, -1, 1, ++seed);
+            const std::vector<float> norm_weight = random_floats(s.cols, 0.5f, 1.5f, ++seed);
+            // With `outputs`, every other row asks for logits (the odd ones), and the output
+            // projection reads only those.
+            std::vector<BatchRow> rows;
+            std::vector<size_t> columns;  // the x column of each y column
+            for (size_t i = 0; i < n; ++i) {
+              rows.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
+              if (rows.back().logits) columns.push_back(i);
+            }
+
+            Gpu gpu(*device);
+            Matvec op;
+            op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+            op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+            if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
+            op.epilogue = epilogue;
+            op.norm = NormKind::RmsNorm;
+            op.norm_weight = gpu.floats(norm_weight);
+            op.norm_eps = 1e-5f;
+            op.outputs = outputs;
+            op.columns = uint32_t(kMaxColumns);
+            op.x = gpu.floats(x);
+            op.y = gpu.floats(y0);
+            op.batch = gpu.batch(rows);
+            gpu.run(matvec(*device, op));
+            const std::vector<float> got = gpu.read(op.y, kMaxColumns * s.rows);
+
+            double worst = 0;
+            for (size_t j = 0; j < kMaxColumns; ++j) {
+              CAPTURE(j);
+              const float* y = got.data() + j * s.rows;
+              if (j >= columns.size()) {  // columns the batch does not have stay as they were
+                CHECK(std::memcmp(y, y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
+                continue;
+              }
+              // The same column alone, by a dispatch recorded for one column.
+              Matvec alone = op;
+              alone.outputs = false;
+              alone.columns = 1;
+              alone.x = gpu.floats(std::vector<float>(x.begin() + columns[j] * s.cols, x.begin() + (columns[j] + 1) * s.cols));
+              alone.y = gpu.floats(std::vector<float>(y0.begin() + j * s.rows, y0.begin() + (j + 1) * s.rows));
+              alone.batch = gpu.batch({BatchRow{}});
+              gpu.run(matvec(*device, alone));
+              CHECK(std::memcmp(y, gpu.read(alone.y, s.rows).data(), s.rows * sizeof(float)) == 0);
+
+              // The CPU's, of the normed column.
+              std::vector<float> normed(s.cols), want, scale, want_up, scale_up;
+              cpu::rms_norm(x.data() + columns[j] * s.cols, norm_weight.data(), 1e-5f, s.cols, normed.data());
+              reference_matvec(w, normed, &want, &scale);
+              reference_matvec(up, normed, &want_up, &scale_up);
+              for (size_t r = 0; r < s.rows; ++r) {
+                if (epilogue == Epilogue::SwiGlu) {
+                  float gate = want[r];
+                  cpu::silu_mul(&gate, &want_up[r], 1);
+                  want[r] = gate;
+                  scale[r] = scale[r] * (std::fabs(want_up[r]) + scale_up[r]) + 1;
+                } else {
+                  want[r] += bias[r] + (epilogue == Epilogue::Add ? y0[j * s.rows + r] : 0.0f);
+                  scale[r] += 1;
+                }
+                worst = std::max(worst, std::fabs(double(y[r]) - want[r]) / scale[r]);
+              }
+            }
+            // Activation quantization is discontinuous: a normed value a rounding off the CPU's can
+            // cross a q8 rounding step.
+            CHECK(worst < (dtype_is_block(dtype) ? 1e-2 : 1e-5));
+          }
         }
       }
     }
@@ -280,7 +387,8 @@ TEST_CASE("vulkan embedding lookup matches cpu::matrix_row and the sinusoidal po
         const uint32_t token = (position * 7 + 3) % vocab;
         const DeviceMatrix m{dtype, gpu.bytes(table.stored.data(), table.stored.size()), uint32_t(vocab), uint32_t(dim)};
         const Span out = gpu.zeros(dim);
-        gpu.run(embed(*device, m, 1.5f, gpu.step(token, position), out, sinusoidal ? gpu.floats(freq) : Span{}, 2));
+        const Span batch = gpu.batch({BatchRow{int32_t(token), 0, position, false}});
+        gpu.run(embed(*device, m, 1.5f, batch, out, sinusoidal ? gpu.floats(freq) : Span{}, 2));
 
         std::vector<float> want(dim);
         const cpu::Matrix host{dtype, table.stored.data(), vocab, dim};
@@ -342,10 +450,13 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
       op.v = gpu.zeros(Hkv * dh);
       op.state = gpu.zeros(state.size());
       op.out = gpu.zeros(H * dh);
-      op.step = gpu.step(0, 0);
+      op.batch = gpu.batch({BatchRow{}});
       if (c.rotary) op.rotary_freq = gpu.floats(freq);
       op.heads = c.heads;
       op.kv_heads = c.kv_heads;
+      op.q_stride = uint32_t(given ? H * r : H * dh);
+      op.k_stride = uint32_t(given ? H * r : Hkv * dh);
+      op.v_stride = uint32_t(Hkv * dh);
       op.features = c.r;
       op.head_dim = c.dh;
       op.q_scale = scale;
@@ -359,7 +470,7 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
         gpu.write(op.q, q);
         gpu.write(op.k, k);
         gpu.write(op.v, v);
-        gpu.write_step(op.step, 0, position);
+        gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
         gpu.run(dispatch);
 
         // The CPU session's attention (runtime/session.cpp), head by head.
@@ -434,7 +545,7 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
     op.values = gpu.zeros(values.size());
     op.scores = gpu.zeros(H * context);
     op.out = gpu.zeros(H * dh);
-    op.step = gpu.step(0, 0);
+    op.batch = gpu.batch({BatchRow{}});
     if (c.rotary) op.rotary_freq = gpu.floats(freq);
     op.heads = c.heads;
     op.kv_heads = c.kv_heads;
@@ -449,7 +560,7 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
       gpu.write(op.q, q);
       gpu.write(op.k, k);
       gpu.write(op.v, v);
-      gpu.write_step(op.step, 0, position);
+      gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
       gpu.run(dispatch);
 
       if (c.rotary) {
@@ -471,6 +582,79 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
       CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
       CHECK(gpu.read(op.values, values.size()) == values);
     }
+  }
+}
+
+TEST_CASE("vulkan attention over runs of a sequence's rows gives the rows one at a time, bit for bit") {
+  Device* device = test_device();
+  if (!device) return;
+  const uint32_t H = 4, Hkv = 2, dh = 32, context = 24;
+  const std::vector<float> freq = rotary_frequencies(dh);
+  // Positions 0..context-1 of two sequences (states side by side), in batches whose runs are of
+  // 1 to 5 rows, the first sequence's rows before the second's.
+  auto run = [&](bool softmax, bool one_at_a_time) {
+    Gpu gpu(*device);
+    const size_t state_floats = softmax ? 2 * context * Hkv * dh : H * dh * dh + H * dh, rows = 2 * 5;
+    const std::vector<float> q = random_floats(2 * context * H * dh, -2, 2, 1);
+    const std::vector<float> k = random_floats(2 * context * Hkv * dh, -2, 2, 2);
+    const std::vector<float> v = random_floats(2 * context * Hkv * dh, -1, 1, 3);
+    const Span qs = gpu.zeros(rows * H * dh), ks = gpu.zeros(rows * Hkv * dh), vs = gpu.zeros(rows * Hkv * dh);
+    const Span state = gpu.zeros(2 * state_floats), out = gpu.zeros(rows * H * dh), batch = gpu.batch({});
+    Dispatch dispatch;
+    if (softmax) {
+      SoftmaxAttention op;
+      op.q = qs, op.k = ks, op.v = vs, op.keys = state, op.values = state, op.out = out, op.batch = batch;
+      op.scores = gpu.zeros(2 * H * context);
+      op.rotary_freq = gpu.floats(freq);
+      op.heads = H, op.kv_heads = Hkv, op.head_dim = dh, op.max_context = context, op.max_runs = 2;
+      op.values_offset = context * Hkv * dh;
+      op.q_scale = 0.5f;
+      dispatch = softmax_attention(*device, op);
+    } else {
+      LinearAttention op;
+      op.features_kind = Features::Elu;
+      op.q = qs, op.k = ks, op.v = vs, op.state = state, op.out = out, op.batch = batch;
+      op.rotary_freq = gpu.floats(freq);
+      op.heads = H, op.kv_heads = Hkv, op.features = dh, op.head_dim = dh, op.max_runs = 2;
+      op.q_stride = H * dh, op.k_stride = Hkv * dh, op.v_stride = Hkv * dh;
+      op.q_scale = 0.5f, op.floor = 0.01f;
+      dispatch = linear_attention(*device, op);
+    }
+    std::vector<float> outs(2 * context * H * dh);
+    for (uint32_t position = 0, n = 1; position < context; position += n, n = n % 5 + 1) {
+      n = std::min(n, context - position);
+      const uint32_t step = one_at_a_time ? 1 : n;
+      for (uint32_t p0 = position; p0 < position + n; p0 += step) {
+        std::vector<BatchRow> batch_rows;
+        std::vector<float> qb, kb, vb;
+        for (int s = 0; s < 2; ++s) {
+          for (uint32_t t = p0; t < p0 + step; ++t) {
+            batch_rows.push_back(BatchRow{0, s, t, false});
+            const size_t at = size_t(s) * context + t;
+            qb.insert(qb.end(), q.begin() + at * H * dh, q.begin() + (at + 1) * H * dh);
+            kb.insert(kb.end(), k.begin() + at * Hkv * dh, k.begin() + (at + 1) * Hkv * dh);
+            vb.insert(vb.end(), v.begin() + at * Hkv * dh, v.begin() + (at + 1) * Hkv * dh);
+          }
+        }
+        gpu.write(qs, qb);
+        gpu.write(ks, kb);
+        gpu.write(vs, vb);
+        write_batch_input(gpu.mapped.at(batch.buffer), Gpu::kBatch, batch_rows.data(), batch_rows.size(), state_floats);
+        gpu.run(dispatch);
+        const std::vector<float> o = gpu.read(out, batch_rows.size() * H * dh);
+        for (size_t i = 0; i < batch_rows.size(); ++i) {
+          const size_t at = size_t(batch_rows[i].sequence) * context + size_t(batch_rows[i].position);
+          std::copy(o.begin() + i * H * dh, o.begin() + (i + 1) * H * dh, outs.begin() + at * H * dh);
+        }
+      }
+    }
+    std::vector<float> all = gpu.read(state, 2 * state_floats);
+    all.insert(all.end(), outs.begin(), outs.end());
+    return all;
+  };
+  for (bool softmax : {false, true}) {
+    CAPTURE(softmax);
+    CHECK(run(softmax, false) == run(softmax, true));
   }
 }
 

@@ -5,16 +5,13 @@
 #include <cstring>
 #include <string>
 
+#include "batch_input.h"
 #include "error.h"
 #include "ops.h"
 #include "sequence_state.h"
 
 namespace t2r::vulkan {
 namespace {
-
-// A row's input on the device (step.glsl): token, position, its sequence's block in floats, padding.
-constexpr size_t kInputWords = 4;
-constexpr VkDeviceSize kInputBytes = kInputWords * sizeof(uint32_t);
 
 Features features_of(const LinearAttentionSpec& spec) {
   if (spec.folded) return Features::Given;
@@ -64,9 +61,10 @@ ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
 
 }  // namespace
 
-// Regions of the activation arena, for one row at a time.
+// Regions of the activation arena: the batch input, then activations for max_batch rows (the
+// logits for max_outputs, the softmax scores for max_runs runs).
 struct Context::Regions {
-  size_t step, x, q, k, v, attn_out, hidden, logits, scores;
+  size_t batch, x, q, k, v, attn_out, hidden, logits, scores;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -75,6 +73,7 @@ Context::Context(const Model& model, const ContextOptions& options)
                                                                    options.max_batch, options.max_outputs,
                                                                    options.max_context))),
       layout_(plan_state_layout(model.hparams(), limits_.max_context)),
+      batch_limits_{limits_.max_batch, std::min(limits_.max_batch, size_t(limits_.max_sequences)), limits_.max_outputs},
       vocab_size_(size_t(model.hparams().vocab_size)),
       device_model_(DeviceModel::open(model, options.device)),
       device_(device_model_->device()),
@@ -83,7 +82,7 @@ Context::Context(const Model& model, const ContextOptions& options)
       states_(device_) {
   Regions r;
   plan(r);
-  const VkDeviceSize inputs = limits_.max_batch * kInputBytes,
+  const VkDeviceSize inputs = batch_input_bytes(batch_limits_),
                      readback = VkDeviceSize(limits_.max_outputs) * vocab_size_ * sizeof(float),
                      transfer = std::max<VkDeviceSize>(layout_.floats * sizeof(float), 16);
   bytes_ = size_t(activations_.bytes() + states_.bytes() + inputs + readback + transfer);
@@ -94,8 +93,9 @@ Context::Context(const Model& model, const ContextOptions& options)
                                                              " positions: " + std::to_string(state_bytes) + " bytes"
                                                        : "the states: " + std::to_string(state_bytes) + " bytes";
     throw Error("the session needs " + std::to_string(needed) + " bytes of device memory (the weights: " +
-                std::to_string(weight_bytes()) + " bytes; " + states + "), over the memory budget of " +
-                std::to_string(options.memory_budget) + " bytes");
+                std::to_string(weight_bytes()) + " bytes; " + states + "; activations for a batch of " +
+                std::to_string(limits_.max_batch) + " rows: " + std::to_string(activations_.bytes()) +
+                " bytes), over the memory budget of " + std::to_string(options.memory_budget) + " bytes");
   }
   activations_.allocate(Memory::Device);
   states_.allocate(Memory::Device);
@@ -103,7 +103,6 @@ Context::Context(const Model& model, const ContextOptions& options)
   readback_ = Buffer(device_, readback, Memory::Readback);
   transfer_ = Buffer(device_, transfer, Memory::Readback);
   host_logits_ = static_cast<float*>(readback_.mapped());
-  submitted_.resize(limits_.max_batch + limits_.max_outputs);
   record(r);
   run_once([&](Program& p) { p.fill_zero(states_[states_region_]); });
   for (size_t output = 0; output < limits_.max_outputs; ++output) write_logits(output, nullptr);
@@ -115,18 +114,18 @@ void Context::plan(Regions& a) {
   const Hyperparams& hp = model_.hparams();
   const uint64_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
                  r = uint64_t(hp.max_linear_features()) / H, F = hp.ffn_dim, V = hp.vocab_size;
-  const uint64_t context = uint64_t(layout_.max_context), f = sizeof(float);
+  const uint64_t context = uint64_t(layout_.max_context), f = sizeof(float), n = limits_.max_batch;
   Arena& act = activations_;
-  a.step = act.reserve(kInputBytes, "the row input");
-  a.x = act.reserve(d * f, "x");
+  a.batch = act.reserve(batch_input_bytes(batch_limits_), "the batch input");
+  a.x = act.reserve(n * d * f, "x");
   // q and k hold phi(q) and phi(k) when the feature map is folded.
-  a.q = act.reserve(H * std::max(dh, r) * f, "q");
-  a.k = act.reserve(H * std::max(dh, r) * f, "k");
-  a.v = act.reserve(Hkv * dh * f, "v");
-  a.attn_out = act.reserve(H * dh * f, "the attention output");
-  a.hidden = act.reserve(F * f, "the feed-forward hidden layer");
-  a.logits = act.reserve(V * f, "the logits");
-  a.scores = act.reserve(H * context * f, "the attention scores");
+  a.q = act.reserve(n * H * std::max(dh, r) * f, "q");
+  a.k = act.reserve(n * H * std::max(dh, r) * f, "k");
+  a.v = act.reserve(n * Hkv * dh * f, "v");
+  a.attn_out = act.reserve(n * H * dh * f, "the attention output");
+  a.hidden = act.reserve(n * F * f, "the feed-forward hidden layer");
+  a.logits = act.reserve(uint64_t(limits_.max_outputs) * V * f, "the logits");
+  a.scores = act.reserve(uint64_t(batch_limits_.max_runs) * H * context * f, "the attention scores");
   // One binding holds every sequence's block, so that a row's shaders find its sequence by offset.
   const std::string hint = context > 0 ? " (KV caches of " + std::to_string(context) +
                                              " positions; choose a smaller max context or fewer sequences)"
@@ -141,14 +140,20 @@ void Context::record(const Regions& a) {
   const Weights& w = device_model_->weights();
   const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
   auto act = [&](size_t region) { return activations_[region]; };
-  const Span states = states_[states_region_];
-  // W norm(x) (+ bias), or W x when `norm` is null.
+  const Span states = states_[states_region_], batch = act(a.batch);
+  // The section being recorded: the most rows (and runs, and outputs) it takes, and the rows a
+  // matvec workgroup computes at once.
+  uint32_t max_rows = 1, max_runs = 1, max_outputs = 1, tile = 1;
+  // W norm(x) (+ bias), or W x when `norm` is null, for every row of the batch.
   auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
     op.w = w.matrix(m.weight);
     op.x = act(in);
     op.y = act(out);
     op.bias = w.vector(m.bias);
+    op.batch = batch;
+    op.columns = max_rows;
+    op.tile = tile;
     op.epilogue = e;
     if (norm) {
       op.norm = hp.norm;
@@ -156,7 +161,7 @@ void Context::record(const Regions& a) {
       op.norm_bias = w.vector(norm->bias);
       op.norm_eps = hp.norm_eps;
     }
-    return matvec(dev, op);
+    return op;
   };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
@@ -168,14 +173,14 @@ void Context::record(const Regions& a) {
 
   program_ = std::make_unique<Program>(dev);
   Program& p = *program_;
-  // A row: its input up, the embedding, then per layer five dependent steps: projections (with the
-  // attention norm), attention, the output projection (plus the residual), the up projections (with
-  // the feed-forward norm), the down projection (plus the residual).
-  for (size_t row = 0; row < limits_.max_batch; ++row) {
-    if (row > 0) p.section();
-    p.copy(Span{inputs_.span().buffer, row * kInputBytes, kInputBytes}, act(a.step));
+  // A batch: its input up, the embedding of every row, then per layer five dependent steps over all
+  // rows: projections (with the attention norm), attention, the output projection (plus the
+  // residual), the up projections (with the feed-forward norm), the down projection (plus the
+  // residual); last the final norm fused into the output projection of the rows that ask for logits.
+  auto record_batch = [&] {
+    p.copy(inputs_.span(), batch);
     p.barrier();
-    p.dispatch(embed(dev, w.matrix(model_.embedding()), hp.embedding_scale, act(a.step), act(a.x),
+    p.dispatch(embed(dev, w.matrix(model_.embedding()), hp.embedding_scale, batch, act(a.x),
                      sinusoidal ? w.position_freq() : Span{}, uint32_t(hp.position_offset)));
     p.barrier();
     for (size_t l = 0; l < blocks.size(); ++l) {
@@ -183,14 +188,13 @@ void Context::record(const Regions& a) {
       const AttentionWeights& aw = block.attention;
       const AttentionSpec& spec = hp.attention(l);
       const StateLayout::Layer& state = layout_.layers[l];
-      if (spec.is_linear() && spec.linear.folded) {
-        p.dispatch(project(aw.feature_q, &block.attn_norm, a.x, a.q, Epilogue::Relu));
-        p.dispatch(project(aw.feature_k, &block.attn_norm, a.x, a.k, Epilogue::Relu));
-      } else {
-        p.dispatch(project(aw.q, &block.attn_norm, a.x, a.q));
-        p.dispatch(project(aw.k, &block.attn_norm, a.x, a.k));
-      }
-      p.dispatch(project(aw.v, &block.attn_norm, a.x, a.v));
+      const bool folded = spec.is_linear() && spec.linear.folded;
+      const Matvec q = project(folded ? aw.feature_q : aw.q, &block.attn_norm, a.x, a.q, folded ? Epilogue::Relu : Epilogue::Store);
+      const Matvec k = project(folded ? aw.feature_k : aw.k, &block.attn_norm, a.x, a.k, folded ? Epilogue::Relu : Epilogue::Store);
+      const Matvec v = project(aw.v, &block.attn_norm, a.x, a.v);
+      p.dispatch(matvec(dev, q));
+      p.dispatch(matvec(dev, k));
+      p.dispatch(matvec(dev, v));
       p.barrier();
       if (spec.is_linear()) {
         LinearAttention la;
@@ -205,12 +209,16 @@ void Context::record(const Regions& a) {
         la.state = states;
         la.state_offset = uint32_t(state.offset);
         la.out = act(a.attn_out);
-        la.step = act(a.step);
+        la.batch = batch;
         la.rotary_freq = rotary;
         la.heads = H;
         la.kv_heads = Hkv;
         la.features = uint32_t(spec.linear.features);
         la.head_dim = dh;
+        la.max_runs = max_runs;
+        la.q_stride = q.w.rows;
+        la.k_stride = k.w.rows;
+        la.v_stride = v.w.rows;
         la.q_scale = q_scale;
         la.floor = spec.linear.floor;
         p.dispatch(linear_attention(dev, la));
@@ -225,46 +233,56 @@ void Context::record(const Regions& a) {
         sa.values_offset = uint32_t(state.offset + size_t(layout_.max_context) * state.cache_row_floats);
         sa.scores = act(a.scores);
         sa.out = act(a.attn_out);
-        sa.step = act(a.step);
+        sa.batch = batch;
         sa.rotary_freq = rotary;
         sa.heads = H;
         sa.kv_heads = Hkv;
         sa.head_dim = dh;
         sa.max_context = uint32_t(layout_.max_context);
+        sa.max_runs = max_runs;
         sa.q_scale = q_scale * rotary_gain * rotary_gain;
         p.dispatch(softmax_attention(dev, sa));
       }
       p.barrier();
-      p.dispatch(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add));
+      p.dispatch(matvec(dev, project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
       if (hp.ffn == FfnKind::SwiGlu) {
-        Matvec gate;
-        gate.w = w.matrix(block.ffn.gate.weight);
+        Matvec gate = project(block.ffn.gate, &block.ffn_norm, a.x, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
-        gate.x = act(a.x);
-        gate.y = act(a.hidden);
-        gate.epilogue = Epilogue::SwiGlu;
-        gate.norm = hp.norm;
-        gate.norm_weight = w.vector(block.ffn_norm.weight);
-        gate.norm_bias = w.vector(block.ffn_norm.bias);
-        gate.norm_eps = hp.norm_eps;
         p.dispatch(matvec(dev, gate));
       } else {
-        p.dispatch(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu));
+        p.dispatch(matvec(dev, project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
-      p.dispatch(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add));
+      p.dispatch(matvec(dev, project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
+    Matvec output = project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits);
+    output.outputs = true;
+    output.columns = max_outputs;
+    p.dispatch(matvec(dev, output));
+  };
+  // Section 0 takes any batch, 8 rows per matvec workgroup (each weight read once for them);
+  // section 1, for batches of one row, dispatches only that row's workgroups. A row's results are
+  // the same bits in both.
+  max_rows = uint32_t(limits_.max_batch);
+  max_runs = uint32_t(batch_limits_.max_runs);
+  max_outputs = uint32_t(limits_.max_outputs);
+  tile = 8;
+  record_batch();
+  if (limits_.max_batch > 1) {
+    max_rows = max_runs = max_outputs = tile = 1;
+    one_row_section_ = p.section();
+    record_batch();
   }
-  // An output: the final norm fused into the output projection of the row that just ran, and the
-  // copy of its logits to the host.
+  // Section copy_section_ + k - 1 (k = 1..max_outputs): the copy of k outputs' logits to the host,
+  // submitted after the batch when k rows asked for logits (a copy's size is fixed when recorded).
   const VkDeviceSize logits_bytes = vocab_size_ * sizeof(float);
-  for (size_t output = 0; output < limits_.max_outputs; ++output) {
-    p.section();
-    p.dispatch(project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits));
-    p.barrier();
-    p.copy(act(a.logits), Span{readback_.span().buffer, output * logits_bytes, logits_bytes});
+  for (size_t outputs = 1; outputs <= limits_.max_outputs; ++outputs) {
+    const uint32_t section = p.section();
+    if (outputs == 1) copy_section_ = section;
+    const VkDeviceSize bytes = outputs * logits_bytes;
+    p.copy(Span{act(a.logits).buffer, act(a.logits).offset, bytes}, Span{readback_.span().buffer, 0, bytes});
     p.host_barrier();
   }
   p.finish();
@@ -275,18 +293,9 @@ const float* Context::decode(const BatchRow* rows, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     if (rows[i].position >= int64_t(UINT32_MAX)) throw Error("the Vulkan backend counts positions below 2^32");
   }
-  auto* inputs = static_cast<uint32_t*>(inputs_.mapped());
-  size_t sections = 0;
-  outputs_ = 0;
-  for (size_t i = 0; i < count; ++i) {
-    // The state offset fits: the states binding holds at most 2^32 bytes.
-    const uint32_t input[kInputWords] = {uint32_t(rows[i].token), uint32_t(rows[i].position),
-                                         uint32_t(size_t(rows[i].sequence) * layout_.floats), 0};
-    std::memcpy(inputs + i * kInputWords, input, sizeof(input));
-    submitted_[sections++] = uint32_t(i);
-    if (rows[i].logits) submitted_[sections++] = uint32_t(limits_.max_batch + outputs_++);
-  }
-  program_->run(submitted_.data(), sections);
+  outputs_ = write_batch_input(inputs_.mapped(), batch_limits_, rows, count, layout_.floats);
+  const uint32_t sections[2] = {count == 1 ? one_row_section_ : 0, copy_section_ + uint32_t(outputs_) - 1};
+  program_->run(sections, outputs_ > 0 ? 2 : 1);
   if (outputs_ > 0) readback_.invalidate();
   // Rows of a sequence are consecutive and ascending: its last row leaves its next position.
   for (size_t i = 0; i < count; ++i) positions_of_[size_t(rows[i].sequence)] = rows[i].position + 1;

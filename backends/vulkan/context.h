@@ -4,13 +4,17 @@
 // and saved states move between the backends), and runs the model through the weights that every
 // context of the model on the device shares (vulkan/device_model.h).
 //
-// Everything is planned, allocated and recorded once, at creation: one Program with a section per
-// batch row (copy the row's {token, position, state offset} to the device, embed, every layer) and
-// one per output (the final norm and the output projection, the copy of the logits to the host).
-// decode() writes the rows' inputs and submits the sections of its rows, each followed by an output
-// section where the row wants logits, as one submission. The rows run one after another, each
-// reading and updating its own sequence's state; matrix-matrix kernels over a batch's rows are not
-// here yet. Decoding allocates nothing, on the host or the device.
+// Everything is planned, allocated and recorded once, at creation. A batch of n rows (any mix of
+// sequences) runs as one pass through the layers: the embedding of every row in one dispatch, then
+// per layer five dependent dispatches over all rows (the projections read each weight once for up
+// to 8 rows; attention runs a workgroup per head and run of consecutive rows of one sequence,
+// stepping through the run's positions), then the output projection of the rows that ask for
+// logits. The activations are planned for max_batch rows; the row count, the runs and the rows
+// that want logits are a small upload (vulkan/batch_input.h) that the kernels read, so one recorded
+// program serves every batch. decode() writes that input and submits the batch's section (one
+// recorded for batches of one row does no work for absent rows) and the copy of its logits to the
+// host, as one submission. Each row's logits are bit for bit those of its sequence run alone.
+// Decoding allocates nothing, on the host or the device.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +24,7 @@
 
 #include "architecture.h"
 #include "batch.h"
+#include "batch_input.h"
 #include "device_model.h"
 #include "memory.h"
 #include "model.h"
@@ -103,6 +108,7 @@ class Context {
   const Model& model_;
   ContextLimits limits_;  // checked before the device is opened
   StateLayout layout_;
+  BatchInputLimits batch_limits_;  // runs: at most one per sequence
   size_t vocab_size_ = 0;
   std::shared_ptr<DeviceModel> device_model_;
   Device& device_;
@@ -111,12 +117,12 @@ class Context {
   std::vector<int64_t> positions_of_;  // each sequence's next position
   Arena activations_, states_;
   size_t states_region_ = 0;
-  Buffer inputs_;    // per row {token, position, state offset, 0}, written by the host before a decode
-  Buffer readback_;  // the logits of max_outputs rows, copied back by the output sections
+  Buffer inputs_;    // the batch input (vulkan/batch_input.h), written by the host before a decode
+  Buffer readback_;  // the logits of max_outputs rows, copied back by a copy section
   Buffer transfer_;  // one sequence's saved blocks, on their way to or from the host
   float* host_logits_ = nullptr;
-  std::unique_ptr<Program> program_;  // sections [0, max_batch): rows; then [max_batch, + max_outputs): outputs
-  std::vector<uint32_t> submitted_;   // decode()'s sections, sized for max_batch rows and max_outputs outputs
+  std::unique_ptr<Program> program_;  // the batch's sections and the logits' copies (record())
+  uint32_t one_row_section_ = 0, copy_section_ = 0;
 };
 
 }  // namespace t2r::vulkan

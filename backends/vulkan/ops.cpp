@@ -20,6 +20,7 @@ uint32_t reduction_workgroup(const Device& device, uint32_t wanted) {
 }
 
 constexpr uint32_t kElementwiseWorkgroup = 64;
+constexpr uint32_t kMatvecColumns = 8;  // matvec.comp's COLUMNS at most (its q8 chunks are sized for 8)
 
 std::string matrix_shader(const char* kernel, DType dtype) {
   switch (dtype) {
@@ -52,9 +53,10 @@ Dispatch matvec(Device& device, const Matvec& op) {
   const uint32_t rows_per_group = workgroup / lanes;
   const bool normed = op.norm_weight.buffer != VK_NULL_HANDLE;
   const uint32_t norm = !normed ? 0 : op.norm == NormKind::LayerNorm ? 1 : 2;
+  const uint32_t columns = std::max(1u, std::min({op.tile, op.columns, kMatvecColumns}));
   Dispatch d;
   d.pipeline = &device.pipeline(matrix_shader("matvec", op.w.dtype), workgroup,
-                                {rows_per_group, uint32_t(op.epilogue), norm});
+                                {rows_per_group, uint32_t(op.epilogue), norm, columns});
   d.bindings[0] = op.w.data;
   d.bindings[1] = op.x;
   d.bindings[2] = op.y;
@@ -62,23 +64,25 @@ Dispatch matvec(Device& device, const Matvec& op) {
   d.bindings[4] = op.epilogue == Epilogue::SwiGlu ? op.up.data : Span{};
   d.bindings[5] = op.norm_weight;
   d.bindings[6] = op.norm_bias;
+  d.bindings[7] = op.batch;
   d.set(0, op.w.rows);
   d.set(1, op.w.cols);
   d.set(2, uint32_t(op.bias.buffer != VK_NULL_HANDLE));
   d.set(3, uint32_t(op.w.cols % 8 == 0));
   d.set(4, op.norm_eps);
-  d.groups = div_up(op.w.rows, rows_per_group);
+  d.set(5, uint32_t(op.outputs));
+  d.groups = div_up(op.w.rows, rows_per_group) * div_up(op.columns, columns);
   return d;
 }
 
-Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span step, Span out, Span sinusoidal_freq,
+Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span batch, Span out, Span sinusoidal_freq,
                uint32_t position_offset) {
   Dispatch d;
   d.pipeline = &device.pipeline(matrix_shader("embed", table.dtype), kElementwiseWorkgroup);
   d.bindings[0] = table.data;
   d.bindings[1] = out;
   d.bindings[2] = sinusoidal_freq;
-  d.bindings[7] = step;
+  d.bindings[7] = batch;
   d.set(0, table.cols);
   d.set(1, scale);
   d.set(2, uint32_t(sinusoidal_freq.buffer != VK_NULL_HANDLE));
@@ -106,7 +110,7 @@ Dispatch linear_attention(Device& device, const LinearAttention& op) {
   d.bindings[4] = op.state;
   d.bindings[5] = op.out;
   d.bindings[6] = op.map_bias;
-  d.bindings[7] = op.step;
+  d.bindings[7] = op.batch;
   d.bindings[8] = op.rotary_freq;
   d.set(0, op.heads);
   d.set(1, op.heads / op.kv_heads);
@@ -114,13 +118,16 @@ Dispatch linear_attention(Device& device, const LinearAttention& op) {
   d.set(3, op.q_scale);
   d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
   d.set(5, op.state_offset);
-  d.groups = op.heads;
+  d.set(6, op.q_stride);
+  d.set(7, op.k_stride);
+  d.set(8, op.v_stride);
+  d.groups = op.heads * op.max_runs;  // workgroups of runs the batch does not have return at once
   return d;
 }
 
 Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   const uint32_t workgroup = reduction_workgroup(device, 256);
-  check_shared_memory(device, 2 * uint64_t(op.head_dim) + workgroup, workgroup, "softmax attention");
+  check_shared_memory(device, uint64_t(op.head_dim) + workgroup, workgroup, "softmax attention");
   Dispatch d;
   d.pipeline = &device.pipeline("softmax_attention", workgroup, {op.head_dim});
   d.bindings[0] = op.q;
@@ -130,7 +137,7 @@ Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   d.bindings[4] = op.values;
   d.bindings[5] = op.scores;
   d.bindings[6] = op.out;
-  d.bindings[7] = op.step;
+  d.bindings[7] = op.batch;
   d.bindings[8] = op.rotary_freq;
   d.set(0, op.heads);
   d.set(1, op.heads / op.kv_heads);
@@ -139,7 +146,7 @@ Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
   d.set(5, op.keys_offset);
   d.set(6, op.values_offset);
-  d.groups = op.heads;
+  d.groups = op.heads * op.max_runs;
   return d;
 }
 

@@ -1,6 +1,7 @@
 // The kernels, one builder per shader: each returns a Dispatch for a Program. Their math is
 // that of the CPU kernels named in each comment (backends/cpu/kernels.h); the tests compare
-// every one with them.
+// every one with them. Each runs over the rows of a batch (`batch`: vulkan/batch_input.h's
+// layout), whose count the kernels read when they run: activations are [rows, width].
 #pragma once
 
 #include <cstdint>
@@ -25,11 +26,17 @@ enum class Epilogue : uint32_t {
   SwiGlu = 3,  // y = silu(W x) * (up x)  (cpu::silu_mul)
 };
 
-// cpu::matvec, with an epilogue, of the input normed by cpu::layer_norm or cpu::rms_norm when
-// norm_weight is given (every workgroup computes the statistics: no separate dispatch).
+// cpu::matvec, with an epilogue, of each batch row's input normed by cpu::layer_norm or
+// cpu::rms_norm when norm_weight is given (every workgroup computes the statistics: no separate
+// dispatch): x [rows, w.cols] and y [rows, w.rows], or with `outputs` set y [outputs, w.rows] of the
+// rows that ask for logits. Each weight is read once for up to 8 rows; a row's results are bit for
+// bit those of a batch of that row alone.
 struct Matvec {
   DeviceMatrix w;
-  Span x, y, bias;  // bias may be empty
+  Span x, y, bias, batch;  // bias may be empty
+  bool outputs = false;
+  uint32_t columns = 1;  // the most columns: max_batch, or max_outputs with `outputs`
+  uint32_t tile = 8;     // columns a workgroup computes at once (at most 8), reading each weight once
   Epilogue epilogue = Epilogue::Store;
   DeviceMatrix up;  // SwiGlu only
   NormKind norm = NormKind::RmsNorm;
@@ -38,9 +45,10 @@ struct Matvec {
 };
 Dispatch matvec(Device& device, const Matvec& op);
 
-// cpu::matrix_row of the token in `step`, times scale; with sinusoidal_freq (d / 2 floats)
-// also cpu::add_sinusoidal_position at step's position + position_offset.
-Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span step, Span out, Span sinusoidal_freq,
+// cpu::matrix_row of each batch row's token, times scale, into out [rows, table.cols]; with
+// sinusoidal_freq (d / 2 floats) also cpu::add_sinusoidal_position at the row's position +
+// position_offset.
+Dispatch embed(Device& device, const DeviceMatrix& table, float scale, Span batch, Span out, Span sinusoidal_freq,
                uint32_t position_offset);
 
 enum class Features : uint32_t {
@@ -49,29 +57,34 @@ enum class Features : uint32_t {
   Elu = 2,    // cpu::elu_plus_one (features = head_dim)
 };
 
-// One token of linear attention for every query head, from the q, k, v projections: cpu::rotary
-// (when rotary_freq is given) and q *= q_scale, the feature map, then cpu::linear_attention_step
-// on this layer's state: S [heads, features, head_dim] followed by z [heads, features], at
-// step's state offset (the row's sequence) plus state_offset (the layer) floats into `state`.
+// Linear attention of every batch row for every query head, from the q, k, v projections:
+// cpu::rotary (when rotary_freq is given) and q *= q_scale, the feature map, then
+// cpu::linear_attention_step on this layer's state: S [heads, features, head_dim] followed by z
+// [heads, features], at the row's run's state offset (its sequence) plus state_offset (the layer)
+// floats into `state`. A workgroup per head and run (of at most max_runs) steps through the run's
+// rows in order. q, k and v hold q_stride, k_stride and v_stride floats per row; out heads head_dim.
 struct LinearAttention {
   Features features_kind = Features::Given;
   DeviceMatrix map;
   Span map_bias;
-  Span q, k, v, state, out, step, rotary_freq;
-  uint32_t heads = 0, kv_heads = 0, features = 0, head_dim = 0;
+  Span q, k, v, state, out, batch, rotary_freq;
+  uint32_t heads = 0, kv_heads = 0, features = 0, head_dim = 0, max_runs = 1;
+  uint32_t q_stride = 0, k_stride = 0, v_stride = 0;
   uint32_t state_offset = 0;
   float q_scale = 1, floor = 0;
 };
 Dispatch linear_attention(Device& device, const LinearAttention& op);
 
-// One token of softmax attention for every query head, from the q, k, v projections: cpu::rotary
-// (when rotary_freq is given), q *= q_scale, k and v stored at step's position of this layer's
-// cache ([max_context, kv_heads head_dim] each, at step's state offset plus keys_offset floats into
-// `keys` and plus values_offset into `values`), then cpu::softmax_attention over positions
-// 0..position; scores holds heads x max_context floats.
+// Softmax attention of every batch row for every query head, from the q, k, v projections
+// ([rows, heads head_dim], [rows, kv_heads head_dim] twice): cpu::rotary (when rotary_freq is
+// given), q *= q_scale, k and v stored at the row's position of this layer's cache ([max_context,
+// kv_heads head_dim] each, at the row's run's state offset plus keys_offset floats into `keys` and
+// plus values_offset into `values`), then cpu::softmax_attention over positions 0..position. A
+// workgroup per head and run (of at most max_runs); scores holds max_runs x heads x max_context
+// floats.
 struct SoftmaxAttention {
-  Span q, k, v, keys, values, scores, out, step, rotary_freq;
-  uint32_t heads = 0, kv_heads = 0, head_dim = 0, max_context = 0;
+  Span q, k, v, keys, values, scores, out, batch, rotary_freq;
+  uint32_t heads = 0, kv_heads = 0, head_dim = 0, max_context = 0, max_runs = 1;
   uint32_t keys_offset = 0, values_offset = 0;
   float q_scale = 1;
 };

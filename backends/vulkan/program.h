@@ -1,7 +1,7 @@
 // A fixed sequence of GPU commands (dispatches, copies, barriers), recorded once and replayed by
 // run() as often as needed. It may be cut into sections, each recorded into a command buffer of its
 // own, so that one submission can replay any of them in any order: a context's Program has a
-// section per batch row (the whole token) and one per output (the logits).
+// section for a batch (and one for a batch of one row) and one per count of logits to copy back.
 #pragma once
 
 #include <cstdint>

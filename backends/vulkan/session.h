@@ -17,7 +17,7 @@ namespace t2r::vulkan {
 struct SessionOptions {
   // Softmax models only: the KV cache holds this many positions (0: the model's max_positions).
   int64_t max_context = 0;
-  int prefill_chunk = 64;  // prompt tokens submitted together (still computed one after another)
+  int prefill_chunk = 64;  // prompt tokens run together as one batch
   // The most device memory the session may need (everything bytes() counts, the shared weights
   // included); 0: no limit. A larger plan is refused when the session is created.
   uint64_t memory_budget = 0;

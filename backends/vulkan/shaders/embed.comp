@@ -1,7 +1,8 @@
 #version 450
-// x = scale * row `token` of the embedding table (any dtype, weights.glsl), plus fairseq's
-// sinusoidal position (x[i] += sin(p f_i), x[half + i] += cos(p f_i), p = position + offset)
-// when `sinusoidal` is set. One invocation per element.
+// Row r of x [rows, cols] = scale * row `token` of the embedding table (any dtype, weights.glsl),
+// plus fairseq's sinusoidal position (x[i] += sin(p f_i), x[half + i] += cos(p f_i), p = position
+// + offset) when `sinusoidal` is set, for every row r of the batch. One invocation per element,
+// looping over the rows.
 #include "common.glsl"
 
 layout(push_constant) uniform Push {
@@ -13,19 +14,21 @@ layout(push_constant) uniform Push {
 
 layout(binding = 1) writeonly buffer Out { float x[]; };
 layout(binding = 2) readonly buffer Freq { float freq[]; };
-#include "step.glsl"
+#include "batch.glsl"
 #include "weights.glsl"
 #include "trig.glsl"
 
 void main() {
   const uint i = global_index();
   if (i >= p.cols) return;
-  precise float v = weight_at(0, step.token, i, p.cols) * p.scale;
-  if (p.sinusoidal != 0) {
-    const uint halfway = p.cols / 2;
-    const float angle = float(step.position + p.position_offset) * freq[i % halfway];
-    const vec2 sc = sin_cos(angle);
-    v += i < halfway ? sc.x : sc.y;
+  for (uint r = 0; r < batch.rows; ++r) {
+    precise float v = weight_at(0, row_token(r), i, p.cols) * p.scale;
+    if (p.sinusoidal != 0) {
+      const uint halfway = p.cols / 2;
+      const float angle = float(row_position(r) + p.position_offset) * freq[i % halfway];
+      const vec2 sc = sin_cos(angle);
+      v += i < halfway ? sc.x : sc.y;
+    }
+    x[r * p.cols + i] = v;
   }
-  x[i] = v;
 }

@@ -1,6 +1,7 @@
 #version 450
-// One token of causal linear attention for query head h (one workgroup each), everything after
-// the q, k, v projections in one dispatch:
+// Causal linear attention for query head h of one run of the batch (consecutive rows of one
+// sequence; a workgroup per head and run), everything after the q, k, v projections in one
+// dispatch: the workgroup walks its run's rows in position order, each row as follows.
 //   features: given (the folded T2R map: q and k hold phi(q) and phi(k), [heads, r]), the T2R
 //   map phi(u) = relu(W_h u + b_h) (FEATURES_MAP, W [heads r, d_h] at binding 0; a q8_0 or q4_0 W
 //   multiplies u quantized to q8 blocks, as on the CPU) or elu(u) + 1
@@ -8,11 +9,13 @@
 //   rotary is set) and the q scale, and to k of kv head h / group after rotary;
 //   then with this layer's state in place (cpu::linear_attention_step):
 //   z += phi_k;  S += phi_k v^T;  out = phi_q^T S / max(phi_q . z, floor)
-// This layer's state of the row's sequence is at step.state + state_offset of the state binding:
-// S [heads, r, d_h] and then z [heads, r].
+// This layer's state of the run's sequence is at its state offset + state_offset of the state
+// binding: S [heads, r, d_h] and then z [heads, r]. Each invocation updates the same elements of the
+// state for every row, so the rows need no memory barrier between them. q, k, v and out are
+// [rows, q_stride], [rows, k_stride], [rows, v_stride] and [rows, heads d_h].
 #include "common.glsl"
 #include "reduce.glsl"
-#include "step.glsl"
+#include "batch.glsl"
 #include "trig.glsl"
 
 layout(constant_id = 1) const uint FEATURES = 0;
@@ -29,6 +32,7 @@ layout(push_constant) uniform Push {
   float q_scale;
   uint rotary;
   uint state_offset;  // floats from the sequence's block to this layer's S
+  uint q_stride, k_stride, v_stride;  // floats per batch row of q, k and v
 } p;
 
 layout(binding = 1) readonly buffer Q { float q[]; };
@@ -59,30 +63,30 @@ float elu_plus_one(float u) {
   return u > 0.0 ? u + 1.0 : u < FLUSH_BELOW ? 0.0 : shifted;
 }
 
-void main() {
-  const uint h = group_index();
-  if (h >= p.heads) return;
+// Row `row` (at `position`) of a run whose layer state starts at `base`.
+void attend(uint h, uint row, uint position, uint base) {
   const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
   const uint kv = h / p.group, f = h * R;
+  const uint qr = row * p.q_stride, kr = row * p.k_stride, vr = row * p.v_stride, out_row = row * p.heads * DH;
 
   if (FEATURES == FEATURES_GIVEN) {
     for (uint i = id; i < R; i += wg) {
-      phi_q[i] = q[f + i];
-      phi_k[i] = k[f + i];
+      phi_q[i] = q[qr + f + i];
+      phi_k[i] = k[kr + f + i];
     }
   } else {
     const uint halfway = DH / 2;
     for (uint j = id; j < (p.rotary != 0 ? halfway : DH); j += wg) {
       if (p.rotary != 0) {
-        const vec2 rq = rotate_pair(q[h * DH + j], q[h * DH + j + halfway], inv_freq[j], step.position);
-        const vec2 rk = rotate_pair(k[kv * DH + j], k[kv * DH + j + halfway], inv_freq[j], step.position);
+        const vec2 rq = rotate_pair(q[qr + h * DH + j], q[qr + h * DH + j + halfway], inv_freq[j], position);
+        const vec2 rk = rotate_pair(k[kr + kv * DH + j], k[kr + kv * DH + j + halfway], inv_freq[j], position);
         q_h[j] = rq.x * p.q_scale;
         q_h[j + halfway] = rq.y * p.q_scale;
         k_h[j] = rk.x;
         k_h[j + halfway] = rk.y;
       } else {
-        q_h[j] = q[h * DH + j] * p.q_scale;
-        k_h[j] = k[kv * DH + j];
+        q_h[j] = q[qr + h * DH + j] * p.q_scale;
+        k_h[j] = k[kr + kv * DH + j];
       }
     }
     barrier();
@@ -148,7 +152,6 @@ void main() {
   }
   barrier();
 
-  const uint base = step.state + p.state_offset;
   const uint s = base + h * R * DH, z = base + p.heads * R * DH + f;
   float partial = 0.0;
   for (uint i = id; i < R; i += wg) {
@@ -162,7 +165,7 @@ void main() {
   // out[j]; the chunks are then added.
   const uint chunks = max(wg / DH, 1u), c = id / DH;
   for (uint j = id % DH; j < DH && c < chunks; j += wg) {
-    const float vj = v[kv * DH + j];
+    const float vj = v[vr + kv * DH + j];
     float acc = 0.0;
     for (uint i = c; i < R; i += chunks) {
       precise float updated = state[s + i * DH + j] + phi_k[i] * vj;
@@ -170,7 +173,7 @@ void main() {
       acc += phi_q[i] * updated;
     }
     if (chunks == 1) {
-      out_[h * DH + j] = acc * inv;
+      out_[out_row + h * DH + j] = acc * inv;
     } else {
       part_q[id] = acc;
     }
@@ -180,7 +183,17 @@ void main() {
     if (id < DH) {
       float acc = 0.0;
       for (uint i = 0; i < chunks; ++i) acc += part_q[i * DH + id];
-      out_[h * DH + id] = acc * inv;
+      out_[out_row + h * DH + id] = acc * inv;
     }
+  }
+}
+
+void main() {
+  const uint h = group_index() % p.heads, run = group_index() / p.heads;
+  if (run >= batch.runs) return;
+  const uvec4 r = batch_run(run);
+  for (uint row = r.x; row < r.x + r.y; ++row) {
+    barrier();  // the previous row may still be reading the shared arrays
+    attend(h, row, row_position(row), r.z + p.state_offset);
   }
 }

@@ -1,11 +1,17 @@
 #version 450
-// y = epilogue(W norm(x) + bias) for a weight matrix in any dtype (WEIGHT_DTYPE, weights.glsl),
-// where norm is none, layernorm or rmsnorm (NORM), computed by every workgroup as
-// cpu::layer_norm / cpu::rms_norm do: fusing the norm saves a dispatch and a barrier.
+// Y = epilogue(W norm(X) + bias) for a weight matrix in any dtype (WEIGHT_DTYPE, weights.glsl) and
+// the columns of X [columns, cols]: the batch's rows, or with `outputs` set the rows that ask for
+// logits (column o is output o's row of X). norm is none, layernorm or rmsnorm (NORM), computed per
+// column by every workgroup as cpu::layer_norm / cpu::rms_norm do: fusing the norm saves a dispatch
+// and a barrier. Y is [columns, rows].
 // A team of invocations (a subgroup, or 32 invocations reducing in shared memory) computes one
-// row at a time; a workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights the
-// workgroup quantizes the (normed) input to q8 blocks, as the CPU does, and each lane takes whole
-// blocks (weights.glsl).
+// weight row at a time, for up to COLUMNS columns at once: each weight is read once and multiplied
+// by every column's activation in registers. Each column's sum is formed in the same order whatever
+// the other columns are, so a batch row's results are bit for bit those of the row alone. A
+// workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights the workgroup
+// quantizes the (normed) columns to q8 blocks, as the CPU does, and each lane takes whole blocks
+// (weights.glsl).
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "reduce.glsl"
 
@@ -25,6 +31,7 @@ layout(push_constant) uniform Push {
   uint has_bias;
   uint quads;  // cols % 8 == 0: every row starts on 16 bytes, so f32/f16/bf16 load whole quads
   float norm_eps;
+  uint outputs;  // the columns are the batch's outputs, not its rows
 } p;
 
 layout(binding = 1) readonly buffer X { float x[]; };
@@ -35,44 +42,51 @@ layout(binding = 6) readonly buffer NormBias { float norm_bias[]; };
 
 #define SECOND_MATRIX
 #include "weights.glsl"
+#include "batch.glsl"
 
-float norm_mean = 0.0, norm_inv = 1.0;
+// Columns a workgroup computes (each a sum per matrix, held in registers: the loops over them
+// unroll); more columns take more workgroups. The host sets it to the dispatch's most columns, up
+// to 8. Where the batch has fewer, the workgroup computes its last column again in their place and
+// stores nothing for them: a CPU device (lavapipe) would run a branch around them anyway, masked.
+layout(constant_id = 4) const uint COLUMNS = 8;
+uint x_at[COLUMNS];  // where each column starts in X
+float norm_mean[COLUMNS], norm_inv[COLUMNS];
 
-// The statistics of x for NORM; all invocations of the workgroup call this.
-void norm_statistics() {
-  const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+// The statistics of column c for NORM; all invocations of the workgroup call this.
+void norm_statistics(uint c) {
+  const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x, at = x_at[c];
   if (NORM == NORM_LAYER) {
     float sum = 0.0;
-    for (uint i = id; i < p.cols; i += wg) sum += x[i];
-    norm_mean = workgroup_sum(sum) / float(p.cols);
+    for (uint i = id; i < p.cols; i += wg) sum += x[at + i];
+    norm_mean[c] = workgroup_sum(sum) / float(p.cols);
     float squares = 0.0;
-    for (uint i = id; i < p.cols; i += wg) squares += (x[i] - norm_mean) * (x[i] - norm_mean);
-    norm_inv = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
+    for (uint i = id; i < p.cols; i += wg) squares += (x[at + i] - norm_mean[c]) * (x[at + i] - norm_mean[c]);
+    norm_inv[c] = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
   } else if (NORM == NORM_RMS) {
     float squares = 0.0;
-    for (uint i = id; i < p.cols; i += wg) squares += x[i] * x[i];
-    norm_inv = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
+    for (uint i = id; i < p.cols; i += wg) squares += x[at + i] * x[at + i];
+    norm_inv[c] = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
   }
 }
 
-// Element i of the (normed) input.
-float xn(uint i) {
+// Element i of the (normed) column c.
+float xn(uint c, uint i) {
   precise float v;
   if (NORM == NORM_LAYER) {
-    v = (x[i] - norm_mean) * norm_inv * norm_weight[i] + norm_bias[i];
+    v = (x[x_at[c] + i] - norm_mean[c]) * norm_inv[c] * norm_weight[i] + norm_bias[i];
   } else if (NORM == NORM_RMS) {
-    v = norm_weight[i] * (x[i] * norm_inv);
+    v = norm_weight[i] * (x[x_at[c] + i] * norm_inv[c]);
   } else {
-    v = x[i];
+    v = x[x_at[c] + i];
   }
   return v;
 }
 
-vec4 x4(uint i) { return vec4(xn(i), xn(i + 1), xn(i + 2), xn(i + 3)); }
+vec4 x4(uint c, uint i) { return vec4(xn(c, i), xn(c, i + 1), xn(c, i + 2), xn(c, i + 3)); }
 
 #if WEIGHT_DTYPE <= 2
-// Unit u of a row: 8 weights (columns 8u..8u+7) dotted with x.
-float unit_dot(uint m, uint row, uint u) {
+// Unit u of a row (8 weights: columns 8u..8u+7) dotted with each column, into sums[c].
+void unit_dots(uint m, uint row, uint u, inout float sums[COLUMNS]) {
   const uint e = row * p.cols + u * 8;
   const uint xi = u * 8;
 #if WEIGHT_DTYPE == 0
@@ -84,7 +98,7 @@ float unit_dot(uint m, uint row, uint u) {
     a = uintBitsToFloat(uvec4(weight_word(m, e), weight_word(m, e + 1), weight_word(m, e + 2), weight_word(m, e + 3)));
     b = uintBitsToFloat(uvec4(weight_word(m, e + 4), weight_word(m, e + 5), weight_word(m, e + 6), weight_word(m, e + 7)));
   }
-  return dot(a, x4(xi)) + dot(b, x4(xi + 4));
+  [[unroll]] for (uint c = 0; c < COLUMNS; ++c) sums[c] += dot(a, x4(c, xi)) + dot(b, x4(c, xi + 4));
 #else
   uvec4 w;
   if (p.quads != 0) {
@@ -100,35 +114,46 @@ float unit_dot(uint m, uint row, uint u) {
   const vec4 even = uintBitsToFloat(w << 16);
   const vec4 odd = uintBitsToFloat(w & 0xffff0000u);
 #endif
-  return dot(even, vec4(xn(xi), xn(xi + 2), xn(xi + 4), xn(xi + 6))) + dot(odd, vec4(xn(xi + 1), xn(xi + 3), xn(xi + 5), xn(xi + 7)));
+  [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+    sums[c] += dot(even, vec4(xn(c, xi), xn(c, xi + 2), xn(c, xi + 4), xn(c, xi + 6))) +
+               dot(odd, vec4(xn(c, xi + 1), xn(c, xi + 3), xn(c, xi + 5), xn(c, xi + 7)));
+  }
 #endif
 }
 #else
-// The (normed) input in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that any width fits
-// in the 16 KiB of shared memory every device has; word k of block b at k * CHUNK_BLOCKS + b, so
-// that a team's lanes (a block each) read consecutive words.
-const uint CHUNK_BLOCKS = 128;
-shared uint chunk_q[8 * CHUNK_BLOCKS];
-shared float chunk_d[CHUNK_BLOCKS];
+// The (normed) columns in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that 8 columns of
+// any width fit in the 16 KiB of shared memory every device has (9 KiB); word k of
+// block b of column c at (c * 8 + k) * CHUNK_BLOCKS + b, so that a team's lanes (a block each) read
+// consecutive words. A lane takes blocks lane, lane + lanes, ...: with 32 lanes or fewer, in the
+// order a single chunk of the whole row would give.
+const uint CHUNK_BLOCKS = 32;
+shared uint chunk_q[COLUMNS * 8 * CHUNK_BLOCKS];
+shared float chunk_d[COLUMNS * CHUNK_BLOCKS];
 
-// Quantizes blocks first .. first + count - 1 of the input; all invocations of the workgroup call this.
+// Quantizes blocks first .. first + count - 1 of every column; all invocations of the workgroup
+// call this.
 void quantize_chunk(uint first, uint count) {
   barrier();  // the previous chunk may still be being read
-  for (uint b = gl_LocalInvocationID.x; b < count; b += gl_WorkGroupSize.x) {
+  for (uint t = gl_LocalInvocationID.x; t < COLUMNS * count; t += gl_WorkGroupSize.x) {
+    const uint c = t / count, b = t % count;
     float v[32];
-    for (uint j = 0; j < 32; ++j) v[j] = xn((first + b) * 32 + j);
+    for (uint j = 0; j < 32; ++j) v[j] = xn(c, (first + b) * 32 + j);
     uint q[8];
-    chunk_d[b] = quantize_block(v, q);
-    for (uint k = 0; k < 8; ++k) chunk_q[k * CHUNK_BLOCKS + b] = q[k];
+    chunk_d[c * CHUNK_BLOCKS + b] = quantize_block(v, q);
+    for (uint k = 0; k < 8; ++k) chunk_q[(c * 8 + k) * CHUNK_BLOCKS + b] = q[k];
   }
   barrier();
 }
 
-// Block b of the chunk in row `row` of matrix m (blocks per row) times the quantized input.
-float chunk_product(uint m, uint row, uint blocks, uint first, uint b) {
-  uint q[8];
-  for (uint k = 0; k < 8; ++k) q[k] = chunk_q[k * CHUNK_BLOCKS + b];
-  return block_product(m, row * blocks + first + b, q, chunk_d[b]);
+// Block b of the chunk in row `row` of matrix m (blocks per row) times each quantized column, into
+// sums[c].
+void chunk_products(uint m, uint row, uint blocks, uint first, uint b, inout float sums[COLUMNS]) {
+  const WeightBlock w = weight_block(m, row * blocks + first + b);
+  [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+    uint q[8];
+    for (uint k = 0; k < 8; ++k) q[k] = chunk_q[(c * 8 + k) * CHUNK_BLOCKS + b];
+    sums[c] += block_dot(w, q, chunk_d[c * CHUNK_BLOCKS + b]);
+  }
 }
 #endif
 
@@ -152,30 +177,49 @@ float team_sum(float v, uint team, uint lane) {
 #endif
 
 void main() {
-  const uint first = group_index() * ROWS_PER_GROUP;
-  if (first >= p.rows) return;
-  if (NORM != 0) norm_statistics();
+  // Workgroup (g, chunk): rows g ROWS_PER_GROUP.. of columns chunk COLUMNS..; chunks past the
+  // batch's columns return at once (the program is recorded for the most columns).
+  const uint groups = (p.rows + ROWS_PER_GROUP - 1) / ROWS_PER_GROUP;
+  const uint first = (group_index() % groups) * ROWS_PER_GROUP, c0 = (group_index() / groups) * COLUMNS;
+  const uint columns = p.outputs != 0 ? batch.outputs : batch.rows;
+  if (c0 >= columns) return;
+  const uint n = min(COLUMNS, columns - c0);
 #ifdef USE_SUBGROUPS
   const uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize, team = gl_SubgroupID, teams = gl_NumSubgroups;
 #else
   const uint lane = gl_LocalInvocationID.x % LANES, lanes = LANES, team = gl_LocalInvocationID.x / LANES,
              teams = gl_WorkGroupSize.x / LANES;
 #endif
+  [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+    const uint column = c0 + min(c, n - 1);
+    x_at[c] = (p.outputs != 0 ? output_row(column) : column) * p.cols;
+  }
+  if (NORM != 0) {
+    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) norm_statistics(c);
+  }
   // Every team runs the same number of iterations (quantize_chunk and team_sum need all of them);
   // teams past the last row compute a row again.
   for (uint i0 = 0; i0 < ROWS_PER_GROUP; i0 += teams) {
     const uint i = i0 + team;
     const uint row = min(first + i, p.rows - 1);
-    float acc = 0.0, acc_up = 0.0;
+    float acc[COLUMNS], acc_up[COLUMNS];
+    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+      acc[c] = 0.0;
+      acc_up[c] = 0.0;
+    }
 #if WEIGHT_DTYPE <= 2
     const uint units = p.cols / 8;
     for (uint u = lane; u < units; u += lanes) {
-      acc += unit_dot(0, row, u);
-      if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += unit_dot(1, row, u);
+      unit_dots(0, row, u, acc);
+      if (EPILOGUE == EPILOGUE_SWIGLU) unit_dots(1, row, u, acc_up);
     }
-    for (uint c = units * 8 + lane; c < p.cols; c += lanes) {
-      acc += weight_at(0, row, c, p.cols) * xn(c);
-      if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += weight_at(1, row, c, p.cols) * xn(c);
+    for (uint k = units * 8 + lane; k < p.cols; k += lanes) {
+      const float w = weight_at(0, row, k, p.cols);
+      const float w_up = EPILOGUE == EPILOGUE_SWIGLU ? weight_at(1, row, k, p.cols) : 0.0;
+      [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+        acc[c] += w * xn(c, k);
+        if (EPILOGUE == EPILOGUE_SWIGLU) acc_up[c] += w_up * xn(c, k);
+      }
     }
 #else
     const uint blocks = p.cols / 32;
@@ -183,22 +227,25 @@ void main() {
       const uint count = min(CHUNK_BLOCKS, blocks - first_block);
       quantize_chunk(first_block, count);
       for (uint b = lane; b < count; b += lanes) {
-        acc += chunk_product(0, row, blocks, first_block, b);
-        if (EPILOGUE == EPILOGUE_SWIGLU) acc_up += chunk_product(1, row, blocks, first_block, b);
+        chunk_products(0, row, blocks, first_block, b, acc);
+        if (EPILOGUE == EPILOGUE_SWIGLU) chunk_products(1, row, blocks, first_block, b, acc_up);
       }
     }
 #endif
-    acc = team_sum(acc, team, lane);
-    if (EPILOGUE == EPILOGUE_SWIGLU) acc_up = team_sum(acc_up, team, lane);
-    if (lane == 0 && i < ROWS_PER_GROUP && first + i < p.rows) {
-      if (EPILOGUE == EPILOGUE_SWIGLU) {
-        y[row] = acc / (1.0 + exp(-acc)) * acc_up;
-      } else {
-        precise float v = acc;
-        if (p.has_bias != 0) v += bias[row];
-        if (EPILOGUE == EPILOGUE_RELU) v = v > 0.0 ? v : 0.0;
-        if (EPILOGUE == EPILOGUE_ADD) v += y[row];
-        y[row] = v;
+    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
+      const float sum = team_sum(acc[c], team, lane);
+      const float sum_up = EPILOGUE == EPILOGUE_SWIGLU ? team_sum(acc_up[c], team, lane) : 0.0;
+      if (lane == 0 && c < n && i < ROWS_PER_GROUP && first + i < p.rows) {
+        const uint at = (c0 + c) * p.rows + row;
+        if (EPILOGUE == EPILOGUE_SWIGLU) {
+          y[at] = sum / (1.0 + exp(-sum)) * sum_up;
+        } else {
+          precise float v = sum;
+          if (p.has_bias != 0) v += bias[row];
+          if (EPILOGUE == EPILOGUE_RELU) v = v > 0.0 ? v : 0.0;
+          if (EPILOGUE == EPILOGUE_ADD) v += y[at];
+          y[at] = v;
+        }
       }
     }
   }

@@ -104,24 +104,46 @@ float quantize_block(float v[32], out uint q[8]) {
 // The four signed bytes of a word, byte 0 first.
 ivec4 signed_bytes(uint w) { return ivec4(w << 24, w << 16, w << 8, w) >> 24; }
 
-// Block `block` of matrix m times 32 activations in q8 (q, d from quantize_block):
-// (d_w * d) * the integer dot product, as the CPU's matmul_blocks computes each block.
-float block_product(uint m, uint block, uint q[8], float d) {
-  ivec4 sum = ivec4(0);
+// A weight block: its f16 scale, and its 32 values (q8_0: 8 words of signed bytes; q4_0: 4 words
+// of nibbles, byte j holding element j in its low nibble and j + 16 in its high one). Loaded once,
+// it multiplies several columns of activations (matvec's batch).
+struct WeightBlock {
+  float scale;
+  uint words[8];
+};
+
+WeightBlock weight_block(uint m, uint block) {
+  WeightBlock w;
 #if WEIGHT_DTYPE == 3
   const uint b = block * 34;
-  for (uint k = 0; k < 8; ++k) sum += signed_bytes(weight_bits_at(m, b + 2 + 4 * k)) * signed_bytes(q[k]);
+  for (uint k = 0; k < 8; ++k) w.words[k] = weight_bits_at(m, b + 2 + 4 * k);
 #else
-  // Byte j of the block's 16 holds element j in its low nibble and j + 16 in its high one.
   const uint b = block * 18;
+  for (uint k = 0; k < 4; ++k) w.words[k] = weight_bits_at(m, b + 2 + 4 * k);
+  for (uint k = 4; k < 8; ++k) w.words[k] = 0;
+#endif
+  w.scale = block_scale(m, b);
+  return w;
+}
+
+// A weight block times 32 activations in q8 (q, d from quantize_block): (d_w * d) * the integer
+// dot product, as the CPU's matmul_blocks computes each block.
+float block_dot(WeightBlock w, uint q[8], float d) {
+  ivec4 sum = ivec4(0);
+#if WEIGHT_DTYPE == 3
+  for (uint k = 0; k < 8; ++k) sum += signed_bytes(w.words[k]) * signed_bytes(q[k]);
+#else
   for (uint k = 0; k < 4; ++k) {
-    const uint n = weight_bits_at(m, b + 2 + 4 * k);
+    const uint n = w.words[k];
     const ivec4 low = ivec4(uvec4(n, n >> 8, n >> 16, n >> 24) & 15u) - 8;
     const ivec4 high = ivec4(uvec4(n >> 4, n >> 12, n >> 20, n >> 28) & 15u) - 8;
     sum += low * signed_bytes(q[k]) + high * signed_bytes(q[k + 4]);
   }
 #endif
-  precise float product = block_scale(m, b) * d * float(sum.x + sum.y + sum.z + sum.w);
+  precise float product = w.scale * d * float(sum.x + sum.y + sum.z + sum.w);
   return product;
 }
+
+// Block `block` of matrix m times 32 activations in q8.
+float block_product(uint m, uint block, uint q[8], float d) { return block_dot(weight_block(m, block), q, d); }
 #endif
