@@ -159,6 +159,28 @@ void reference_matvec(const TestMatrix& m, const std::vector<float>& x, std::vec
 
 const DType kAllDtypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
 
+// What matvec with `epilogue` gives for input x (y0: y before, for Add), by the CPU's reference,
+// and each output's rounding scale.
+void expected_matvec(const TestMatrix& w, const TestMatrix& up, const std::vector<float>& x,
+                     const std::vector<float>& bias, const float* y0, Epilogue epilogue, std::vector<float>* want,
+                     std::vector<float>* scale) {
+  std::vector<float> want_up, scale_up;
+  reference_matvec(w, x, want, scale);
+  reference_matvec(up, x, &want_up, &scale_up);
+  for (size_t r = 0; r < want->size(); ++r) {
+    float& out = (*want)[r];
+    if (epilogue == Epilogue::SwiGlu) {
+      cpu::silu_mul(&out, &want_up[r], 1);
+      (*scale)[r] = (*scale)[r] * (std::fabs(want_up[r]) + scale_up[r]) + 1;
+      continue;
+    }
+    out += bias[r];
+    if (epilogue == Epilogue::Relu) cpu::relu(&out, 1);
+    if (epilogue == Epilogue::Add) out += y0[r];
+    (*scale)[r] += 1;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd shapes") {
@@ -196,22 +218,8 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
         op.epilogue = epilogue;
         gpu.run(matvec(*device, op));
 
-        std::vector<float> want, scale, want_up, scale_up;
-        reference_matvec(w, x, &want, &scale);
-        reference_matvec(up, x, &want_up, &scale_up);
-        for (size_t r = 0; r < s.rows; ++r) {
-          if (epilogue == Epilogue::SwiGlu) {
-            float gate = want[r];
-            cpu::silu_mul(&gate, &want_up[r], 1);
-            want[r] = gate;
-            scale[r] = scale[r] * (std::fabs(want_up[r]) + scale_up[r]) + 1;
-            continue;
-          }
-          want[r] += bias[r];
-          if (epilogue == Epilogue::Relu) cpu::relu(&want[r], 1);
-          if (epilogue == Epilogue::Add) want[r] += y0[r];
-          scale[r] += 1;
-        }
+        std::vector<float> want, scale;
+        expected_matvec(w, up, x, bias, y0.data(), epilogue, &want, &scale);
         const std::vector<float> got = gpu.read(op.y, s.rows);
         double worst = 0;
         for (size_t r = 0; r < s.rows; ++r) worst = std::max(worst, std::fabs(double(got[r]) - want[r]) / scale[r]);
@@ -342,22 +350,10 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
               CHECK(std::memcmp(y, gpu.read(alone.y, s.rows).data(), s.rows * sizeof(float)) == 0);
 
               // The CPU's, of the normed column.
-              std::vector<float> normed(s.cols), want, scale, want_up, scale_up;
+              std::vector<float> normed(s.cols), want, scale;
               cpu::rms_norm(x.data() + columns[j] * s.cols, norm_weight.data(), 1e-5f, s.cols, normed.data());
-              reference_matvec(w, normed, &want, &scale);
-              reference_matvec(up, normed, &want_up, &scale_up);
-              for (size_t r = 0; r < s.rows; ++r) {
-                if (epilogue == Epilogue::SwiGlu) {
-                  float gate = want[r];
-                  cpu::silu_mul(&gate, &want_up[r], 1);
-                  want[r] = gate;
-                  scale[r] = scale[r] * (std::fabs(want_up[r]) + scale_up[r]) + 1;
-                } else {
-                  want[r] += bias[r] + (epilogue == Epilogue::Add ? y0[j * s.rows + r] : 0.0f);
-                  scale[r] += 1;
-                }
-                worst = std::max(worst, std::fabs(double(y[r]) - want[r]) / scale[r]);
-              }
+              expected_matvec(w, up, normed, bias, y0.data() + j * s.rows, epilogue, &want, &scale);
+              for (size_t r = 0; r < s.rows; ++r) worst = std::max(worst, std::fabs(double(y[r]) - want[r]) / scale[r]);
             }
             // Activation quantization is discontinuous: a normed value a rounding off the CPU's can
             // cross a q8 rounding step.
