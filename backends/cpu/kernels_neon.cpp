@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
+#include "four_lane_tiles.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
 
@@ -43,103 +44,19 @@ int32x4_t dot_bytes(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
 #endif
 }
 
-struct Neon {
-  // Four sums in flight: enough to hide the FMA latency.
+struct Neon : tiles::FourLanes<Neon, float32x4_t> {
+  using Vec = float32x4_t;
+  static Vec zero() { return vdupq_n_f32(0); }
   template <typename W>
-  static float dot_row(const W* w, const float* x, size_t len) {
-    float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
-    size_t i = 0;
-    for (; i + 16 <= len; i += 16) {
-      for (size_t u = 0; u < 4; ++u) acc[u] = vfmaq_f32(acc[u], load4(w + i + 4 * u), vld1q_f32(x + i + 4 * u));
-    }
-    for (; i + 4 <= len; i += 4) acc[0] = vfmaq_f32(acc[0], load4(w + i), vld1q_f32(x + i));
-    if (i < len) acc[1] = vfmaq_f32(acc[1], load_first(w + i, len - i), load_first(x + i, len - i));
-    return vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
-  }
-
-  // 16 sums, 4 token vectors and a weight vector: 21 of 32 registers.
-  static constexpr size_t kTileRows = 4, kTileTokens = 4;
-  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
-  static constexpr size_t kStreamedTokens = 4;
-  template <typename W>
-  static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
-
-  // One sum per (row, token), one vector step at a time, the tail zero-padded. W: float, or F16 and
-  // BF16 converted as they are loaded (exactly, so the sums are those of converted weights).
-  template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
-    float32x4_t acc[T][R];
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) acc[t][r] = vdupq_n_f32(0);
-    }
-    const auto step = [&](size_t i, auto load_x, auto load_w) {
-      float32x4_t xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
-      for (size_t r = 0; r < R; ++r) {
-        const float32x4_t wv = load_w(w + r * stride + i);
-        for (size_t t = 0; t < T; ++t) acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);
-      }
-    };
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) step(i, [](const float* p) { return vld1q_f32(p); }, [](const W* p) { return load4(p); });
-    if (i < len) {
-      const size_t n = len - i;
-      step(i, [n](const float* p) { return load_first(p, n); }, [n](const W* p) { return load_first(p, n); });
-    }
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) out[t * R + r] = vaddvq_f32(acc[t][r]);
-    }
-  }
+  static Vec load(const W* p) { return load4(p); }
+  static void store(float* p, Vec v) { vst1q_f32(p, v); }
+  static Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+  static Vec fma(Vec acc, Vec a, Vec b) { return vfmaq_f32(acc, a, b); }
+  static Vec madd(Vec acc, Vec a, float s) { return vfmaq_n_f32(acc, a, s); }
+  static Vec scale(Vec a, float s) { return vmulq_n_f32(a, s); }
+  static float hsum(Vec v) { return vaddvq_f32(v); }
 
   static constexpr size_t kAxpyTokens = 4;  // 16 sums, 4 row vectors: 20 of 32 registers
-
-  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 16 columns at a time,
-  // held in registers across the rows of b; a narrower last block zero-padded.
-  template <size_t T>
-  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
-                        size_t count, size_t d, float* y, size_t y_stride) {
-    for (size_t j = 0; j < d; j += 16) {
-      const size_t width = d - j < 16 ? d - j : 16;
-      const auto load = [width](const float* p, size_t m) {
-        return 4 * m + 4 <= width ? vld1q_f32(p) : load_first(p, 4 * m < width ? width - 4 * m : 0);
-      };
-      float32x4_t acc[T][4];
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) acc[t][m] = load(y + t * y_stride + j + 4 * m, m);
-      }
-      for (size_t i = 0; i < count; ++i) {
-        float32x4_t row[4];
-        for (size_t m = 0; m < 4; ++m) row[m] = load(b + i * b_stride + j + 4 * m, m);
-        for (size_t t = 0; t < T; ++t) {
-          const float k = coef[t * coef_row + i * coef_col];
-          for (size_t m = 0; m < 4; ++m) acc[t][m] = vfmaq_n_f32(acc[t][m], row[m], k);
-        }
-      }
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) {
-          float* p = y + t * y_stride + j + 4 * m;
-          if (4 * m + 4 <= width) {
-            vst1q_f32(p, acc[t][m]);
-          } else if (4 * m < width) {
-            float part[4];
-            vst1q_f32(part, acc[t][m]);
-            std::memcpy(p, part, (width - 4 * m) * sizeof(float));
-          }
-        }
-      }
-    }
-  }
-
-  template <typename W>
-  static void convert(const W* src, size_t len, float* dst) {
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) vst1q_f32(dst + i, load4(src + i));
-    if (i < len) {
-      float part[4];
-      vst1q_f32(part, load_first(src + i, len - i));
-      std::memcpy(dst + i, part, (len - i) * sizeof(float));
-    }
-  }
 
   // sdot and the widening multiplies take signed bytes on both sides: no corrections needed.
   template <DType>
@@ -181,81 +98,11 @@ struct Neon {
     const int32x4_t sums = dot_bytes(w0, w1, vld1q_s8(q + 32 * b), vld1q_s8(q + 32 * b + 16));
     return vfmaq_n_f32(acc, vcvtq_f32_s32(sums), f16_at(block) * d[b]);
   }
-
-  static constexpr size_t block_tile_tokens(DType) { return 1; }
-
-  template <DType Q, size_t R, size_t T, size_t U>
-  static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
-                         size_t blocks, float* out) {
-    for (size_t t = 0; t < T; ++t) {
-      dot_blocks_one<Q, R, U == 1 ? 1 : 4>(w, stride, x.q_of(t0 + t), x.d_of(t0 + t), blocks, out + t * R);
-    }
-  }
-
-  // U blocks in flight per row.
-  template <DType T, size_t R, size_t U>
-  static void dot_blocks_one(const unsigned char* w, size_t stride, const int8_t* q, const float* d, size_t blocks,
-                             float* out) {
-    float32x4_t acc[R][U];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = vdupq_n_f32(0);
-    }
-    size_t b = 0;
-    for (; b + U <= blocks; b += U) {
-      for (size_t u = 0; u < U; ++u) {
-        for (size_t r = 0; r < R; ++r) acc[r][u] = add_block<T>(w + r * stride, b + u, q, d, acc[r][u]);
-      }
-    }
-    for (; b < blocks; ++b) {
-      for (size_t r = 0; r < R; ++r) acc[r][0] = add_block<T>(w + r * stride, b, q, d, acc[r][0]);
-    }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = vaddq_f32(acc[r][0], acc[r][u]);
-      out[r] = vaddvq_f32(acc[r][0]);
-    }
-  }
 };
 
 void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float* y, size_t row_begin,
             size_t row_end) {
   tiles::matmul<Neon>(w, x, n, bias, y, row_begin, row_end);
-}
-
-void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k, const float* v,
-                           size_t r, size_t d_v, float floor, float* out) {
-  float denominator = 0;
-  for (size_t i = 0; i < r; ++i) {
-    normalizer[i] += phi_k[i];
-    denominator += phi_q[i] * normalizer[i];
-  }
-  const float inverse = 1.0f / (denominator > floor ? denominator : floor);
-  // 16 columns at a time, v and out held in registers across the r rows.
-  size_t j = 0;
-  for (; j + 16 <= d_v; j += 16) {
-    float32x4_t vv[4], acc[4];
-    for (size_t m = 0; m < 4; ++m) {
-      vv[m] = vld1q_f32(v + j + 4 * m);
-      acc[m] = vdupq_n_f32(0);
-    }
-    for (size_t i = 0; i < r; ++i) {
-      float* row = state + i * d_v + j;
-      for (size_t m = 0; m < 4; ++m) {
-        const float32x4_t s = vfmaq_n_f32(vld1q_f32(row + 4 * m), vv[m], phi_k[i]);
-        vst1q_f32(row + 4 * m, s);
-        acc[m] = vfmaq_n_f32(acc[m], s, phi_q[i]);
-      }
-    }
-    for (size_t m = 0; m < 4; ++m) vst1q_f32(out + j + 4 * m, vmulq_n_f32(acc[m], inverse));
-  }
-  for (; j < d_v; ++j) {
-    float acc = 0;
-    for (size_t i = 0; i < r; ++i) {
-      float& s = state[i * d_v + j];
-      s += phi_k[i] * v[j];
-      acc += phi_q[i] * s;
-    }
-    out[j] = acc * inverse;
-  }
 }
 
 // e^x as kernels_avx512.cpp's exp16 computes it, bit for bit: the same reduction and series, and
@@ -287,38 +134,26 @@ void silu_mul(float* gate, const float* up, size_t n) {
   }
 }
 
-void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
-                       size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) scores[t] = Neon::dot_row(keys + t * stride, q, head_dim);
-  softmax(scores, length);
-  size_t j = 0;
-  for (; j + 16 <= head_dim; j += 16) {
-    float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
-    for (size_t t = 0; t < length; ++t) {
-      const float* row = values + t * stride + j;
-      for (size_t m = 0; m < 4; ++m) acc[m] = vfmaq_n_f32(acc[m], vld1q_f32(row + 4 * m), scores[t]);
-    }
-    for (size_t m = 0; m < 4; ++m) vst1q_f32(out + j + 4 * m, acc[m]);
-  }
-  for (; j < head_dim; ++j) {
-    float acc = 0;
-    for (size_t t = 0; t < length; ++t) acc += scores[t] * values[t * stride + j];
-    out[j] = acc;
-  }
-}
-
 }  // namespace
 }  // namespace t2r::cpu::neon
 
 namespace t2r::cpu {
 
 #if defined(__ARM_FEATURE_DOTPROD)
-extern const KernelTable kNeonDotprodKernels = {"neon-dotprod", Packing::None, neon::matmul, neon::linear_attention_step,
-                                                tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
+extern const KernelTable kNeonDotprodKernels = {"neon-dotprod",
+                                                Packing::None,
+                                                neon::matmul,
+                                                tiles::linear_attention_step<neon::Neon>,
+                                                tiles::linear_attention_chunk<neon::Neon>,
+                                                tiles::softmax_attention<neon::Neon>,
                                                 neon::silu_mul};
 #else
-extern const KernelTable kNeonKernels = {"neon", Packing::None, neon::matmul, neon::linear_attention_step,
-                                         tiles::linear_attention_chunk<neon::Neon>, neon::softmax_attention,
+extern const KernelTable kNeonKernels = {"neon",
+                                         Packing::None,
+                                         neon::matmul,
+                                         tiles::linear_attention_step<neon::Neon>,
+                                         tiles::linear_attention_chunk<neon::Neon>,
+                                         tiles::softmax_attention<neon::Neon>,
                                          neon::silu_mul};
 #endif
 
