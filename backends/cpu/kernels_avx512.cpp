@@ -58,7 +58,9 @@ __m512 load16(const tiles::BF16* p) {
 }
 
 // One block of 32 activations as q8: q = x / d rounded half to even, d = max|x| / 127 (values
-// 0..15 in low, 16..31 in high, as 32-bit integers).
+// 0..15 in low, 16..31 in high, as 32-bit integers). Finite x gives |q| <= 127; an infinite or NaN
+// x (activations that overflowed: the logits are NaN either way) converts to INT_MIN, so q is
+// clamped to [-127, 127] to keep the integer sums of q from overflowing.
 struct QuantizedBlock {
   __m512i low, high;
   float scale;
@@ -68,8 +70,11 @@ QuantizedBlock quantize_block(const float* x) {
   const float scale = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127;
   const __m512 inverse = _mm512_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  return {_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, inverse), kNearest)),
-          _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, inverse), kNearest)), scale};
+  const auto q = [&](__m512 v) {
+    const __m512i rounded = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v, inverse), kNearest));
+    return _mm512_min_epi32(_mm512_max_epi32(rounded, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  };
+  return {q(v0), q(v1), scale};
 }
 
 struct Avx512 {
