@@ -52,15 +52,16 @@ struct FourLanes {
 
   // 16 sums, 4 token vectors and a weight vector.
   static constexpr size_t kTileRows = 4, kTileTokens = 4;
-  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
-  static constexpr size_t kStreamedTokens = 4;
+  // Rows streamed for a few tokens (matmul_tiles.h): 8 sums, 2 weight vectors and 4 token vectors.
+  static constexpr size_t kStreamedRows = 2, kStreamedTokens = 4;
   template <typename W>
   static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
   // One sum per (row, token), one vector step at a time, the tail zero-padded. W: float, or F16 and
   // BF16 converted as they are loaded (exactly, so the sums are those of converted weights).
   template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
+                       const W* ahead = nullptr) {
     Vec4 acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = L::zero();
@@ -74,7 +75,10 @@ struct FourLanes {
       }
     };
     size_t i = 0;
-    for (; i + 4 <= len; i += 4) step(i, [](const float* p) { return L::load(p); }, [](const W* p) { return L::load(p); });
+    for (; i + 4 <= len; i += 4) {
+      if (ahead) prefetch_rows<R>(ahead, stride, i);
+      step(i, [](const float* p) { return L::load(p); }, [](const W* p) { return L::load(p); });
+    }
     if (i < len) {
       const size_t n = len - i;
       step(i, [n](const float* p) { return load_first(p, n); }, [n](const W* p) { return load_first(p, n); });

@@ -81,15 +81,16 @@ struct Avx2 {
   // 12 sums and 3 token vectors: all 16 registers, the weights entering the FMAs from L1 (on
   // Zen 4, [768, 768] x 64 tokens: 1.47x the rate of 4 x 2).
   static constexpr size_t kTileRows = 4, kTileTokens = 3;
-  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile.
-  static constexpr size_t kStreamedTokens = 3;
+  // Rows streamed for a few tokens (matmul_tiles.h): 6 sums, 2 weight vectors and the token vectors.
+  static constexpr size_t kStreamedRows = 2, kStreamedTokens = 3;
   template <typename W>
   static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
   // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
   // converted as they are loaded (exactly, so the sums are those of converted weights).
   template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
+                       const W* ahead = nullptr) {
     __m256 acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
@@ -104,6 +105,7 @@ struct Avx2 {
     };
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
+      if (ahead) tiles::prefetch_rows<R>(ahead, stride, i);
       step(i, [](const float* p) { return _mm256_loadu_ps(p); }, [](const W* p) { return load8(p); });
     }
     if (i < len) {

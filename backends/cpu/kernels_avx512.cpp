@@ -169,13 +169,15 @@ struct Avx512 {
   // (from L2: x is swept once per 6 rows) and 6 of weights (from L1) feed 24 FMAs. Measured on
   // Zen 4 for [768, 768] x 64 tokens: 8% faster than 4 x 4, 30% than 8 x 2; at 512 tokens 84% of the f32 peak.
   static constexpr size_t kTileRows = 6, kTileTokens = 4;
-  // Streaming rows for a few tokens (matmul_tiles.h), one row at a time: as many as a register tile, which the compiler keeps in registers (at 5 to 8 measured 2-3x slower).
-  static constexpr size_t kStreamedTokens = 4;
+  // Rows streamed for a few tokens (matmul_tiles.h): 16 sums, 4 weight vectors from memory and a
+  // token vector, all in registers (wider tiles GCC spills).
+  static constexpr size_t kStreamedRows = 4, kStreamedTokens = 4;
 
   // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
   // converted as they are loaded (exactly, so the sums are those of converted weights).
   template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out) {
+  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
+                       const W* ahead = nullptr) {
     __m512 acc[T][R];
     for (size_t t = 0; t < T; ++t) {
       for (size_t r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
@@ -190,6 +192,7 @@ struct Avx512 {
     };
     size_t i = 0;
     for (; i + 16 <= len; i += 16) {
+      if (ahead) tiles::prefetch_rows<R>(ahead, stride, i);
       step(i, [](const float* p) { return _mm512_loadu_ps(p); }, [](const W* p) { return load16(p); });
     }
     if (i < len) {
@@ -424,7 +427,7 @@ void tile(const unsigned char* group, size_t b0, size_t count, const Activations
   for (size_t b = b0; b < b0 + count; ++b) {
     const unsigned char* at = group + b * kBlockBytes;
     if (ahead) {
-      for (size_t l = 0; l < kBlockBytes; l += 64) __builtin_prefetch(ahead + b * kBlockBytes + l, 0, 1);  // T2
+      for (size_t l = 0; l < kBlockBytes; l += 64) tiles::prefetch_l2(ahead + b * kBlockBytes + l);
     }
     __m512i w[8];
     if constexpr (Q == DType::Q8_0) {

@@ -5,14 +5,16 @@
 //                                   rearrange<W>(x, len, out) writes it (len <= kColumns * 16, out
 //                                   as long, a multiple of 32) and returns a factor of the sums, and
 //                                   dot_rearranged(w, out, len) * factor replaces dot_row(w, x, len)
-//   dot_tile<R, T>(w, stride, x, x_stride, len, out)
+//   dot_tile<R, T>(w, stride, x, x_stride, len, out, ahead)
 //                                   R rows of weights (float, F16 or BF16, converted as loaded;
 //                                   row i at w + i * stride) times T tokens
 //                                   (token j at x + j * x_stride), out[j * R + i]; every product
 //                                   is summed in the same order whatever R and T, so a token's
-//                                   result does not depend on the tile it fell in
-//   kTileTokens                     the T that fits K's registers
-//   kStreamedTokens                 the most tokens dot_tile<1, T> holds in registers (one row)
+//                                   result does not depend on the tile it fell in; where `ahead`
+//                                   is not null, prefetch_rows<R>(ahead, stride, i) at each
+//                                   full vector step i
+//   kTileRows, kTileTokens          the R and T that fit K's registers, weights from an L1 tile
+//   kStreamedRows, kStreamedTokens  the R and T of rows streamed in place from memory
 //   convert(src, len, dst)          F16 or BF16 to float
 //   quantize<Q>(x, blocks, q, d, e) activations to q8 blocks as reference::quantize_activations,
 //                                   plus, in e, kExtraWords 32-bit words per block of whatever
@@ -26,8 +28,10 @@
 //
 // Decoding (n = 1) streams the matrix row after row, the order hardware prefetchers follow best
 // (block rows of 256 bytes or less go four at a time, still one stream).
-// A few float-weight tokens (n <= K::kStreamedTokens: a batch of decoding sequences) stream the rows
-// the same way, each row's column tiles multiplied in place by all of them while they sit in L1.
+// A few float-weight tokens (n <= kStreamedMaxTokens: a batch of decoding sequences) stream the
+// rows in place, K::kStreamedRows at a time, each group's column tiles multiplied by all of them
+// while they sit in L1, the first register tile of a group fetching the group two ahead into L2
+// as it goes (the hardware prefetcher alone, one stream per row, left memory idle meanwhile).
 // More tokens (prompt chunks) go through [rows, column tile] weight tiles that are read from
 // memory (float weights copied or converted to f32) once and used for every token while they sit
 // in L1, each load of a weight vector feeding T tokens and each load of x several rows, the
@@ -57,6 +61,7 @@ struct BF16 {
 
 constexpr size_t kRows = 4;  // rows of quantized weights per micro-kernel call when grouped
 constexpr size_t kColumns = 1024;  // float weight tiles: [K::kTileRows, 1024], at most 32 KB
+constexpr size_t kStreamedMaxTokens = 16;  // float weights: more tokens than this go through tiles
 // x quantized on the stack, once per call: at most this many blocks (38 KB with the extras), as a
 // tile of up to 16 tokens (each weight block fetched from memory then serves 16 tokens, plenty to
 // be compute-bound) by as many blocks as fit.
@@ -80,6 +85,26 @@ struct QuantizedTile {
 template <typename T>
 constexpr T smaller(T a, T b) {
   return a < b ? a : b;
+}
+
+// Fetches the cache line at p into L2, for a read a few microseconds later. As an instruction of
+// its own: GCC 12 at -O3 deleted __builtin_prefetch from dot_tile's loop.
+inline void prefetch_l2(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("prefetcht2 %0" : : "m"(*static_cast<const char*>(p)));
+#elif defined(__aarch64__)
+  __asm__ volatile("prfm pldl2keep, [%0]" : : "r"(p));
+#else
+  __builtin_prefetch(p, 0, 1);
+#endif
+}
+
+// prefetch_l2 of the cache line of column i of each of R rows at w (row r at w + r * stride), once
+// per line as i steps through a row.
+template <size_t R, typename W>
+inline void prefetch_rows(const W* w, size_t stride, size_t i) {
+  if (i * sizeof(W) % 64 != 0) return;
+  for (size_t r = 0; r < R; ++r) prefetch_l2(w + r * stride + i);
 }
 
 constexpr size_t block_bytes(DType t) { return t == DType::Q8_0 ? 34 : 18; }
@@ -120,15 +145,14 @@ void matvec_rows(const W* w, size_t cols, const float* x, const float* bias, flo
   }
 }
 
-// Tokens t..t + T - 1 times `rows` (<= K::kTileRows) rows of weights: an f32 tile, or (streamed)
-// rows of the matrix in place.
-template <typename K, size_t T, typename W>
+// Tokens t..t + T - 1 times `rows` (<= R) rows of weights: an f32 tile, or (streamed) rows of the
+// matrix in place, prefetching `ahead` (when not null, R rows) as dot_tile does.
+template <typename K, size_t R, size_t T, typename W>
 void float_tile(const W* weights, size_t stride, size_t rows, const float* x, size_t cols, size_t len, float* y,
-                size_t y_stride, bool first, const float* bias) {
-  constexpr size_t R = K::kTileRows;
+                size_t y_stride, bool first, const float* bias, const W* ahead = nullptr) {
   float sums[R * T];
   if (rows == R) {
-    K::template dot_tile<R, T>(weights, stride, x, cols, len, sums);
+    K::template dot_tile<R, T>(weights, stride, x, cols, len, sums, ahead);
   } else {
     for (size_t i = 0; i < rows; ++i) {
       float row_sums[T];
@@ -153,19 +177,25 @@ void with_tokens(size_t tokens, const Tile& tile) {
   tile(Tokens<Max>{});
 }
 
-// A few tokens: the rows in place, one after the other as in decoding, each column tile of a row
-// times every token through float_tile, so that the sums are those of the weight tiles.
+// A few tokens: groups of rows in place, one after the other, each column tile of a group times
+// every token through float_tile, so that the sums are those of the weight tiles.
 template <typename K, typename W>
 void matmul_streamed(const W* data, size_t rows, size_t cols, const float* x, size_t n, const float* bias, float* y,
                      size_t row_begin, size_t row_end) {
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const float* row_bias = bias ? bias + r : nullptr;
+  constexpr size_t R = K::kStreamedRows, T = K::kStreamedTokens;
+  for (size_t r0 = row_begin; r0 < row_end; r0 += R) {
+    const size_t count = smaller(R, row_end - r0);
+    const float* row_bias = bias ? bias + r0 : nullptr;
+    const W* ahead = r0 + 3 * R <= row_end ? data + (r0 + 2 * R) * cols : nullptr;
     for (size_t c0 = 0; c0 < cols; c0 += kColumns) {
-      // All n tokens in one pass over the row, so that each row is read from memory once.
-      with_tokens<K::kStreamedTokens>(n, [&](auto tokens) {
-        float_tile<K, decltype(tokens)::value>(data + r * cols + c0, 0, 1, x + c0, cols, smaller(kColumns, cols - c0),
-                                               y + r, rows, c0 == 0, row_bias);
-      });
+      const size_t len = smaller(kColumns, cols - c0);
+      for (size_t t = 0; t < n; t += T) {
+        with_tokens<T>(smaller(T, n - t), [&](auto tokens) {
+          float_tile<K, R, decltype(tokens)::value>(data + r0 * cols + c0, cols, count, x + t * cols + c0, cols, len,
+                                                    y + t * rows + r0, rows, c0 == 0, row_bias,
+                                                    t == 0 && ahead ? ahead + c0 : nullptr);
+        });
+      }
     }
   }
 }
@@ -176,7 +206,7 @@ void matmul_float(const Matrix& w, const float* x, size_t n, const float* bias, 
   const W* data = static_cast<const W*>(w.data);
   const size_t cols = w.cols;
   if (n == 1) return matvec_rows<K>(data, cols, x, bias, y, row_begin, row_end);
-  if (n <= K::kStreamedTokens) return matmul_streamed<K>(data, w.rows, cols, x, n, bias, y, row_begin, row_end);
+  if (n <= kStreamedMaxTokens) return matmul_streamed<K>(data, w.rows, cols, x, n, bias, y, row_begin, row_end);
   constexpr size_t R = K::kTileRows, T = K::kTileTokens;
   alignas(64) float tile[R * kColumns];
   for (size_t r0 = row_begin; r0 < row_end; r0 += R) {
@@ -196,15 +226,15 @@ void matmul_float(const Matrix& w, const float* x, size_t n, const float* bias, 
       }
       size_t t = 0;
       for (; t + T <= n; t += T) {
-        float_tile<K, T>(tile, len, rows, x + t * cols + c0, cols, len, y + t * w.rows + r0, w.rows, c0 == 0,
-                         row_bias);
+        float_tile<K, R, T>(tile, len, rows, x + t * cols + c0, cols, len, y + t * w.rows + r0, w.rows, c0 == 0,
+                            row_bias);
       }
       // The last n % T tokens in one narrower tile: a batch of two or three decoding sequences is
       // all remainder, and one token at a time would leave most of the registers idle.
       if (t < n) {
         with_tokens<T - 1>(n - t, [&](auto tokens) {
-          float_tile<K, decltype(tokens)::value>(tile, len, rows, x + t * cols + c0, cols, len, y + t * w.rows + r0,
-                                                 w.rows, c0 == 0, row_bias);
+          float_tile<K, R, decltype(tokens)::value>(tile, len, rows, x + t * cols + c0, cols, len,
+                                                    y + t * w.rows + r0, w.rows, c0 == 0, row_bias);
         });
       }
     }
