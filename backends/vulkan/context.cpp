@@ -141,9 +141,10 @@ void Context::record(const Regions& a) {
   const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
   auto act = [&](size_t region) { return activations_[region]; };
   const Span states = states_[states_region_], batch = act(a.batch);
-  // The section being recorded: the most rows (and runs, and outputs) it takes, and the rows a
-  // matvec workgroup computes at once.
+  // The section being recorded: the most rows (and runs, and outputs) it takes, the rows a matvec
+  // workgroup computes at once, and whether the layers' projections are tiled matrix products.
   uint32_t max_rows = 1, max_runs = 1, max_outputs = 1, tile = 1;
+  bool tiled = false;
   // W norm(x) (+ bias), or W x when `norm` is null, for every row of the batch.
   auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
@@ -163,6 +164,7 @@ void Context::record(const Regions& a) {
     }
     return op;
   };
+  auto projection = [&](const Matvec& op) { return tiled ? matmul(dev, op) : matvec(dev, op); };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
   // YaRN's attention factor multiplies q and k; softmax attention sees only their product, so it
@@ -192,9 +194,9 @@ void Context::record(const Regions& a) {
       const Matvec q = project(folded ? aw.feature_q : aw.q, &block.attn_norm, a.x, a.q, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec k = project(folded ? aw.feature_k : aw.k, &block.attn_norm, a.x, a.k, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec v = project(aw.v, &block.attn_norm, a.x, a.v);
-      p.dispatch(matvec(dev, q));
-      p.dispatch(matvec(dev, k));
-      p.dispatch(matvec(dev, v));
+      p.dispatch(projection(q));
+      p.dispatch(projection(k));
+      p.dispatch(projection(v));
       p.barrier();
       if (spec.is_linear()) {
         LinearAttention la;
@@ -244,17 +246,17 @@ void Context::record(const Regions& a) {
         p.dispatch(softmax_attention(dev, sa));
       }
       p.barrier();
-      p.dispatch(matvec(dev, project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
       if (hp.ffn == FfnKind::SwiGlu) {
         Matvec gate = project(block.ffn.gate, &block.ffn_norm, a.x, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
-        p.dispatch(matvec(dev, gate));
+        p.dispatch(projection(gate));
       } else {
-        p.dispatch(matvec(dev, project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
+        p.dispatch(projection(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
-      p.dispatch(matvec(dev, project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
     Matvec output = project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits);
@@ -263,13 +265,21 @@ void Context::record(const Regions& a) {
     p.dispatch(matvec(dev, output));
   };
   // Section 0 takes any batch, 8 rows per matvec workgroup (each weight read once for them);
-  // section 1, for batches of one row, dispatches only that row's workgroups. A row's results are
-  // the same bits in both.
+  // another, for batches of one row, dispatches only that row's workgroups: a row's results are the
+  // same bits in both. Batches of more than kMatmulMinRows rows take a third, whose layers'
+  // projections are tiled matrix products (each weight read once per 32 rows; the output
+  // projection, over the rows that ask for logits, stays the matvec).
   max_rows = uint32_t(limits_.max_batch);
   max_runs = uint32_t(batch_limits_.max_runs);
   max_outputs = uint32_t(limits_.max_outputs);
   tile = 8;
   record_batch();
+  if (size_t(limits_.max_batch) > kMatmulMinRows) {
+    tiled_section_ = p.section();
+    tiled = true;
+    record_batch();
+    tiled = false;
+  }
   if (limits_.max_batch > 1) {
     max_rows = max_runs = max_outputs = tile = 1;
     one_row_section_ = p.section();
@@ -294,7 +304,8 @@ const float* Context::decode(const BatchRow* rows, size_t count) {
     if (rows[i].position >= int64_t(UINT32_MAX)) throw Error("the Vulkan backend counts positions below 2^32");
   }
   outputs_ = write_batch_input(inputs_.mapped(), batch_limits_, rows, count, layout_.floats);
-  const uint32_t sections[2] = {count == 1 ? one_row_section_ : 0, copy_section_ + uint32_t(outputs_) - 1};
+  const uint32_t batch_section = count == 1 ? one_row_section_ : count > kMatmulMinRows ? tiled_section_ : 0;
+  const uint32_t sections[2] = {batch_section, copy_section_ + uint32_t(outputs_) - 1};
   program_->run(sections, outputs_ > 0 ? 2 : 1);
   if (outputs_ > 0) readback_.invalidate();
   // Rows of a sequence are consecutive and ascending: its last row leaves its next position.

@@ -45,6 +45,12 @@ struct Matvec {
 };
 Dispatch matvec(Device& device, const Matvec& op);
 
+// The same projection (op.tile aside) as a tiled matrix-matrix product, for batches of many rows:
+// a workgroup stages 32 weight rows and 32 rows' activations per step of 32 elements in shared
+// memory, so each weight is read once per 32 rows. Its sums run in another order than matvec's:
+// a row's results agree with the row alone to rounding, not bit for bit.
+Dispatch matmul(Device& device, const Matvec& op);
+
 // cpu::matrix_row of each batch row's token, times scale, into out [rows, table.cols]; with
 // sinusoidal_freq (d / 2 floats) also cpu::add_sinusoidal_position at the row's position +
 // position_offset.
