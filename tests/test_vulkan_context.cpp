@@ -30,6 +30,7 @@
 #include "t2r.h"
 #include "test_vulkan_support.h"
 #include "vulkan/context.h"
+#include "vulkan/ops.h"
 #include "vulkan/session.h"
 
 using namespace t2r;
@@ -240,6 +241,36 @@ TEST_CASE("vulkan context fairseq-elu: copy, save and restore within and across 
 TEST_CASE("vulkan context llama-softmax: copy, save and restore within and across backends") { check_sequence_states("llama-softmax"); }
 TEST_CASE("vulkan context llama-t2r: copy, save and restore within and across backends") { check_sequence_states("llama-t2r"); }
 TEST_CASE("vulkan context llama-elu: copy, save and restore within and across backends") { check_sequence_states("llama-elu"); }
+
+TEST_CASE("vulkan context llama-softmax: attention split over positions follows the CPU past several splits") {
+  const Model& model = packed_reference_model("llama-softmax", DType::F32);
+  const int64_t V = model.hparams().vocab_size, context = 3 * int64_t(vulkan::kSplitPositions);
+  vulkan::ContextOptions options = gpu_options(2, 4, 2);
+  options.max_context = context;
+  auto gpu = open_validated<vulkan::Context>(model, options);
+  if (!gpu) return;
+  ContextOptions cpu_context = cpu_options(2, 4, 2);
+  cpu_context.max_context = context;
+  Context cpu(model, cpu_context);
+  // Two sequences decoding together (section 0), every fifth step sequence 0 alone (the one-row
+  // section), past two split boundaries.
+  double worst = 0;
+  int64_t positions[2] = {0, 0};
+  while (positions[0] < 2 * int64_t(vulkan::kSplitPositions) + 20) {
+    const size_t count = positions[0] % 5 == 4 ? 1 : 2;
+    BatchRow rows[2];
+    for (size_t s = 0; s < count; ++s) {
+      rows[s] = BatchRow{token_of(int(s), positions[s], V), int(s), positions[s], true};
+      ++positions[s];
+    }
+    const float* g = gpu->decode(rows, count);
+    const float* c = cpu.decode(rows, count);
+    worst = std::max(worst, max_diff(g, c, V * int64_t(count)));
+  }
+  MESSAGE("llama-softmax past " << gpu->position(0) << " positions: max |logit diff| vs the CPU context " << worst);
+  CHECK(worst < 1e-4);
+  check_validation(gpu->device());
+}
 
 TEST_CASE("vulkan session states restore on the CPU session and the other way round") {
   for (const char* name : {"fairseq-softmax", "llama-t2r"}) {

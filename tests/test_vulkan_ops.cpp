@@ -5,6 +5,7 @@
 #ifdef T2R_VULKAN
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -672,6 +673,80 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
       }
       // Check every few positions (each check reads the whole cache back).
       if (position % 37 != 0 && position + 1 != context) continue;
+      CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
+      CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
+      CHECK(gpu.read(op.values, values.size()) == values);
+    }
+  }
+}
+
+TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_attention at long context") {
+  Device* device = test_device();
+  if (!device) return;
+  Gpu gpu(*device);
+  struct Case {
+    uint32_t heads, kv_heads, dh;
+    bool rotary;
+  };
+  for (const Case& c : {Case{4, 2, 20, true}, Case{3, 3, 7, false}, Case{6, 1, 64, true}}) {
+    CAPTURE(c.heads);
+    CAPTURE(c.dh);
+    // 3 splits of kSplitPositions; batches of 3 rows of one sequence (stored, then attending).
+    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh, rows = 3;
+    const size_t context = 2 * kSplitPositions + 90;
+    const float scale = 1.0f / std::sqrt(float(dh));
+    const std::vector<float> freq = rotary_frequencies(dh);
+    std::vector<float> keys(context * stride, 0), values(context * stride, 0), scores(context);
+    SoftmaxAttention op;
+    op.q = gpu.zeros(rows * H * dh);
+    op.k = gpu.zeros(rows * stride);
+    op.v = gpu.zeros(rows * stride);
+    op.keys = gpu.zeros(keys.size());
+    op.values = gpu.zeros(values.size());
+    op.out = gpu.zeros(rows * H * dh);
+    op.batch = gpu.batch({BatchRow{}});
+    if (c.rotary) op.rotary_freq = gpu.floats(freq);
+    op.heads = c.heads;
+    op.kv_heads = c.kv_heads;
+    op.head_dim = c.dh;
+    op.max_context = uint32_t(context);
+    op.q_scale = scale;
+    REQUIRE(softmax_attention_splits(op.max_context) == 3);
+    const Span partials = gpu.zeros(rows * H * 3 * (dh + 2));
+    const std::array<Dispatch, 3> passes = softmax_attention_split(*device, op, partials, uint32_t(rows));
+    for (uint32_t first = 0; first + rows <= context; first += rows) {
+      CAPTURE(first);
+      std::vector<float> q = random_floats(rows * H * dh, -2, 2, first + 1), k = random_floats(rows * stride, -2, 2, first + 2);
+      const std::vector<float> v = random_floats(rows * stride, -1, 1, first + 3);
+      gpu.write(op.q, q);
+      gpu.write(op.k, k);
+      gpu.write(op.v, v);
+      std::vector<BatchRow> batch;
+      for (uint32_t i = 0; i < rows; ++i) batch.push_back(BatchRow{0, 0, first + i, false});
+      gpu.write_batch(op.batch, batch);
+      for (const Dispatch& pass : passes) gpu.run(pass);
+
+      std::vector<float> out(rows * H * dh);
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t position = first + i;
+        if (c.rotary) cpu::rotary(k.data() + i * stride, Hkv, dh, freq.data(), position);
+        std::copy(k.begin() + i * stride, k.begin() + (i + 1) * stride, keys.begin() + position * stride);
+        std::copy(v.begin() + i * stride, v.begin() + (i + 1) * stride, values.begin() + position * stride);
+      }
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t position = first + i;
+        float* qi = q.data() + i * H * dh;
+        if (c.rotary) cpu::rotary(qi, H, dh, freq.data(), position);
+        for (size_t e = 0; e < H * dh; ++e) qi[e] *= scale;
+        for (size_t h = 0; h < H; ++h) {
+          const size_t kv = (h / group) * dh;
+          cpu::softmax_attention(qi + h * dh, keys.data() + kv, values.data() + kv, position + 1, stride, dh,
+                                 scores.data(), out.data() + (i * H + h) * dh);
+        }
+      }
+      // Check every few batches (each check reads the whole cache back), and around split ends.
+      const bool near_split = (first + rows) % kSplitPositions < rows;
+      if (first % 37 != 0 && !near_split && first + 2 * rows <= context) continue;
       CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
       CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
       CHECK(gpu.read(op.values, values.size()) == values);

@@ -1,6 +1,7 @@
 #include "context.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -64,7 +65,7 @@ ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
 // Regions of the activation arena: the batch input, then activations for max_batch rows (the
 // logits for max_outputs, the softmax scores for max_runs runs).
 struct Context::Regions {
-  size_t batch, x, q, k, v, attn_out, hidden, logits, scores;
+  size_t batch, x, q, k, v, attn_out, hidden, logits, scores, partials;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -110,6 +111,8 @@ Context::Context(const Model& model, const ContextOptions& options)
 
 Context::~Context() = default;
 
+bool Context::splits_attention() const { return layout_.max_context > int64_t(kSplitPositions); }
+
 void Context::plan(Regions& a) {
   const Hyperparams& hp = model_.hparams();
   const uint64_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
@@ -126,6 +129,10 @@ void Context::plan(Regions& a) {
   a.hidden = act.reserve(n * F * f, "the feed-forward hidden layer");
   a.logits = act.reserve(uint64_t(limits_.max_outputs) * V * f, "the logits");
   a.scores = act.reserve(uint64_t(batch_limits_.max_runs) * H * context * f, "the attention scores");
+  // The split softmax attention's partial sums, for the sections of at most kMatmulMinRows rows.
+  const uint64_t split_rows = splits_attention() ? std::min<uint64_t>(n, kMatmulMinRows) : 0;
+  a.partials = act.reserve(split_rows * H * softmax_attention_splits(uint32_t(context)) * (dh + 2) * f,
+                           "the split attention's partial sums");
   // One binding holds every sequence's block, so that a row's shaders find its sequence by offset.
   const std::string hint = context > 0 ? " (KV caches of " + std::to_string(context) +
                                              " positions; choose a smaller max context or fewer sequences)"
@@ -243,7 +250,16 @@ void Context::record(const Regions& a) {
         sa.max_context = uint32_t(layout_.max_context);
         sa.max_runs = max_runs;
         sa.q_scale = q_scale * rotary_gain * rotary_gain;
-        p.dispatch(softmax_attention(dev, sa));
+        if (splits_attention() && !tiled) {
+          const std::array<Dispatch, 3> passes = softmax_attention_split(dev, sa, act(a.partials), max_rows);
+          p.dispatch(passes[0]);
+          p.barrier();
+          p.dispatch(passes[1]);
+          p.barrier();
+          p.dispatch(passes[2]);
+        } else {
+          p.dispatch(softmax_attention(dev, sa));
+        }
       }
       p.barrier();
       p.dispatch(projection(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
@@ -264,18 +280,22 @@ void Context::record(const Regions& a) {
     output.columns = max_outputs;
     p.dispatch(matvec(dev, output));
   };
-  // Section 0 takes any batch, 8 rows per matvec workgroup (each weight read once for them);
-  // another, for batches of one row, dispatches only that row's workgroups: a row's results are the
-  // same bits in both. Batches of more than kMatmulMinRows rows take a third, whose layers'
+  // Section 0 takes batches of up to kMatmulMinRows rows, 8 rows per matvec workgroup (each weight
+  // read once for them); another, for batches of one row, dispatches only that row's workgroups: a
+  // row's results are the same bits in both. Larger batches take a third, whose layers'
   // projections are tiled matrix products (each weight read once per 32 rows; the output
-  // projection, over the rows that ask for logits, stays the matvec).
-  max_rows = uint32_t(limits_.max_batch);
-  max_runs = uint32_t(batch_limits_.max_runs);
-  max_outputs = uint32_t(limits_.max_outputs);
+  // projection, over the rows that ask for logits, stays the matvec) and whose softmax attention
+  // is never split. Long contexts split the others' (splits_attention()).
+  max_rows = uint32_t(std::min<size_t>(size_t(limits_.max_batch), kMatmulMinRows));
+  max_runs = std::min(uint32_t(batch_limits_.max_runs), max_rows);
+  max_outputs = std::min(uint32_t(limits_.max_outputs), max_rows);
   tile = 8;
   record_batch();
   if (size_t(limits_.max_batch) > kMatmulMinRows) {
     tiled_section_ = p.section();
+    max_rows = uint32_t(limits_.max_batch);
+    max_runs = uint32_t(batch_limits_.max_runs);
+    max_outputs = uint32_t(limits_.max_outputs);
     tiled = true;
     record_batch();
     tiled = false;

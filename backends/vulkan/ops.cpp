@@ -173,4 +173,37 @@ Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   return d;
 }
 
+uint32_t softmax_attention_splits(uint32_t max_context) { return div_up(max_context, kSplitPositions); }
+
+std::array<Dispatch, 3> softmax_attention_split(Device& device, const SoftmaxAttention& op, Span partials,
+                                                uint32_t max_rows) {
+  const uint32_t workgroup = reduction_workgroup(device, 256), splits = softmax_attention_splits(op.max_context);
+  check_shared_memory(device, uint64_t(op.head_dim) + kSplitPositions, workgroup, "softmax attention");
+  std::array<Dispatch, 3> passes;
+  for (uint32_t pass = 0; pass < 3; ++pass) {
+    Dispatch& d = passes[pass];
+    d.pipeline = &device.pipeline("softmax_attention_split", workgroup, {op.head_dim, pass, kSplitPositions});
+    d.bindings[0] = op.q;
+    d.bindings[1] = op.k;
+    d.bindings[2] = op.v;
+    d.bindings[3] = op.keys;
+    d.bindings[4] = op.values;
+    d.bindings[5] = partials;
+    d.bindings[6] = op.out;
+    d.bindings[7] = op.batch;
+    d.bindings[8] = op.rotary_freq;
+    d.set(0, op.heads);
+    d.set(1, op.heads / op.kv_heads);
+    d.set(2, splits);
+    d.set(3, op.q_scale);
+    d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+    d.set(5, op.keys_offset);
+    d.set(6, op.values_offset);
+  }
+  passes[0].groups = max_rows;  // workgroups of rows the batch does not have return at once
+  passes[1].groups = splits * op.heads * max_rows;
+  passes[2].groups = op.heads * max_rows;
+  return passes;
+}
+
 }  // namespace t2r::vulkan
