@@ -242,9 +242,9 @@ TEST_CASE("vulkan context llama-softmax: copy, save and restore within and acros
 TEST_CASE("vulkan context llama-t2r: copy, save and restore within and across backends") { check_sequence_states("llama-t2r"); }
 TEST_CASE("vulkan context llama-elu: copy, save and restore within and across backends") { check_sequence_states("llama-elu"); }
 
-TEST_CASE("vulkan context llama-softmax: attention split over positions follows the CPU past several splits") {
+TEST_CASE("vulkan context llama-softmax: attention split over positions follows the CPU past a split") {
   const Model& model = packed_reference_model("llama-softmax", DType::F32);
-  const int64_t V = model.hparams().vocab_size, context = 3 * int64_t(vulkan::kSplitPositions);
+  const int64_t V = model.hparams().vocab_size, context = 2 * int64_t(vulkan::kSplitPositions);
   vulkan::ContextOptions options = gpu_options(2, 4, 2);
   options.max_context = context;
   auto gpu = open_validated<vulkan::Context>(model, options);
@@ -253,10 +253,10 @@ TEST_CASE("vulkan context llama-softmax: attention split over positions follows 
   cpu_context.max_context = context;
   Context cpu(model, cpu_context);
   // Two sequences decoding together (section 0), every fifth step sequence 0 alone (the one-row
-  // section), past two split boundaries.
+  // section), past a split boundary (the kernel itself is checked over three splits).
   double worst = 0;
   int64_t positions[2] = {0, 0};
-  while (positions[0] < 2 * int64_t(vulkan::kSplitPositions) + 20) {
+  while (positions[0] < int64_t(vulkan::kSplitPositions) + 20) {
     const size_t count = positions[0] % 5 == 4 ? 1 : 2;
     BatchRow rows[2];
     for (size_t s = 0; s < count; ++s) {
