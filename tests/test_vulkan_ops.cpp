@@ -5,6 +5,7 @@
 #ifdef T2R_VULKAN
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -365,6 +366,104 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
   }
 }
 
+TEST_CASE("vulkan tiled matmul matches the CPU and each column's matvec for every dtype on odd shapes") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  struct Shape {
+    size_t rows, cols;
+  };
+  // Rows and columns not multiples of the 32 x 32 tile (or of its 32-element steps); 1056 columns:
+  // 33 blocks.
+  const Shape shapes[] = {{7, 13}, {33, 64}, {100, 96}, {40, 1056}};
+  const size_t kMaxColumns = 64, kColumns = 45;  // two tiles of columns, the second partial
+  uint32_t seed = 300;
+  for (DType dtype : kAllDtypes) {
+    for (const Shape& s : shapes) {
+      if (dtype_is_block(dtype) && s.cols % 32 != 0) continue;
+      for (Epilogue epilogue : {Epilogue::Store, Epilogue::Relu, Epilogue::Add, Epilogue::SwiGlu}) {
+        for (int norm = 0; norm < 3; ++norm) {  // none, rmsnorm, layernorm
+          for (bool outputs : {false, true}) {
+            if (outputs && norm != 1) continue;
+            CAPTURE(dtype_name(dtype));
+            CAPTURE(s.rows);
+            CAPTURE(s.cols);
+            CAPTURE(int(epilogue));
+            CAPTURE(norm);
+            CAPTURE(outputs);
+            const TestMatrix w = random_matrix(dtype, s.rows, s.cols, ++seed);
+            const TestMatrix up = random_matrix(dtype, s.rows, s.cols, ++seed);
+            const std::vector<float> x = random_floats(kColumns * s.cols, -2, 2, ++seed);
+            const std::vector<float> bias = random_floats(s.rows, -1, 1, ++seed);
+            const std::vector<float> y0 = random_floats(kMaxColumns * s.rows, -1, 1, ++seed);
+            const std::vector<float> norm_weight = random_floats(s.cols, 0.5f, 1.5f, ++seed);
+            const std::vector<float> norm_bias = random_floats(s.cols, -1, 1, ++seed);
+            // With `outputs`, every other row asks for logits (the odd ones).
+            std::vector<BatchRow> rows;
+            std::vector<size_t> columns;  // the x column of each y column
+            for (size_t i = 0; i < kColumns; ++i) {
+              rows.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
+              if (rows.back().logits) columns.push_back(i);
+            }
+
+            Gpu gpu(*device);
+            Matvec op;
+            op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+            op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
+            if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
+            op.epilogue = epilogue;
+            if (norm != 0) {
+              op.norm = norm == 1 ? NormKind::RmsNorm : NormKind::LayerNorm;
+              op.norm_weight = gpu.floats(norm_weight);
+              op.norm_bias = gpu.floats(norm_bias);
+              op.norm_eps = 1e-5f;
+            }
+            op.outputs = outputs;
+            op.columns = uint32_t(kMaxColumns);
+            op.x = gpu.floats(x);
+            op.y = gpu.floats(y0);
+            op.batch = gpu.batch(rows);
+            gpu.run(matmul(*device, op));
+            const std::vector<float> got = gpu.read(op.y, kMaxColumns * s.rows);
+
+            double worst_cpu = 0, worst_alone = 0;
+            for (size_t j = 0; j < kMaxColumns; ++j) {
+              CAPTURE(j);
+              const float* y = got.data() + j * s.rows;
+              if (j >= columns.size()) {  // columns the batch does not have stay as they were
+                CHECK(std::memcmp(y, y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
+                continue;
+              }
+              const float* column = x.data() + columns[j] * s.cols;
+              std::vector<float> normed(column, column + s.cols), want, scale;
+              if (norm == 1) cpu::rms_norm(column, norm_weight.data(), 1e-5f, s.cols, normed.data());
+              if (norm == 2) cpu::layer_norm(column, norm_weight.data(), norm_bias.data(), 1e-5f, s.cols, normed.data());
+              expected_matvec(w, up, normed, bias, y0.data() + j * s.rows, epilogue, &want, &scale);
+              for (size_t r = 0; r < s.rows; ++r) worst_cpu = std::max(worst_cpu, std::fabs(double(y[r]) - want[r]) / scale[r]);
+              // The same column by the matvec, alone: the first two and the last of each tile.
+              if (j % 32 > 1 && j % 32 != 31 && j + 1 != columns.size()) continue;
+              Matvec alone = op;
+              alone.outputs = false;
+              alone.columns = 1;
+              alone.x = gpu.floats(std::vector<float>(column, column + s.cols));
+              alone.y = gpu.floats(std::vector<float>(y0.begin() + j * s.rows, y0.begin() + (j + 1) * s.rows));
+              alone.batch = gpu.batch({BatchRow{}});
+              gpu.run(matvec(*device, alone));
+              const std::vector<float> by_matvec = gpu.read(alone.y, s.rows);
+              for (size_t r = 0; r < s.rows; ++r) worst_alone = std::max(worst_alone, std::fabs(double(y[r]) - by_matvec[r]) / scale[r]);
+            }
+            // Unnormed, both kernels quantize the same values: only the order of the f32 sums
+            // differs. A norm computed in another order can move a value across a q8 rounding step.
+            const double bound = norm == 0 ? 2e-6 : dtype_is_block(dtype) ? 1e-2 : 1e-5;
+            CHECK(worst_cpu < bound);
+            CHECK(worst_alone < bound);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("vulkan embedding lookup matches cpu::matrix_row and the sinusoidal positions") {
   Device* device = test_device();
   if (!device) return;
@@ -574,6 +673,80 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
       }
       // Check every few positions (each check reads the whole cache back).
       if (position % 37 != 0 && position + 1 != context) continue;
+      CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
+      CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
+      CHECK(gpu.read(op.values, values.size()) == values);
+    }
+  }
+}
+
+TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_attention at long context") {
+  Device* device = test_device();
+  if (!device) return;
+  Gpu gpu(*device);
+  struct Case {
+    uint32_t heads, kv_heads, dh;
+    bool rotary;
+  };
+  for (const Case& c : {Case{4, 2, 20, true}, Case{3, 3, 7, false}, Case{6, 1, 64, true}}) {
+    CAPTURE(c.heads);
+    CAPTURE(c.dh);
+    // 3 splits of kSplitPositions; batches of 3 rows of one sequence (stored, then attending).
+    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh, rows = 3;
+    const size_t context = 2 * kSplitPositions + 90;
+    const float scale = 1.0f / std::sqrt(float(dh));
+    const std::vector<float> freq = rotary_frequencies(dh);
+    std::vector<float> keys(context * stride, 0), values(context * stride, 0), scores(context);
+    SoftmaxAttention op;
+    op.q = gpu.zeros(rows * H * dh);
+    op.k = gpu.zeros(rows * stride);
+    op.v = gpu.zeros(rows * stride);
+    op.keys = gpu.zeros(keys.size());
+    op.values = gpu.zeros(values.size());
+    op.out = gpu.zeros(rows * H * dh);
+    op.batch = gpu.batch({BatchRow{}});
+    if (c.rotary) op.rotary_freq = gpu.floats(freq);
+    op.heads = c.heads;
+    op.kv_heads = c.kv_heads;
+    op.head_dim = c.dh;
+    op.max_context = uint32_t(context);
+    op.q_scale = scale;
+    REQUIRE(softmax_attention_splits(op.max_context) == 3);
+    const Span partials = gpu.zeros(rows * H * 3 * (dh + 2));
+    const std::array<Dispatch, 3> passes = softmax_attention_split(*device, op, partials, uint32_t(rows));
+    for (uint32_t first = 0; first + rows <= context; first += rows) {
+      CAPTURE(first);
+      std::vector<float> q = random_floats(rows * H * dh, -2, 2, first + 1), k = random_floats(rows * stride, -2, 2, first + 2);
+      const std::vector<float> v = random_floats(rows * stride, -1, 1, first + 3);
+      gpu.write(op.q, q);
+      gpu.write(op.k, k);
+      gpu.write(op.v, v);
+      std::vector<BatchRow> batch;
+      for (uint32_t i = 0; i < rows; ++i) batch.push_back(BatchRow{0, 0, first + i, false});
+      gpu.write_batch(op.batch, batch);
+      for (const Dispatch& pass : passes) gpu.run(pass);
+
+      std::vector<float> out(rows * H * dh);
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t position = first + i;
+        if (c.rotary) cpu::rotary(k.data() + i * stride, Hkv, dh, freq.data(), position);
+        std::copy(k.begin() + i * stride, k.begin() + (i + 1) * stride, keys.begin() + position * stride);
+        std::copy(v.begin() + i * stride, v.begin() + (i + 1) * stride, values.begin() + position * stride);
+      }
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t position = first + i;
+        float* qi = q.data() + i * H * dh;
+        if (c.rotary) cpu::rotary(qi, H, dh, freq.data(), position);
+        for (size_t e = 0; e < H * dh; ++e) qi[e] *= scale;
+        for (size_t h = 0; h < H; ++h) {
+          const size_t kv = (h / group) * dh;
+          cpu::softmax_attention(qi + h * dh, keys.data() + kv, values.data() + kv, position + 1, stride, dh,
+                                 scores.data(), out.data() + (i * H + h) * dh);
+        }
+      }
+      // Check every few batches (each check reads the whole cache back), and around split ends.
+      const bool near_split = (first + rows) % kSplitPositions < rows;
+      if (first % 37 != 0 && !near_split && first + 2 * rows <= context) continue;
       CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
       CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
       CHECK(gpu.read(op.values, values.size()) == values);

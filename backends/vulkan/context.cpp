@@ -1,6 +1,7 @@
 #include "context.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -64,7 +65,7 @@ ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
 // Regions of the activation arena: the batch input, then activations for max_batch rows (the
 // logits for max_outputs, the softmax scores for max_runs runs).
 struct Context::Regions {
-  size_t batch, x, q, k, v, attn_out, hidden, logits, scores;
+  size_t batch, x, q, k, v, attn_out, hidden, logits, scores, partials;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -110,6 +111,8 @@ Context::Context(const Model& model, const ContextOptions& options)
 
 Context::~Context() = default;
 
+bool Context::splits_attention() const { return layout_.max_context > int64_t(kSplitPositions); }
+
 void Context::plan(Regions& a) {
   const Hyperparams& hp = model_.hparams();
   const uint64_t d = hp.dim, H = hp.n_heads, Hkv = hp.n_kv_heads, dh = hp.head_dim,
@@ -126,6 +129,10 @@ void Context::plan(Regions& a) {
   a.hidden = act.reserve(n * F * f, "the feed-forward hidden layer");
   a.logits = act.reserve(uint64_t(limits_.max_outputs) * V * f, "the logits");
   a.scores = act.reserve(uint64_t(batch_limits_.max_runs) * H * context * f, "the attention scores");
+  // The split softmax attention's partial sums, for the sections of at most kMatmulMinRows rows.
+  const uint64_t split_rows = splits_attention() ? std::min<uint64_t>(n, kMatmulMinRows) : 0;
+  a.partials = act.reserve(split_rows * H * softmax_attention_splits(uint32_t(context)) * (dh + 2) * f,
+                           "the split attention's partial sums");
   // One binding holds every sequence's block, so that a row's shaders find its sequence by offset.
   const std::string hint = context > 0 ? " (KV caches of " + std::to_string(context) +
                                              " positions; choose a smaller max context or fewer sequences)"
@@ -141,9 +148,10 @@ void Context::record(const Regions& a) {
   const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
   auto act = [&](size_t region) { return activations_[region]; };
   const Span states = states_[states_region_], batch = act(a.batch);
-  // The section being recorded: the most rows (and runs, and outputs) it takes, and the rows a
-  // matvec workgroup computes at once.
+  // The section being recorded: the most rows (and runs, and outputs) it takes, the rows a matvec
+  // workgroup computes at once, and whether the layers' projections are tiled matrix products.
   uint32_t max_rows = 1, max_runs = 1, max_outputs = 1, tile = 1;
+  bool tiled = false;
   // W norm(x) (+ bias), or W x when `norm` is null, for every row of the batch.
   auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
@@ -163,6 +171,7 @@ void Context::record(const Regions& a) {
     }
     return op;
   };
+  auto projection = [&](const Matvec& op) { return tiled ? matmul(dev, op) : matvec(dev, op); };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
   // YaRN's attention factor multiplies q and k; softmax attention sees only their product, so it
@@ -192,9 +201,9 @@ void Context::record(const Regions& a) {
       const Matvec q = project(folded ? aw.feature_q : aw.q, &block.attn_norm, a.x, a.q, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec k = project(folded ? aw.feature_k : aw.k, &block.attn_norm, a.x, a.k, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec v = project(aw.v, &block.attn_norm, a.x, a.v);
-      p.dispatch(matvec(dev, q));
-      p.dispatch(matvec(dev, k));
-      p.dispatch(matvec(dev, v));
+      p.dispatch(projection(q));
+      p.dispatch(projection(k));
+      p.dispatch(projection(v));
       p.barrier();
       if (spec.is_linear()) {
         LinearAttention la;
@@ -241,20 +250,29 @@ void Context::record(const Regions& a) {
         sa.max_context = uint32_t(layout_.max_context);
         sa.max_runs = max_runs;
         sa.q_scale = q_scale * rotary_gain * rotary_gain;
-        p.dispatch(softmax_attention(dev, sa));
+        if (splits_attention() && !tiled) {
+          const std::array<Dispatch, 3> passes = softmax_attention_split(dev, sa, act(a.partials), max_rows);
+          p.dispatch(passes[0]);
+          p.barrier();
+          p.dispatch(passes[1]);
+          p.barrier();
+          p.dispatch(passes[2]);
+        } else {
+          p.dispatch(softmax_attention(dev, sa));
+        }
       }
       p.barrier();
-      p.dispatch(matvec(dev, project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
       if (hp.ffn == FfnKind::SwiGlu) {
         Matvec gate = project(block.ffn.gate, &block.ffn_norm, a.x, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
-        p.dispatch(matvec(dev, gate));
+        p.dispatch(projection(gate));
       } else {
-        p.dispatch(matvec(dev, project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
+        p.dispatch(projection(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
-      p.dispatch(matvec(dev, project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
     Matvec output = project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits);
@@ -262,14 +280,26 @@ void Context::record(const Regions& a) {
     output.columns = max_outputs;
     p.dispatch(matvec(dev, output));
   };
-  // Section 0 takes any batch, 8 rows per matvec workgroup (each weight read once for them);
-  // section 1, for batches of one row, dispatches only that row's workgroups. A row's results are
-  // the same bits in both.
-  max_rows = uint32_t(limits_.max_batch);
-  max_runs = uint32_t(batch_limits_.max_runs);
-  max_outputs = uint32_t(limits_.max_outputs);
+  // Section 0 takes batches of up to kMatmulMinRows rows, 8 rows per matvec workgroup (each weight
+  // read once for them); another, for batches of one row, dispatches only that row's workgroups: a
+  // row's results are the same bits in both. Larger batches take a third, whose layers'
+  // projections are tiled matrix products (each weight read once per 32 rows; the output
+  // projection, over the rows that ask for logits, stays the matvec) and whose softmax attention
+  // is never split. Long contexts split the others' (splits_attention()).
+  max_rows = uint32_t(std::min<size_t>(size_t(limits_.max_batch), kMatmulMinRows));
+  max_runs = std::min(uint32_t(batch_limits_.max_runs), max_rows);
+  max_outputs = std::min(uint32_t(limits_.max_outputs), max_rows);
   tile = 8;
   record_batch();
+  if (size_t(limits_.max_batch) > kMatmulMinRows) {
+    tiled_section_ = p.section();
+    max_rows = uint32_t(limits_.max_batch);
+    max_runs = uint32_t(batch_limits_.max_runs);
+    max_outputs = uint32_t(limits_.max_outputs);
+    tiled = true;
+    record_batch();
+    tiled = false;
+  }
   if (limits_.max_batch > 1) {
     max_rows = max_runs = max_outputs = tile = 1;
     one_row_section_ = p.section();
@@ -294,7 +324,8 @@ const float* Context::decode(const BatchRow* rows, size_t count) {
     if (rows[i].position >= int64_t(UINT32_MAX)) throw Error("the Vulkan backend counts positions below 2^32");
   }
   outputs_ = write_batch_input(inputs_.mapped(), batch_limits_, rows, count, layout_.floats);
-  const uint32_t sections[2] = {count == 1 ? one_row_section_ : 0, copy_section_ + uint32_t(outputs_) - 1};
+  const uint32_t batch_section = count == 1 ? one_row_section_ : count > kMatmulMinRows ? tiled_section_ : 0;
+  const uint32_t sections[2] = {batch_section, copy_section_ + uint32_t(outputs_) - 1};
   program_->run(sections, outputs_ > 0 ? 2 : 1);
   if (outputs_ > 0) readback_.invalidate();
   // Rows of a sequence are consecutive and ascending: its last row leaves its next position.

@@ -6,14 +6,17 @@
 //
 // Everything is planned, allocated and recorded once, at creation. A batch of n rows (any mix of
 // sequences) runs as one pass through the layers: the embedding of every row in one dispatch, then
-// per layer five dependent dispatches over all rows (the projections read each weight once for up
-// to 8 rows; attention runs a workgroup per head and run of consecutive rows of one sequence,
-// stepping through the run's positions), then the output projection of the rows that ask for
-// logits. The activations are planned for max_batch rows; the row count, the runs and the rows
+// per layer five dependent steps over all rows (the projections read each weight once for up to 8
+// rows, or in batches of more than kMatmulMinRows rows once per 32 as tiled products; attention
+// runs a workgroup per head and run of consecutive rows of one sequence, stepping through the
+// run's positions, or with a long KV cache, in batches of up to kMatmulMinRows rows, a workgroup
+// per kSplitPositions positions, head and row, then their combination), then the output projection
+// of the rows that ask for logits. The activations are planned for max_batch rows; the row count, the runs and the rows
 // that want logits are a small upload (vulkan/batch_input.h) that the kernels read, so one recorded
 // program serves every batch. decode() writes that input and submits the batch's section (one
 // recorded for batches of one row does no work for absent rows) and the copy of its logits to the
-// host, as one submission. Each row's logits are bit for bit those of its sequence run alone.
+// host, as one submission. Each row's logits are bit for bit those of its sequence run alone in
+// batches of up to kMatmulMinRows rows, and agree with them to rounding in larger ones.
 // Decoding allocates nothing, on the host or the device.
 #pragma once
 
@@ -45,6 +48,10 @@ struct ContextOptions {
 
 class Context {
  public:
+  // Batches of more rows than this run the layers' projections as tiled matrix products
+  // (vulkan/ops.h matmul), which sum in another order than the matvec.
+  static constexpr size_t kMatmulMinRows = 16;
+
   // Opens (or shares) the device and the model's weights on it, plans and allocates the states and
   // activations, and records the program. Throws t2r::Error for bad options (the CPU context's
   // messages), no suitable device, a plan over options.memory_budget (stating the bytes needed), or
@@ -97,6 +104,9 @@ class Context {
 
  private:
   struct Regions;
+  // Whether softmax attention is split over the positions (flash-decoding) in the sections of at
+  // most kMatmulMinRows rows: when the KV cache holds more than one split of positions.
+  bool splits_attention() const;
   void plan(Regions& r);
   void record(const Regions& r);
   // The device span of `floats` floats at `offset` floats into a sequence's block.
@@ -122,7 +132,7 @@ class Context {
   Buffer transfer_;  // one sequence's saved blocks, on their way to or from the host
   float* host_logits_ = nullptr;
   std::unique_ptr<Program> program_;  // the batch's sections and the logits' copies (record())
-  uint32_t one_row_section_ = 0, copy_section_ = 0;
+  uint32_t one_row_section_ = 0, tiled_section_ = 0, copy_section_ = 0;
 };
 
 }  // namespace t2r::vulkan

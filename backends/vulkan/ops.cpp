@@ -21,6 +21,8 @@ uint32_t reduction_workgroup(const Device& device, uint32_t wanted) {
 
 constexpr uint32_t kElementwiseWorkgroup = 64;
 constexpr uint32_t kMatvecColumns = 8;  // matvec.comp's COLUMNS at most (its q8 chunks are sized for 8)
+constexpr uint32_t kMatmulTile = 32;      // matmul.comp's TILE: weight rows and columns per workgroup
+constexpr uint32_t kMatmulWorkgroup = 64;  // matmul.comp's SPAN * SPAN invocations
 
 std::string matrix_shader(const char* kernel, DType dtype) {
   switch (dtype) {
@@ -42,21 +44,9 @@ void check_shared_memory(const Device& device, uint64_t floats, uint32_t workgro
   }
 }
 
-}  // namespace
-
-Dispatch matvec(Device& device, const Matvec& op) {
-  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matvec: block rows must be whole blocks");
-  // A team per row: a subgroup (reducing with subgroupAdd), or 32 invocations reducing in shared
-  // memory; a few teams per workgroup.
-  const uint32_t lanes = device.subgroup_arithmetic() ? device.subgroup_size() : 32;
-  const uint32_t workgroup = std::max(lanes, std::min(128u, 4 * lanes));
-  const uint32_t rows_per_group = workgroup / lanes;
-  const bool normed = op.norm_weight.buffer != VK_NULL_HANDLE;
-  const uint32_t norm = !normed ? 0 : op.norm == NormKind::LayerNorm ? 1 : 2;
-  const uint32_t columns = std::max(1u, std::min({op.tile, op.columns, kMatvecColumns}));
+// The bindings and push constants of matvec.comp and matmul.comp (shaders/projection.glsl).
+Dispatch projection(const Matvec& op) {
   Dispatch d;
-  d.pipeline = &device.pipeline(matrix_shader("matvec", op.w.dtype), workgroup,
-                                {rows_per_group, uint32_t(op.epilogue), norm, columns});
   d.bindings[0] = op.w.data;
   d.bindings[1] = op.x;
   d.bindings[2] = op.y;
@@ -71,7 +61,40 @@ Dispatch matvec(Device& device, const Matvec& op) {
   d.set(3, uint32_t(op.w.cols % 8 == 0));
   d.set(4, op.norm_eps);
   d.set(5, uint32_t(op.outputs));
+  return d;
+}
+
+// projection.glsl's NORM: none, layernorm or rmsnorm.
+uint32_t projection_norm(const Matvec& op) {
+  if (op.norm_weight.buffer == VK_NULL_HANDLE) return 0;
+  return op.norm == NormKind::LayerNorm ? 1 : 2;
+}
+
+}  // namespace
+
+Dispatch matvec(Device& device, const Matvec& op) {
+  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matvec: block rows must be whole blocks");
+  // A team per row: a subgroup (reducing with subgroupAdd), or 32 invocations reducing in shared
+  // memory; a few teams per workgroup.
+  const uint32_t lanes = device.subgroup_arithmetic() ? device.subgroup_size() : 32;
+  const uint32_t workgroup = std::max(lanes, std::min(128u, 4 * lanes));
+  const uint32_t rows_per_group = workgroup / lanes;
+  const uint32_t columns = std::max(1u, std::min({op.tile, op.columns, kMatvecColumns}));
+  Dispatch d = projection(op);
+  d.pipeline = &device.pipeline(matrix_shader("matvec", op.w.dtype), workgroup,
+                                {uint32_t(op.epilogue), projection_norm(op), rows_per_group, columns});
   d.groups = div_up(op.w.rows, rows_per_group) * div_up(op.columns, columns);
+  return d;
+}
+
+Dispatch matmul(Device& device, const Matvec& op) {
+  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matmul: block rows must be whole blocks");
+  // The float tiles: two weight tiles and one of activations, 32 x 32 each, and the columns' norms.
+  check_shared_memory(device, 3 * kMatmulTile * kMatmulTile + 2 * kMatmulTile, kMatmulWorkgroup, "matmul");
+  Dispatch d = projection(op);
+  d.pipeline = &device.pipeline(matrix_shader("matmul", op.w.dtype), kMatmulWorkgroup,
+                                {uint32_t(op.epilogue), projection_norm(op)});
+  d.groups = div_up(op.w.rows, kMatmulTile) * div_up(op.columns, kMatmulTile);
   return d;
 }
 
@@ -148,6 +171,39 @@ Dispatch softmax_attention(Device& device, const SoftmaxAttention& op) {
   d.set(6, op.values_offset);
   d.groups = op.heads * op.max_runs;
   return d;
+}
+
+uint32_t softmax_attention_splits(uint32_t max_context) { return div_up(max_context, kSplitPositions); }
+
+std::array<Dispatch, 3> softmax_attention_split(Device& device, const SoftmaxAttention& op, Span partials,
+                                                uint32_t max_rows) {
+  const uint32_t workgroup = reduction_workgroup(device, 256), splits = softmax_attention_splits(op.max_context);
+  check_shared_memory(device, uint64_t(op.head_dim) + kSplitPositions, workgroup, "softmax attention");
+  std::array<Dispatch, 3> passes;
+  for (uint32_t pass = 0; pass < 3; ++pass) {
+    Dispatch& d = passes[pass];
+    d.pipeline = &device.pipeline("softmax_attention_split", workgroup, {op.head_dim, pass, kSplitPositions});
+    d.bindings[0] = op.q;
+    d.bindings[1] = op.k;
+    d.bindings[2] = op.v;
+    d.bindings[3] = op.keys;
+    d.bindings[4] = op.values;
+    d.bindings[5] = partials;
+    d.bindings[6] = op.out;
+    d.bindings[7] = op.batch;
+    d.bindings[8] = op.rotary_freq;
+    d.set(0, op.heads);
+    d.set(1, op.heads / op.kv_heads);
+    d.set(2, splits);
+    d.set(3, op.q_scale);
+    d.set(4, uint32_t(op.rotary_freq.buffer != VK_NULL_HANDLE));
+    d.set(5, op.keys_offset);
+    d.set(6, op.values_offset);
+  }
+  passes[0].groups = max_rows;  // workgroups of rows the batch does not have return at once
+  passes[1].groups = splits * op.heads * max_rows;
+  passes[2].groups = op.heads * max_rows;
+  return passes;
 }
 
 }  // namespace t2r::vulkan

@@ -4,6 +4,7 @@
 // layout), whose count the kernels read when they run: activations are [rows, width].
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "dtype.h"
@@ -44,6 +45,12 @@ struct Matvec {
   float norm_eps = 0;
 };
 Dispatch matvec(Device& device, const Matvec& op);
+
+// The same projection (op.tile aside) as a tiled matrix-matrix product, for batches of many rows:
+// a workgroup stages 32 weight rows and 32 rows' activations per step of 32 elements in shared
+// memory, so each weight is read once per 32 rows. Its sums run in another order than matvec's:
+// a row's results agree with the row alone to rounding, not bit for bit.
+Dispatch matmul(Device& device, const Matvec& op);
 
 // cpu::matrix_row of each batch row's token, times scale, into out [rows, table.cols]; with
 // sinusoidal_freq (d / 2 floats) also cpu::add_sinusoidal_position at the row's position +
@@ -89,5 +96,16 @@ struct SoftmaxAttention {
   float q_scale = 1;
 };
 Dispatch softmax_attention(Device& device, const SoftmaxAttention& op);
+
+// The same attention split over the positions (flash-decoding), for long contexts: three dispatches
+// to record with a barrier after each of the first two: the store of every row's k and v in the
+// cache; a workgroup per kSplitPositions positions, head and row, each the maximum, sum and
+// weighted value vector of its positions' scores; their combination per head and row. partials
+// holds max_rows x heads x softmax_attention_splits(max_context) records of head_dim + 2 floats
+// (op.scores is not used). Agrees with softmax_attention to rounding.
+constexpr uint32_t kSplitPositions = 256;
+uint32_t softmax_attention_splits(uint32_t max_context);
+std::array<Dispatch, 3> softmax_attention_split(Device& device, const SoftmaxAttention& op, Span partials,
+                                                uint32_t max_rows);
 
 }  // namespace t2r::vulkan

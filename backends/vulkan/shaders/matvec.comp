@@ -1,9 +1,5 @@
 #version 450
-// Y = epilogue(W norm(X) + bias) for a weight matrix in any dtype (WEIGHT_DTYPE, weights.glsl) and
-// the columns of X [columns, cols]: the batch's rows, or with `outputs` set the rows that ask for
-// logits (column o is output o's row of X). norm is none, layernorm or rmsnorm (NORM), computed per
-// column by every workgroup as cpu::layer_norm / cpu::rms_norm do: fusing the norm saves a dispatch
-// and a barrier. Y is [columns, rows].
+// Y = epilogue(W norm(X) + bias) (projection.glsl) for few columns at a time.
 // A team of invocations (a subgroup, or 32 invocations reducing in shared memory) computes one
 // weight row at a time, for up to COLUMNS columns at once: each weight is read once and multiplied
 // by every column's activation in registers. Each column's sum is formed in the same order whatever
@@ -14,35 +10,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "reduce.glsl"
+#include "projection.glsl"
 
-layout(constant_id = 1) const uint ROWS_PER_GROUP = 1;
-layout(constant_id = 2) const uint EPILOGUE = 0;
-const uint EPILOGUE_STORE = 0;   // y = W x + b
-const uint EPILOGUE_RELU = 1;    // y = relu(W x + b)
-const uint EPILOGUE_ADD = 2;     // y += W x + b (the residual connection)
-const uint EPILOGUE_SWIGLU = 3;  // y = silu(W x) * (W1 x), W1 the second matrix
-layout(constant_id = 3) const uint NORM = 0;
-const uint NORM_LAYER = 1;  // (x - mean) / sqrt(var + eps) * weight + bias
-const uint NORM_RMS = 2;    // weight * (x / sqrt(mean(x^2) + eps))
-
-layout(push_constant) uniform Push {
-  uint rows;
-  uint cols;
-  uint has_bias;
-  uint quads;  // cols % 8 == 0: every row starts on 16 bytes, so f32/f16/bf16 load whole quads
-  float norm_eps;
-  uint outputs;  // the columns are the batch's outputs, not its rows
-} p;
-
-layout(binding = 1) readonly buffer X { float x[]; };
-layout(binding = 2) buffer Y { float y[]; };
-layout(binding = 3) readonly buffer Bias { float bias[]; };
-layout(binding = 5) readonly buffer NormWeight { float norm_weight[]; };
-layout(binding = 6) readonly buffer NormBias { float norm_bias[]; };
-
-#define SECOND_MATRIX
-#include "weights.glsl"
-#include "batch.glsl"
+layout(constant_id = 3) const uint ROWS_PER_GROUP = 1;
 
 // Columns a workgroup computes (each a sum per matrix, held in registers: the loops over them
 // unroll); more columns take more workgroups. The host sets it to the dispatch's most columns, up
@@ -50,37 +20,10 @@ layout(binding = 6) readonly buffer NormBias { float norm_bias[]; };
 // stores nothing for them: a CPU device (lavapipe) would run a branch around them anyway, masked.
 layout(constant_id = 4) const uint COLUMNS = 8;
 uint x_at[COLUMNS];  // where each column starts in X
-float norm_mean[COLUMNS], norm_inv[COLUMNS];
-
-// The statistics of column c for NORM; all invocations of the workgroup call this.
-void norm_statistics(uint c) {
-  const uint id = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x, at = x_at[c];
-  if (NORM == NORM_LAYER) {
-    float sum = 0.0;
-    for (uint i = id; i < p.cols; i += wg) sum += x[at + i];
-    norm_mean[c] = workgroup_sum(sum) / float(p.cols);
-    float squares = 0.0;
-    for (uint i = id; i < p.cols; i += wg) squares += (x[at + i] - norm_mean[c]) * (x[at + i] - norm_mean[c]);
-    norm_inv[c] = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
-  } else if (NORM == NORM_RMS) {
-    float squares = 0.0;
-    for (uint i = id; i < p.cols; i += wg) squares += x[at + i] * x[at + i];
-    norm_inv[c] = 1.0 / sqrt(workgroup_sum(squares) / float(p.cols) + p.norm_eps);
-  }
-}
+vec2 norm_stats[COLUMNS];
 
 // Element i of the (normed) column c.
-float xn(uint c, uint i) {
-  precise float v;
-  if (NORM == NORM_LAYER) {
-    v = (x[x_at[c] + i] - norm_mean[c]) * norm_inv[c] * norm_weight[i] + norm_bias[i];
-  } else if (NORM == NORM_RMS) {
-    v = norm_weight[i] * (x[x_at[c] + i] * norm_inv[c]);
-  } else {
-    v = x[x_at[c] + i];
-  }
-  return v;
-}
+float xn(uint c, uint i) { return normed_at(x_at[c], i, norm_stats[c]); }
 
 vec4 x4(uint c, uint i) { return vec4(xn(c, i), xn(c, i + 1), xn(c, i + 2), xn(c, i + 3)); }
 
@@ -181,7 +124,7 @@ void main() {
   // batch's columns return at once (the program is recorded for the most columns).
   const uint groups = (p.rows + ROWS_PER_GROUP - 1) / ROWS_PER_GROUP;
   const uint first = (group_index() % groups) * ROWS_PER_GROUP, c0 = (group_index() / groups) * COLUMNS;
-  const uint columns = p.outputs != 0 ? batch.outputs : batch.rows;
+  const uint columns = column_count();
   if (c0 >= columns) return;
   const uint n = min(COLUMNS, columns - c0);
 #ifdef USE_SUBGROUPS
@@ -192,10 +135,10 @@ void main() {
 #endif
   [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
     const uint column = c0 + min(c, n - 1);
-    x_at[c] = (p.outputs != 0 ? output_row(column) : column) * p.cols;
+    x_at[c] = column_at(column);
   }
   if (NORM != 0) {
-    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) norm_statistics(c);
+    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) norm_stats[c] = norm_statistics(x_at[c]);
   }
   // Every team runs the same number of iterations (quantize_chunk and team_sum need all of them);
   // teams past the last row compute a row again.
@@ -236,16 +179,7 @@ void main() {
       const float sum = team_sum(acc[c], team, lane);
       const float sum_up = EPILOGUE == EPILOGUE_SWIGLU ? team_sum(acc_up[c], team, lane) : 0.0;
       if (lane == 0 && c < n && i < ROWS_PER_GROUP && first + i < p.rows) {
-        const uint at = (c0 + c) * p.rows + row;
-        if (EPILOGUE == EPILOGUE_SWIGLU) {
-          y[at] = sum / (1.0 + exp(-sum)) * sum_up;
-        } else {
-          precise float v = sum;
-          if (p.has_bias != 0) v += bias[row];
-          if (EPILOGUE == EPILOGUE_RELU) v = v > 0.0 ? v : 0.0;
-          if (EPILOGUE == EPILOGUE_ADD) v += y[at];
-          y[at] = v;
-        }
+        store_output((c0 + c) * p.rows + row, row, sum, sum_up);
       }
     }
   }
