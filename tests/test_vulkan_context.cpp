@@ -1,7 +1,8 @@
 // Vulkan contexts on the reference checkpoints (packed at f32), with the validation layer watching:
 // every sequence of a batch gives the logits of the same sequence run alone (bit for bit: the
-// kernels form each row's sums in the same order whatever the batch; within 1e-5 after batches of
-// more than kMatmulMinRows rows, whose tiled projections sum in another order) and those of the
+// kernels form each row's sums in the same order whatever the batch; within 1e-5 of the logits'
+// scale after batches of more than kMatmulMinRows rows, whose tiled projections sum in another
+// order) and those of the
 // CPU context; copies continue identically; saved states round-trip
 // and move between the backends; bad batches and options are refused with the CPU's messages; the
 // model's weights are uploaded once for its contexts; memory budgets are honoured.
@@ -10,6 +11,7 @@
 #if defined(T2R_VULKAN) && defined(T2R_REFERENCE_MODELS)
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -108,10 +110,11 @@ void check_batches(const std::string& name) {
     std::vector<int64_t> positions(size_t(B), 0);
     std::map<std::pair<int, int64_t>, std::vector<float>> batched;  // (sequence, position) -> logits
     // Whether a sequence has been through a batch of more than kMatmulMinRows rows, whose tiled
-    // projections sum in another order: from there on its logits agree with it alone to 1e-5.
+    // projections sum in another order: from there on its logits agree with it alone to 1e-5 of
+    // their scale.
     std::vector<bool> tiled(size_t(B), false);
     std::map<std::pair<int, int64_t>, bool> exact;
-    double worst_cpu = 0, worst_tiled = 0;
+    double worst_cpu = 0, worst_tiled = 0, max_logit = 0;
     for (int step = 0; step < 3; ++step) {
       const std::vector<BatchRow> rows = batch_rows(B, step, positions, V);
       for (const BatchRow& row : rows) {
@@ -143,15 +146,15 @@ void check_batches(const std::string& name) {
           CHECK(max_diff(it->second.data(), logits, V) == 0);
         } else {
           worst_tiled = std::max(worst_tiled, max_diff(it->second.data(), logits, V));
+          for (int64_t i = 0; i < V; ++i) max_logit = std::max(max_logit, double(std::fabs(logits[i])));
         }
       }
     }
     MESSAGE(name << ", " << B << " sequences: max |logit diff| vs the CPU context " << worst_cpu
-                 << ", vs alone after tiled batches " << worst_tiled);
-    // 1e-5 is the project's bound for other arithmetic; fairseq-elu's sequence 5 amplifies
-    // rounding: after a tiled batch it is 1.2e-5 off the matvec alone but 6e-6 off the CPU's
-    // (which the matvec alone is about 1e-5 off too).
-    CHECK(worst_tiled < 2e-5);
+                 << ", vs alone after tiled batches " << worst_tiled << " (max |logit| " << max_logit << ")");
+    // Other arithmetic: the CPU's bound for its register tiles against its one-row kernel
+    // (test_context.cpp), 1e-5 of the logits' scale.
+    CHECK(worst_tiled <= 1e-5 * std::max(1.0, max_logit));
     CHECK(worst_cpu < 1e-4);
   }
   check_validation(gpu->device());
