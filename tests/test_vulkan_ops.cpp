@@ -182,6 +182,77 @@ void expected_matvec(const TestMatrix& w, const TestMatrix& up, const std::vecto
   }
 }
 
+
+// A projection over a batch of n columns of a program recorded for max_columns (with `outputs`,
+// every other column asks for logits, the odd ones, and only those are multiplied), its inputs
+// random from `seed`; norm 0: none, 1: rmsnorm, 2: layernorm.
+struct BatchedProjection {
+  TestMatrix w, up;
+  std::vector<float> x, bias, y0, norm_weight, norm_bias;
+  std::vector<size_t> columns;  // the x column of each y column
+  int norm_kind;  // 0: none, 1: rmsnorm, 2: layernorm
+  Matvec op;
+
+  BatchedProjection(Gpu& gpu, DType dtype, size_t rows, size_t cols, size_t n, size_t max_columns, Epilogue epilogue,
+                    int norm, bool outputs, uint32_t& seed)
+      : w(random_matrix(dtype, rows, cols, ++seed)),
+        up(random_matrix(dtype, rows, cols, ++seed)),
+        x(random_floats(n * cols, -2, 2, ++seed)),
+        bias(random_floats(rows, -1, 1, ++seed)),
+        y0(random_floats(max_columns * rows, -1, 1, ++seed)),
+        norm_weight(random_floats(cols, 0.5f, 1.5f, ++seed)),
+        norm_bias(random_floats(cols, -1, 1, ++seed)),
+        norm_kind(norm) {
+    std::vector<BatchRow> batch;
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
+      if (batch.back().logits) columns.push_back(i);
+    }
+    op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(rows), uint32_t(cols)};
+    op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(rows), uint32_t(cols)};
+    if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
+    op.epilogue = epilogue;
+    if (norm != 0) {
+      op.norm = norm == 1 ? NormKind::RmsNorm : NormKind::LayerNorm;
+      op.norm_weight = gpu.floats(norm_weight);
+      if (norm == 2) op.norm_bias = gpu.floats(norm_bias);
+      op.norm_eps = 1e-5f;
+    }
+    op.outputs = outputs;
+    op.columns = uint32_t(max_columns);
+    op.x = gpu.floats(x);
+    op.y = gpu.floats(y0);
+    op.batch = gpu.batch(batch);
+  }
+
+  size_t rows() const { return op.w.rows; }
+  size_t cols() const { return op.w.cols; }
+
+  // What the CPU's reference gives for y column j, and each output's rounding scale.
+  void expected(size_t j, std::vector<float>* want, std::vector<float>* scale) const {
+    const float* column = x.data() + columns[j] * cols();
+    std::vector<float> normed(column, column + cols());
+    if (norm_kind == 1) cpu::rms_norm(column, norm_weight.data(), 1e-5f, cols(), normed.data());
+    if (norm_kind == 2) {
+      cpu::layer_norm(column, norm_weight.data(), norm_bias.data(), 1e-5f, cols(), normed.data());
+    }
+    expected_matvec(w, up, normed, bias, y0.data() + j * rows(), op.epilogue, want, scale);
+  }
+
+  // Y column j by the matvec of that column alone, recorded for one column.
+  std::vector<float> alone(Device& device, Gpu& gpu, size_t j) const {
+    Matvec one = op;
+    one.outputs = false;
+    one.columns = 1;
+    const float* column = x.data() + columns[j] * cols();
+    one.x = gpu.floats(std::vector<float>(column, column + cols()));
+    one.y = gpu.floats(std::vector<float>(y0.begin() + j * rows(), y0.begin() + (j + 1) * rows()));
+    one.batch = gpu.batch({BatchRow{}});
+    gpu.run(matvec(device, one));
+    return gpu.read(one.y, rows());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd shapes") {
@@ -300,60 +371,22 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
             CAPTURE(int(epilogue));
             CAPTURE(n);
             CAPTURE(outputs);
-            const TestMatrix w = random_matrix(dtype, s.rows, s.cols, ++seed);
-            const TestMatrix up = random_matrix(dtype, s.rows, s.cols, ++seed);
-            const std::vector<float> x = random_floats(n * s.cols, -2, 2, ++seed);
-            const std::vector<float> bias = random_floats(s.rows, -1, 1, ++seed);
-            const std::vector<float> y0 = random_floats(kMaxColumns * s.rows, -1, 1, ++seed);
-            const std::vector<float> norm_weight = random_floats(s.cols, 0.5f, 1.5f, ++seed);
-            // With `outputs`, every other row asks for logits (the odd ones), and the output
-            // projection reads only those.
-            std::vector<BatchRow> rows;
-            std::vector<size_t> columns;  // the x column of each y column
-            for (size_t i = 0; i < n; ++i) {
-              rows.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
-              if (rows.back().logits) columns.push_back(i);
-            }
-
             Gpu gpu(*device);
-            Matvec op;
-            op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
-            op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
-            if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
-            op.epilogue = epilogue;
-            op.norm = NormKind::RmsNorm;
-            op.norm_weight = gpu.floats(norm_weight);
-            op.norm_eps = 1e-5f;
-            op.outputs = outputs;
-            op.columns = uint32_t(kMaxColumns);
-            op.x = gpu.floats(x);
-            op.y = gpu.floats(y0);
-            op.batch = gpu.batch(rows);
-            gpu.run(matvec(*device, op));
-            const std::vector<float> got = gpu.read(op.y, kMaxColumns * s.rows);
+            const BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, 1, outputs, seed);
+            gpu.run(matvec(*device, p.op));
+            const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
             double worst = 0;
             for (size_t j = 0; j < kMaxColumns; ++j) {
               CAPTURE(j);
               const float* y = got.data() + j * s.rows;
-              if (j >= columns.size()) {  // columns the batch does not have stay as they were
-                CHECK(std::memcmp(y, y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
+              if (j >= p.columns.size()) {  // columns the batch does not have stay as they were
+                CHECK(std::memcmp(y, p.y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
                 continue;
               }
-              // The same column alone, by a dispatch recorded for one column.
-              Matvec alone = op;
-              alone.outputs = false;
-              alone.columns = 1;
-              alone.x = gpu.floats(std::vector<float>(x.begin() + columns[j] * s.cols, x.begin() + (columns[j] + 1) * s.cols));
-              alone.y = gpu.floats(std::vector<float>(y0.begin() + j * s.rows, y0.begin() + (j + 1) * s.rows));
-              alone.batch = gpu.batch({BatchRow{}});
-              gpu.run(matvec(*device, alone));
-              CHECK(std::memcmp(y, gpu.read(alone.y, s.rows).data(), s.rows * sizeof(float)) == 0);
-
-              // The CPU's, of the normed column.
-              std::vector<float> normed(s.cols), want, scale;
-              cpu::rms_norm(x.data() + columns[j] * s.cols, norm_weight.data(), 1e-5f, s.cols, normed.data());
-              expected_matvec(w, up, normed, bias, y0.data() + j * s.rows, epilogue, &want, &scale);
+              CHECK(std::memcmp(y, p.alone(*device, gpu, j).data(), s.rows * sizeof(float)) == 0);
+              std::vector<float> want, scale;
+              p.expected(j, &want, &scale);
               for (size_t r = 0; r < s.rows; ++r) worst = std::max(worst, std::fabs(double(y[r]) - want[r]) / scale[r]);
             }
             // Activation quantization is discontinuous: a normed value a rounding off the CPU's can
@@ -391,65 +424,25 @@ TEST_CASE("vulkan tiled matmul matches the CPU and each column's matvec for ever
             CAPTURE(int(epilogue));
             CAPTURE(norm);
             CAPTURE(outputs);
-            const TestMatrix w = random_matrix(dtype, s.rows, s.cols, ++seed);
-            const TestMatrix up = random_matrix(dtype, s.rows, s.cols, ++seed);
-            const std::vector<float> x = random_floats(kColumns * s.cols, -2, 2, ++seed);
-            const std::vector<float> bias = random_floats(s.rows, -1, 1, ++seed);
-            const std::vector<float> y0 = random_floats(kMaxColumns * s.rows, -1, 1, ++seed);
-            const std::vector<float> norm_weight = random_floats(s.cols, 0.5f, 1.5f, ++seed);
-            const std::vector<float> norm_bias = random_floats(s.cols, -1, 1, ++seed);
-            // With `outputs`, every other row asks for logits (the odd ones).
-            std::vector<BatchRow> rows;
-            std::vector<size_t> columns;  // the x column of each y column
-            for (size_t i = 0; i < kColumns; ++i) {
-              rows.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
-              if (rows.back().logits) columns.push_back(i);
-            }
-
             Gpu gpu(*device);
-            Matvec op;
-            op.w = {dtype, gpu.bytes(w.stored.data(), w.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
-            op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(s.rows), uint32_t(s.cols)};
-            if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
-            op.epilogue = epilogue;
-            if (norm != 0) {
-              op.norm = norm == 1 ? NormKind::RmsNorm : NormKind::LayerNorm;
-              op.norm_weight = gpu.floats(norm_weight);
-              op.norm_bias = gpu.floats(norm_bias);
-              op.norm_eps = 1e-5f;
-            }
-            op.outputs = outputs;
-            op.columns = uint32_t(kMaxColumns);
-            op.x = gpu.floats(x);
-            op.y = gpu.floats(y0);
-            op.batch = gpu.batch(rows);
-            gpu.run(matmul(*device, op));
-            const std::vector<float> got = gpu.read(op.y, kMaxColumns * s.rows);
+            const BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, norm, outputs, seed);
+            gpu.run(matmul(*device, p.op));
+            const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
             double worst_cpu = 0, worst_alone = 0;
             for (size_t j = 0; j < kMaxColumns; ++j) {
               CAPTURE(j);
               const float* y = got.data() + j * s.rows;
-              if (j >= columns.size()) {  // columns the batch does not have stay as they were
-                CHECK(std::memcmp(y, y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
+              if (j >= p.columns.size()) {  // columns the batch does not have stay as they were
+                CHECK(std::memcmp(y, p.y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
                 continue;
               }
-              const float* column = x.data() + columns[j] * s.cols;
-              std::vector<float> normed(column, column + s.cols), want, scale;
-              if (norm == 1) cpu::rms_norm(column, norm_weight.data(), 1e-5f, s.cols, normed.data());
-              if (norm == 2) cpu::layer_norm(column, norm_weight.data(), norm_bias.data(), 1e-5f, s.cols, normed.data());
-              expected_matvec(w, up, normed, bias, y0.data() + j * s.rows, epilogue, &want, &scale);
+              std::vector<float> want, scale;
+              p.expected(j, &want, &scale);
               for (size_t r = 0; r < s.rows; ++r) worst_cpu = std::max(worst_cpu, std::fabs(double(y[r]) - want[r]) / scale[r]);
               // The same column by the matvec, alone: the first two and the last of each tile.
-              if (j % 32 > 1 && j % 32 != 31 && j + 1 != columns.size()) continue;
-              Matvec alone = op;
-              alone.outputs = false;
-              alone.columns = 1;
-              alone.x = gpu.floats(std::vector<float>(column, column + s.cols));
-              alone.y = gpu.floats(std::vector<float>(y0.begin() + j * s.rows, y0.begin() + (j + 1) * s.rows));
-              alone.batch = gpu.batch({BatchRow{}});
-              gpu.run(matvec(*device, alone));
-              const std::vector<float> by_matvec = gpu.read(alone.y, s.rows);
+              if (j % 32 > 1 && j % 32 != 31 && j + 1 != p.columns.size()) continue;
+              const std::vector<float> by_matvec = p.alone(*device, gpu, j);
               for (size_t r = 0; r < s.rows; ++r) worst_alone = std::max(worst_alone, std::fabs(double(y[r]) - by_matvec[r]) / scale[r]);
             }
             // Unnormed, both kernels quantize the same values: only the order of the f32 sums
@@ -617,10 +610,13 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
   }
 }
 
-TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_attention") {
-  Device* device = test_device();
-  if (!device) return;
-  Gpu gpu(*device);
+namespace {
+
+// Softmax attention over positions 0..context-1 of one sequence against cpu::softmax_attention,
+// and the KV cache it fills: one row at a time, or (split) through the passes split over
+// positions, in batches of 3 rows.
+void check_softmax_attention(Device& device, bool split) {
+  Gpu gpu(device);
   struct Case {
     uint32_t heads, kv_heads, dh;
     bool rotary;
@@ -628,72 +624,10 @@ TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_
   for (const Case& c : {Case{4, 2, 20, true}, Case{3, 3, 7, false}, Case{6, 1, 64, true}}) {
     CAPTURE(c.heads);
     CAPTURE(c.dh);
-    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh, context = 150;
-    const float scale = 1.0f / std::sqrt(float(dh));
-    const std::vector<float> freq = rotary_frequencies(dh);
-    std::vector<float> keys(context * stride, 0), values(context * stride, 0), scores(context);
-    SoftmaxAttention op;
-    op.q = gpu.zeros(H * dh);
-    op.k = gpu.zeros(stride);
-    op.v = gpu.zeros(stride);
-    op.keys = gpu.zeros(keys.size());
-    op.values = gpu.zeros(values.size());
-    op.scores = gpu.zeros(H * context);
-    op.out = gpu.zeros(H * dh);
-    op.batch = gpu.batch({BatchRow{}});
-    if (c.rotary) op.rotary_freq = gpu.floats(freq);
-    op.heads = c.heads;
-    op.kv_heads = c.kv_heads;
-    op.head_dim = c.dh;
-    op.max_context = uint32_t(context);
-    op.q_scale = scale;
-    const Dispatch dispatch = softmax_attention(*device, op);
-    for (uint32_t position = 0; position < context; ++position) {
-      CAPTURE(position);
-      std::vector<float> q = random_floats(H * dh, -2, 2, position + 1), k = random_floats(stride, -2, 2, position + 2);
-      const std::vector<float> v = random_floats(stride, -1, 1, position + 3);
-      gpu.write(op.q, q);
-      gpu.write(op.k, k);
-      gpu.write(op.v, v);
-      gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
-      gpu.run(dispatch);
-
-      if (c.rotary) {
-        cpu::rotary(q.data(), H, dh, freq.data(), position);
-        cpu::rotary(k.data(), Hkv, dh, freq.data(), position);
-      }
-      for (float& e : q) e *= scale;
-      std::copy(k.begin(), k.end(), keys.begin() + position * stride);
-      std::copy(v.begin(), v.end(), values.begin() + position * stride);
-      std::vector<float> out(H * dh);
-      for (size_t h = 0; h < H; ++h) {
-        const size_t kv = (h / group) * dh;
-        cpu::softmax_attention(q.data() + h * dh, keys.data() + kv, values.data() + kv, position + 1, stride, dh,
-                               scores.data(), out.data() + h * dh);
-      }
-      // Check every few positions (each check reads the whole cache back).
-      if (position % 37 != 0 && position + 1 != context) continue;
-      CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
-      CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
-      CHECK(gpu.read(op.values, values.size()) == values);
-    }
-  }
-}
-
-TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_attention at long context") {
-  Device* device = test_device();
-  if (!device) return;
-  Gpu gpu(*device);
-  struct Case {
-    uint32_t heads, kv_heads, dh;
-    bool rotary;
-  };
-  for (const Case& c : {Case{4, 2, 20, true}, Case{3, 3, 7, false}, Case{6, 1, 64, true}}) {
-    CAPTURE(c.heads);
-    CAPTURE(c.dh);
-    // 3 splits of kSplitPositions; batches of 3 rows of one sequence (stored, then attending).
-    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh, rows = 3;
-    const size_t context = 2 * kSplitPositions + 90;
+    // Split: 3 splits of kSplitPositions, batches of 3 rows of one sequence (stored, then
+    // attending); else one row at a time.
+    const size_t H = c.heads, Hkv = c.kv_heads, dh = c.dh, group = H / Hkv, stride = Hkv * dh;
+    const size_t rows = split ? 3 : 1, context = split ? 2 * kSplitPositions + 90 : 150;
     const float scale = 1.0f / std::sqrt(float(dh));
     const std::vector<float> freq = rotary_frequencies(dh);
     std::vector<float> keys(context * stride, 0), values(context * stride, 0), scores(context);
@@ -711,9 +645,16 @@ TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_at
     op.head_dim = c.dh;
     op.max_context = uint32_t(context);
     op.q_scale = scale;
-    REQUIRE(softmax_attention_splits(op.max_context) == 3);
-    const Span partials = gpu.zeros(rows * H * 3 * (dh + 2));
-    const std::array<Dispatch, 3> passes = softmax_attention_split(*device, op, partials, uint32_t(rows));
+    std::vector<Dispatch> passes;
+    if (split) {
+      REQUIRE(softmax_attention_splits(op.max_context) == 3);
+      const std::array<Dispatch, 3> split_passes =
+          softmax_attention_split(device, op, gpu.zeros(rows * H * 3 * (dh + 2)), uint32_t(rows));
+      passes.assign(split_passes.begin(), split_passes.end());
+    } else {
+      op.scores = gpu.zeros(H * context);
+      passes.push_back(softmax_attention(device, op));
+    }
     for (uint32_t first = 0; first + rows <= context; first += rows) {
       CAPTURE(first);
       std::vector<float> q = random_floats(rows * H * dh, -2, 2, first + 1), k = random_floats(rows * stride, -2, 2, first + 2);
@@ -745,13 +686,23 @@ TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_at
         }
       }
       // Check every few batches (each check reads the whole cache back), and around split ends.
-      const bool near_split = (first + rows) % kSplitPositions < rows;
+      const bool near_split = split && (first + rows) % kSplitPositions < rows;
       if (first % 37 != 0 && !near_split && first + 2 * rows <= context) continue;
       CHECK(max_error(gpu.read(op.out, out.size()), out) < 1e-5);
       CHECK(max_error(gpu.read(op.keys, keys.size()), keys) < 1e-5);
       CHECK(gpu.read(op.values, values.size()) == values);
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("vulkan softmax attention fills the KV cache and matches cpu::softmax_attention") {
+  if (Device* device = test_device()) check_softmax_attention(*device, false);
+}
+
+TEST_CASE("vulkan softmax attention split over positions matches cpu::softmax_attention at long context") {
+  if (Device* device = test_device()) check_softmax_attention(*device, true);
 }
 
 TEST_CASE("vulkan attention over runs of a sequence's rows gives the rows one at a time, bit for bit") {
