@@ -134,27 +134,27 @@ void silu_mul(float* gate, const float* up, size_t n) {
   }
 }
 
+// This file's table, under the name of the instruction set it was compiled for (twice: plain, and
+// with sdot as kernels_neon_dotprod.cpp).
+constexpr KernelTable kernels(const char* name) {
+  return {name,
+          Packing::None,
+          matmul,
+          tiles::linear_attention_step<Neon>,
+          tiles::linear_attention_chunk<Neon>,
+          tiles::softmax_attention<Neon>,
+          silu_mul};
+}
+
 }  // namespace
 }  // namespace t2r::cpu::neon
 
 namespace t2r::cpu {
 
 #if defined(__ARM_FEATURE_DOTPROD)
-extern const KernelTable kNeonDotprodKernels = {"neon-dotprod",
-                                                Packing::None,
-                                                neon::matmul,
-                                                tiles::linear_attention_step<neon::Neon>,
-                                                tiles::linear_attention_chunk<neon::Neon>,
-                                                tiles::softmax_attention<neon::Neon>,
-                                                neon::silu_mul};
+extern const KernelTable kNeonDotprodKernels = neon::kernels("neon-dotprod");
 #else
-extern const KernelTable kNeonKernels = {"neon",
-                                         Packing::None,
-                                         neon::matmul,
-                                         tiles::linear_attention_step<neon::Neon>,
-                                         tiles::linear_attention_chunk<neon::Neon>,
-                                         tiles::softmax_attention<neon::Neon>,
-                                         neon::silu_mul};
+extern const KernelTable kNeonKernels = neon::kernels("neon");
 #endif
 
 }  // namespace t2r::cpu
