@@ -7,6 +7,7 @@
 #include "kernel_table.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
+#include "softmax_attention_tiles.h"
 
 namespace t2r::cpu::avx2 {
 namespace {
@@ -37,16 +38,16 @@ __m256 broadcast_f16(const unsigned char* p) {
   return _mm256_cvtph_ps(_mm_set1_epi16(h));
 }
 
-// Weights as f32 vectors: 8 at p, or the first n (< 8) of them with the rest zero.
+// Weights as f32 vectors: 8 at p, or the first n (<= 8) of them with the rest zero.
 __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 __m256 load8(const tiles::F16* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 __m256 load8(const tiles::BF16* p) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
-__m256 load_first(const float* p, size_t n) { return _mm256_maskload_ps(p, lane_mask(n)); }
+__m256 load8(const float* p, size_t n) { return _mm256_maskload_ps(p, lane_mask(n)); }
 template <typename W>
-__m256 load_first(const W* p, size_t n) {
+__m256 load8(const W* p, size_t n) {
   W part[8] = {};
   std::memcpy(part, p, n * sizeof(W));
   return load8(part);
@@ -65,18 +66,26 @@ __m256i dot_unsigned(__m256i w, __m256i x) {
 }
 
 struct Avx2 {
-  // Four sums in flight: enough to hide the FMA latency.
+  // matmul_tiles.h's vector primitives: 8 lanes, tails masked.
+  using Vec = __m256;
+  static constexpr size_t kLanes = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
   template <typename W>
-  static float dot_row(const W* w, const float* x, size_t len) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    size_t i = 0;
-    for (; i + 32 <= len; i += 32) {
-      for (size_t u = 0; u < 4; ++u) acc[u] = _mm256_fmadd_ps(load8(w + i + 8 * u), _mm256_loadu_ps(x + i + 8 * u), acc[u]);
-    }
-    for (; i + 8 <= len; i += 8) acc[0] = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(x + i), acc[0]);
-    if (i < len) acc[1] = _mm256_fmadd_ps(load_first(w + i, len - i), _mm256_maskload_ps(x + i, lane_mask(len - i)), acc[1]);
-    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  static Vec load(const W* p) { return load8(p); }
+  // Whole vectors unmasked: a masked load or store is slower (measured on Zen 4, 12 heads of
+  // softmax attention over 2,048 positions: 580 -> 520 us, fastest of 8).
+  template <typename W>
+  static Vec load_first(const W* p, size_t n) { return n == 8 ? load8(p) : load8(p, n); }
+  static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  static void store_first(float* p, Vec v, size_t n) {
+    if (n == 8) return _mm256_storeu_ps(p, v);
+    _mm256_maskstore_ps(p, lane_mask(n), v);
   }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec fma(Vec acc, Vec a, Vec b) { return _mm256_fmadd_ps(a, b, acc); }
+  static Vec madd(Vec acc, Vec a, float s) { return _mm256_fmadd_ps(_mm256_set1_ps(s), a, acc); }
+  static Vec scale(Vec a, float s) { return _mm256_mul_ps(a, _mm256_set1_ps(s)); }
+  static float hsum(Vec v) { return avx2::hsum(v); }
 
   // 12 sums and 3 token vectors: all 16 registers, the weights entering the FMAs from L1 (on
   // Zen 4, [768, 768] x 64 tokens: 1.47x the rate of 4 x 2).
@@ -86,78 +95,7 @@ struct Avx2 {
   template <typename W>
   static constexpr bool kRearrangesInput = false;  // decoding reads x as it is
 
-  // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
-  // converted as they are loaded (exactly, so the sums are those of converted weights).
-  template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
-                       const W* ahead = nullptr) {
-    __m256 acc[T][R];
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
-    }
-    const auto step = [&](size_t i, auto load_x, auto load_w) {
-      __m256 xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
-      for (size_t r = 0; r < R; ++r) {
-        const __m256 wv = load_w(w + r * stride + i);
-        for (size_t t = 0; t < T; ++t) acc[t][r] = _mm256_fmadd_ps(wv, xv[t], acc[t][r]);
-      }
-    };
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-      if (ahead) tiles::prefetch_rows<R>(ahead, stride, i);
-      step(i, [](const float* p) { return _mm256_loadu_ps(p); }, [](const W* p) { return load8(p); });
-    }
-    if (i < len) {
-      const size_t n = len - i;
-      step(i, [n](const float* p) { return load_first(p, n); }, [n](const W* p) { return load_first(p, n); });
-    }
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);
-    }
-  }
-
   static constexpr size_t kAxpyTokens = 2;  // 8 sums, 4 row vectors and a broadcast: 13 of 16 registers
-
-  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 32 columns at a time,
-  // held in registers across the rows of b; a narrower last block masked.
-  template <size_t T>
-  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
-                        size_t count, size_t d, float* y, size_t y_stride) {
-    for (size_t j = 0; j < d; j += 32) {
-      __m256i mask[4];
-      for (size_t m = 0; m < 4; ++m) {
-        const size_t start = j + 8 * m;
-        mask[m] = lane_mask(start >= d ? 0 : d - start < 8 ? d - start : 8);
-      }
-      __m256 acc[T][4];
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm256_maskload_ps(y + t * y_stride + j + 8 * m, mask[m]);
-      }
-      for (size_t i = 0; i < count; ++i) {
-        __m256 row[4];
-        for (size_t m = 0; m < 4; ++m) row[m] = _mm256_maskload_ps(b + i * b_stride + j + 8 * m, mask[m]);
-        for (size_t t = 0; t < T; ++t) {
-          const __m256 k = _mm256_broadcast_ss(coef + t * coef_row + i * coef_col);
-          for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm256_fmadd_ps(k, row[m], acc[t][m]);
-        }
-      }
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) _mm256_maskstore_ps(y + t * y_stride + j + 8 * m, mask[m], acc[t][m]);
-      }
-    }
-  }
-
-  template <typename W>
-  static void convert(const W* src, size_t len, float* dst) {
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) _mm256_storeu_ps(dst + i, load8(src + i));
-    if (i < len) {
-      float part[8];
-      _mm256_storeu_ps(part, load_first(src + i, len - i));
-      std::memcpy(dst + i, part, (len - i) * sizeof(float));
-    }
-  }
 
   // q8_0 needs q alone. q4_0 works on pairs of blocks (the last one padded with a zero block): q
   // is stored per pair as the first 16 values of both blocks, then the last 16 of both, matching
@@ -296,80 +234,6 @@ void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float*
   tiles::matmul<Avx2>(w, x, n, bias, y, row_begin, row_end);
 }
 
-// Vector m of M at p: the last one is partial (masked) when Partial is set; masked stores are slow
-// on some cores, so full vectors never use them.
-template <size_t M, bool Partial>
-__m256 load_part(const float* p, size_t m, __m256i mask) {
-  return Partial && m + 1 == M ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p);
-}
-template <size_t M, bool Partial>
-void store_part(float* p, size_t m, __m256i mask, __m256 v) {
-  if (Partial && m + 1 == M) {
-    _mm256_maskstore_ps(p, mask, v);
-  } else {
-    _mm256_storeu_ps(p, v);
-  }
-}
-
-// Columns [j, j + 8 M) of S += phi_k v^T and out = phi_q^T S * inverse, with v and out held in
-// registers across the r rows.
-template <size_t M, bool Partial>
-void linear_attention_columns(float* state, const float* phi_q, const float* phi_k, const float* v, size_t r,
-                              size_t d_v, size_t j, __m256i mask, float inverse, float* out) {
-  __m256 vv[M], acc[M];
-  for (size_t m = 0; m < M; ++m) {
-    vv[m] = load_part<M, Partial>(v + j + 8 * m, m, mask);
-    acc[m] = _mm256_setzero_ps();
-  }
-  for (size_t i = 0; i < r; ++i) {
-    float* row = state + i * d_v + j;
-    const __m256 k = _mm256_set1_ps(phi_k[i]), q = _mm256_set1_ps(phi_q[i]);
-    for (size_t m = 0; m < M; ++m) {
-      const __m256 s = _mm256_fmadd_ps(k, vv[m], load_part<M, Partial>(row + 8 * m, m, mask));
-      store_part<M, Partial>(row + 8 * m, m, mask, s);
-      acc[m] = _mm256_fmadd_ps(q, s, acc[m]);
-    }
-  }
-  for (size_t m = 0; m < M; ++m) {
-    store_part<M, Partial>(out + j + 8 * m, m, mask, _mm256_mul_ps(acc[m], _mm256_set1_ps(inverse)));
-  }
-}
-
-void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k, const float* v,
-                           size_t r, size_t d_v, float floor, float* out) {
-  __m256 dot = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= r; i += 8) {
-    const __m256 z = _mm256_add_ps(_mm256_loadu_ps(normalizer + i), _mm256_loadu_ps(phi_k + i));
-    _mm256_storeu_ps(normalizer + i, z);
-    dot = _mm256_fmadd_ps(_mm256_loadu_ps(phi_q + i), z, dot);
-  }
-  float denominator = hsum(dot);
-  for (; i < r; ++i) {
-    normalizer[i] += phi_k[i];
-    denominator += phi_q[i] * normalizer[i];
-  }
-  const float inverse = 1.0f / (denominator > floor ? denominator : floor);
-  size_t j = 0;
-  for (; j + 32 <= d_v; j += 32) linear_attention_columns<4, false>(state, phi_q, phi_k, v, r, d_v, j, _mm256_setzero_si256(), inverse, out);
-  for (; j + 8 <= d_v; j += 8) linear_attention_columns<1, false>(state, phi_q, phi_k, v, r, d_v, j, _mm256_setzero_si256(), inverse, out);
-  if (j < d_v) linear_attention_columns<1, true>(state, phi_q, phi_k, v, r, d_v, j, lane_mask(d_v - j), inverse, out);
-}
-
-// out[j, j + 8 M) = sum_t scores[t] values[t].
-template <size_t M, bool Partial>
-void weighted_sum_columns(const float* scores, const float* values, size_t length, size_t stride, size_t j,
-                          __m256i mask, float* out) {
-  __m256 acc[M];
-  for (size_t m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
-  for (size_t t = 0; t < length; ++t) {
-    const __m256 s = _mm256_set1_ps(scores[t]);
-    const float* row = values + t * stride + j;
-    for (size_t m = 0; m < M; ++m) acc[m] = _mm256_fmadd_ps(s, load_part<M, Partial>(row + 8 * m, m, mask), acc[m]);
-  }
-  for (size_t m = 0; m < M; ++m) store_part<M, Partial>(out + j + 8 * m, m, mask, acc[m]);
-}
-
 // e^x as kernels_avx512.cpp's exp16 computes it, bit for bit: the same reduction and series, and
 // 2^n applied as 2^(n/2) then 2^(n - n/2), exact until the last product (which rounds into the
 // subnormals or overflows as vscalefps does).
@@ -392,20 +256,10 @@ __m256 exp8(__m256 x) {
 void silu_mul(float* gate, const float* up, size_t n) {
   for (size_t i = 0; i < n; i += 8) {
     const size_t lanes = n - i < 8 ? n - i : 8;
-    const __m256 g = load_first(gate + i, lanes);
+    const __m256 g = load8(gate + i, lanes);
     const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
-    _mm256_maskstore_ps(gate + i, lane_mask(lanes), _mm256_mul_ps(silu, load_first(up + i, lanes)));
+    _mm256_maskstore_ps(gate + i, lane_mask(lanes), _mm256_mul_ps(silu, load8(up + i, lanes)));
   }
-}
-
-void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
-                       size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) scores[t] = Avx2::dot_row(keys + t * stride, q, head_dim);
-  softmax(scores, length);
-  size_t j = 0;
-  for (; j + 32 <= head_dim; j += 32) weighted_sum_columns<4, false>(scores, values, length, stride, j, _mm256_setzero_si256(), out);
-  for (; j + 8 <= head_dim; j += 8) weighted_sum_columns<1, false>(scores, values, length, stride, j, _mm256_setzero_si256(), out);
-  if (j < head_dim) weighted_sum_columns<1, true>(scores, values, length, stride, j, lane_mask(head_dim - j), out);
 }
 
 }  // namespace
@@ -413,8 +267,12 @@ void softmax_attention(const float* q, const float* keys, const float* values, s
 
 namespace t2r::cpu {
 
-extern const KernelTable kAvx2Kernels = {"avx2", Packing::None, avx2::matmul, avx2::linear_attention_step,
-                                         tiles::linear_attention_chunk<avx2::Avx2>, avx2::softmax_attention,
+extern const KernelTable kAvx2Kernels = {"avx2",
+                                         Packing::None,
+                                         avx2::matmul,
+                                         tiles::linear_attention_step<avx2::Avx2>,
+                                         tiles::linear_attention_chunk<avx2::Avx2>,
+                                         tiles::softmax_attention<avx2::Avx2>,
                                          avx2::silu_mul};
 
 }  // namespace t2r::cpu

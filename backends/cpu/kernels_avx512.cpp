@@ -15,6 +15,7 @@
 #include "kernel_table.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
+#include "softmax_attention_tiles.h"
 
 namespace t2r::cpu::avx512 {
 namespace {
@@ -78,20 +79,21 @@ QuantizedBlock quantize_block(const float* x) {
 }
 
 struct Avx512 {
-  // Four sums in flight: enough to hide the FMA latency. The tail is masked.
+  // matmul_tiles.h's vector primitives: 16 lanes, tails masked.
+  using Vec = __m512;
+  static constexpr size_t kLanes = 16;
+  static Vec zero() { return _mm512_setzero_ps(); }
   template <typename W>
-  static float dot_row(const W* w, const float* x, size_t len) {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    size_t i = 0;
-    for (; i + 64 <= len; i += 64) {
-      for (size_t u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(load16(w + i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
-    }
-    for (; i < len; i += 16) {
-      const __mmask16 mask = first_lanes(len - i < 16 ? len - i : 16);
-      acc[1] = _mm512_fmadd_ps(load16(w + i, mask), _mm512_maskz_loadu_ps(mask, x + i), acc[1]);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-  }
+  static Vec load(const W* p) { return load16(p); }
+  template <typename W>
+  static Vec load_first(const W* p, size_t n) { return load16(p, first_lanes(n)); }
+  static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void store_first(float* p, Vec v, size_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static Vec fma(Vec acc, Vec a, Vec b) { return _mm512_fmadd_ps(a, b, acc); }
+  static Vec madd(Vec acc, Vec a, float s) { return _mm512_fmadd_ps(_mm512_set1_ps(s), a, acc); }
+  static Vec scale(Vec a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+  static float hsum(Vec v) { return _mm512_reduce_add_ps(v); }
 
   // Decoding f16 and bf16 rows (matmul_tiles.h's matvec_rows). Widening 16 weights to 32-bit
   // lanes takes a shuffle, and f16 two shifts, a mask and a multiply more: 4.5 cycles per 16 f16
@@ -173,79 +175,7 @@ struct Avx512 {
   // token vector, all in registers (wider tiles GCC spills).
   static constexpr size_t kStreamedRows = 4, kStreamedTokens = 4;
 
-  // One sum per (row, token), one vector step at a time, the tail masked. W: float, or F16 and BF16
-  // converted as they are loaded (exactly, so the sums are those of converted weights).
-  template <size_t R, size_t T, typename W>
-  static void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
-                       const W* ahead = nullptr) {
-    __m512 acc[T][R];
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
-    }
-    const auto step = [&](size_t i, auto load_x, auto load_w) {
-      __m512 xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
-      for (size_t r = 0; r < R; ++r) {
-        const __m512 wv = load_w(w + r * stride + i);
-        for (size_t t = 0; t < T; ++t) acc[t][r] = _mm512_fmadd_ps(wv, xv[t], acc[t][r]);
-      }
-    };
-    size_t i = 0;
-    for (; i + 16 <= len; i += 16) {
-      if (ahead) tiles::prefetch_rows<R>(ahead, stride, i);
-      step(i, [](const float* p) { return _mm512_loadu_ps(p); }, [](const W* p) { return load16(p); });
-    }
-    if (i < len) {
-      const __mmask16 mask = first_lanes(len - i);
-      step(i, [mask](const float* p) { return _mm512_maskz_loadu_ps(mask, p); },
-           [mask](const W* p) { return load16(p, mask); });
-    }
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t r = 0; r < R; ++r) out[t * R + r] = _mm512_reduce_add_ps(acc[t][r]);
-    }
-  }
-
   static constexpr size_t kAxpyTokens = 4;  // 16 sums, 4 row vectors and a broadcast: 21 of 32 registers
-
-  // y[t][0..d) += sum_i coef[t, i] b[i][0..d) (linear_attention_tiles.h), 64 columns at a time,
-  // held in registers across the rows of b; narrower vectors masked.
-  template <size_t T>
-  static void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
-                        size_t count, size_t d, float* y, size_t y_stride) {
-    for (size_t j = 0; j < d; j += 64) {
-      __mmask16 mask[4];
-      for (size_t m = 0; m < 4; ++m) {
-        const size_t start = j + 16 * m;
-        mask[m] = first_lanes(start >= d ? 0 : d - start < 16 ? d - start : 16);
-      }
-      __m512 acc[T][4];
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm512_maskz_loadu_ps(mask[m], y + t * y_stride + j + 16 * m);
-      }
-      for (size_t i = 0; i < count; ++i) {
-        __m512 row[4];
-        for (size_t m = 0; m < 4; ++m) row[m] = _mm512_maskz_loadu_ps(mask[m], b + i * b_stride + j + 16 * m);
-        for (size_t t = 0; t < T; ++t) {
-          const __m512 k = _mm512_set1_ps(coef[t * coef_row + i * coef_col]);
-          for (size_t m = 0; m < 4; ++m) acc[t][m] = _mm512_fmadd_ps(k, row[m], acc[t][m]);
-        }
-      }
-      for (size_t t = 0; t < T; ++t) {
-        for (size_t m = 0; m < 4; ++m) _mm512_mask_storeu_ps(y + t * y_stride + j + 16 * m, mask[m], acc[t][m]);
-      }
-    }
-  }
-
-  // Full vectors unmasked (masked stores are slower), the tail masked.
-  template <typename W>
-  static void convert(const W* src, size_t len, float* dst) {
-    size_t i = 0;
-    for (; i + 16 <= len; i += 16) _mm512_storeu_ps(dst + i, load16(src + i));
-    if (i < len) {
-      const __mmask16 mask = first_lanes(len - i);
-      _mm512_mask_storeu_ps(dst + i, mask, load16(src + i, mask));
-    }
-  }
 
   // Both block types work on groups of 4 blocks (the last one padded with zero blocks), one
   // group per vector: q is stored per group as the first 16 values of each of its blocks, then
@@ -535,66 +465,6 @@ void matmul(const Matrix& w, const float* x, size_t n, const float* bias, float*
   tiles::matmul<Avx512>(w, x, n, bias, y, row_begin, row_end);
 }
 
-// Columns [j, j + 16 M) of S += phi_k v^T and out = phi_q^T S * inverse, with v and out held in
-// registers across the r rows; `last` masks the last vector.
-template <size_t M>
-void linear_attention_columns(float* state, const float* phi_q, const float* phi_k, const float* v, size_t r,
-                              size_t d_v, size_t j, __mmask16 last, float inverse, float* out) {
-  __m512 vv[M], acc[M];
-  __mmask16 mask[M];
-  for (size_t m = 0; m < M; ++m) {
-    mask[m] = m + 1 == M ? last : __mmask16(0xffff);
-    vv[m] = _mm512_maskz_loadu_ps(mask[m], v + j + 16 * m);
-    acc[m] = _mm512_setzero_ps();
-  }
-  for (size_t i = 0; i < r; ++i) {
-    float* row = state + i * d_v + j;
-    const __m512 k = _mm512_set1_ps(phi_k[i]), q = _mm512_set1_ps(phi_q[i]);
-    for (size_t m = 0; m < M; ++m) {
-      const __m512 s = _mm512_fmadd_ps(k, vv[m], _mm512_maskz_loadu_ps(mask[m], row + 16 * m));
-      _mm512_mask_storeu_ps(row + 16 * m, mask[m], s);
-      acc[m] = _mm512_fmadd_ps(q, s, acc[m]);
-    }
-  }
-  for (size_t m = 0; m < M; ++m) {
-    _mm512_mask_storeu_ps(out + j + 16 * m, mask[m], _mm512_mul_ps(acc[m], _mm512_set1_ps(inverse)));
-  }
-}
-
-void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k, const float* v,
-                           size_t r, size_t d_v, float floor, float* out) {
-  __m512 dot = _mm512_setzero_ps();
-  for (size_t i = 0; i < r; i += 16) {
-    const __mmask16 mask = first_lanes(r - i < 16 ? r - i : 16);
-    const __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, normalizer + i), _mm512_maskz_loadu_ps(mask, phi_k + i));
-    _mm512_mask_storeu_ps(normalizer + i, mask, z);
-    dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, phi_q + i), z, dot);
-  }
-  const float denominator = _mm512_reduce_add_ps(dot);
-  const float inverse = 1.0f / (denominator > floor ? denominator : floor);
-  size_t j = 0;
-  for (; j + 64 <= d_v; j += 64) linear_attention_columns<4>(state, phi_q, phi_k, v, r, d_v, j, 0xffff, inverse, out);
-  for (; j < d_v; j += 16) {
-    linear_attention_columns<1>(state, phi_q, phi_k, v, r, d_v, j, first_lanes(d_v - j < 16 ? d_v - j : 16), inverse, out);
-  }
-}
-
-// out[j, j + 16 M) = sum_t scores[t] values[t]; `last` masks the last vector.
-template <size_t M>
-void weighted_sum_columns(const float* scores, const float* values, size_t length, size_t stride, size_t j,
-                          __mmask16 last, float* out) {
-  __m512 acc[M];
-  for (size_t m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-  for (size_t t = 0; t < length; ++t) {
-    const __m512 s = _mm512_set1_ps(scores[t]);
-    const float* row = values + t * stride + j;
-    for (size_t m = 0; m < M; ++m) {
-      acc[m] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m + 1 == M ? last : __mmask16(0xffff), row + 16 * m), acc[m]);
-    }
-  }
-  for (size_t m = 0; m < M; ++m) _mm512_mask_storeu_ps(out + j + 16 * m, m + 1 == M ? last : __mmask16(0xffff), acc[m]);
-}
-
 // e^x to about 1 ulp: x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in two parts, so r is exact), e^r
 // by its Taylor series to r^7 (truncation under 0.05 ulp), then times 2^n by vscalefps, which
 // overflows to infinity and underflows through the subnormals as exp does. The clamp keeps n finite
@@ -622,24 +492,17 @@ void silu_mul(float* gate, const float* up, size_t n) {
   }
 }
 
-void softmax_attention(const float* q, const float* keys, const float* values, size_t length, size_t stride,
-                       size_t head_dim, float* scores, float* out) {
-  for (size_t t = 0; t < length; ++t) scores[t] = Avx512::dot_row(keys + t * stride, q, head_dim);
-  softmax(scores, length);
-  size_t j = 0;
-  for (; j + 64 <= head_dim; j += 64) weighted_sum_columns<4>(scores, values, length, stride, j, 0xffff, out);
-  for (; j < head_dim; j += 16) {
-    weighted_sum_columns<1>(scores, values, length, stride, j, first_lanes(head_dim - j < 16 ? head_dim - j : 16), out);
-  }
-}
-
 }  // namespace
 }  // namespace t2r::cpu::avx512
 
 namespace t2r::cpu {
 
-extern const KernelTable kAvx512Kernels = {"avx512", Packing::Interleaved16, avx512::matmul, avx512::linear_attention_step,
-                                           tiles::linear_attention_chunk<avx512::Avx512>, avx512::softmax_attention,
+extern const KernelTable kAvx512Kernels = {"avx512",
+                                           Packing::Interleaved16,
+                                           avx512::matmul,
+                                           tiles::linear_attention_step<avx512::Avx512>,
+                                           tiles::linear_attention_chunk<avx512::Avx512>,
+                                           tiles::softmax_attention<avx512::Avx512>,
                                            avx512::silu_mul};
 
 }  // namespace t2r::cpu

@@ -10,6 +10,7 @@
 #include "four_lane_tiles.h"
 #include "linear_attention_tiles.h"
 #include "matmul_tiles.h"
+#include "softmax_attention_tiles.h"
 
 namespace t2r::cpu::neon {
 namespace {

@@ -1,10 +1,6 @@
 // The chunked form of causal linear attention (kernels.h, LinearAttentionChunk) as four small
-// matrix products, each through one micro-kernel an instruction-set file supplies as a static
-// member of K:
-//   axpy_tile<T>(coef, coef_row, coef_col, b, b_stride, count, d, y, y_stride)
-//       for t < T: y[t][0..d) += sum over i < count of coef[t, i] * b[i][0..d), where coef[t, i]
-//       is at coef + t * coef_row + i * coef_col; d is any width
-//   kAxpyTokens                     the T that fits K's registers
+// matrix products, each through matmul_tiles.h's axpy_tile<K, T> with T = K::kAxpyTokens, the
+// tokens that fit K's registers.
 // The products, per sub-chunk of at most kSubChunk tokens (the form is exact for any split):
 //   A^T = phi_k phi_q^T   (rows of phi_q^T, transposed on the stack, scaled by phi_k)
 //   out = phi_q S + A V   (rows of S scaled by phi_q, rows of V by the causal part of A)
@@ -17,13 +13,62 @@
 #include <cstddef>
 
 #include "kernels.h"
-#include "matmul_tiles.h"  // smaller()
+#include "matmul_tiles.h"
 
 namespace t2r::cpu::tiles {
 namespace {
 
 constexpr size_t kSubChunk = 64;     // tokens whose scores sit on the stack at once (16 KB)
 constexpr size_t kFeatureBlock = 64;  // features of phi_q^T transposed at once (16 KB)
+
+// Columns [j, j + M kLanes) of linear_attention_step's S += phi_k v^T and out = phi_q^T S *
+// inverse, v and out held in registers across the r rows, the last vector `last` wide.
+template <typename K, size_t M>
+inline void step_columns(float* state, const float* phi_q, const float* phi_k, const float* v, size_t r, size_t d_v,
+                         size_t j, size_t last, float inverse, float* out) {
+  constexpr size_t L = K::kLanes;
+  typename K::Vec vv[M], acc[M];
+  for (size_t m = 0; m < M; ++m) {
+    vv[m] = K::load_first(v + j + L * m, m + 1 == M ? last : L);
+    acc[m] = K::zero();
+  }
+  for (size_t i = 0; i < r; ++i) {
+    float* row = state + i * d_v + j;
+    for (size_t m = 0; m < M; ++m) {
+      const size_t width = m + 1 == M ? last : L;
+      const typename K::Vec s = K::madd(K::load_first(row + L * m, width), vv[m], phi_k[i]);
+      K::store_first(row + L * m, s, width);
+      acc[m] = K::madd(acc[m], s, phi_q[i]);
+    }
+  }
+  for (size_t m = 0; m < M; ++m) K::store_first(out + j + L * m, K::scale(acc[m], inverse), m + 1 == M ? last : L);
+}
+
+// One step of causal linear attention for one head (kernel_table.h's linear_attention_step):
+// z += phi_k, S += phi_k v^T, out = phi_q^T S / max(phi_q . z, floor).
+template <typename K>
+void linear_attention_step(float* state, float* normalizer, const float* phi_q, const float* phi_k, const float* v,
+                           size_t r, size_t d_v, float floor, float* out) {
+  constexpr size_t L = K::kLanes;
+  typename K::Vec dot = K::zero();
+  size_t i = 0;
+  for (; i + L <= r; i += L) {
+    const typename K::Vec z = K::add(K::load(normalizer + i), K::load(phi_k + i));
+    K::store(normalizer + i, z);
+    dot = K::fma(dot, K::load(phi_q + i), z);
+  }
+  if (i < r) {
+    const size_t n = r - i;
+    const typename K::Vec z = K::add(K::load_first(normalizer + i, n), K::load_first(phi_k + i, n));
+    K::store_first(normalizer + i, z, n);
+    dot = K::fma(dot, K::load_first(phi_q + i, n), z);
+  }
+  const float denominator = K::hsum(dot);
+  const float inverse = 1.0f / (denominator > floor ? denominator : floor);
+  size_t j = 0;
+  for (; j + 4 * L <= d_v; j += 4 * L) step_columns<K, 4>(state, phi_q, phi_k, v, r, d_v, j, L, inverse, out);
+  for (; j < d_v; j += L) step_columns<K, 1>(state, phi_q, phi_k, v, r, d_v, j, smaller(L, d_v - j), inverse, out);
+}
 
 // axpy_tile over `rows` rows of y, T at a time.
 template <typename K>
@@ -32,9 +77,9 @@ void axpy_rows(size_t rows, const float* coef, size_t coef_row, size_t coef_col,
   constexpr size_t T = K::kAxpyTokens;
   size_t t = 0;
   for (; t + T <= rows; t += T) {
-    K::template axpy_tile<T>(coef + t * coef_row, coef_row, coef_col, b, b_stride, count, d, y + t * y_stride, y_stride);
+    axpy_tile<K, T>(coef + t * coef_row, coef_row, coef_col, b, b_stride, count, d, y + t * y_stride, y_stride);
   }
-  for (; t < rows; ++t) K::template axpy_tile<1>(coef + t * coef_row, coef_row, coef_col, b, b_stride, count, d, y + t * y_stride, y_stride);
+  for (; t < rows; ++t) axpy_tile<K, 1>(coef + t * coef_row, coef_row, coef_col, b, b_stride, count, d, y + t * y_stride, y_stride);
 }
 
 template <typename K>
@@ -81,11 +126,11 @@ void linear_attention_chunk(const LinearAttentionChunk& c, float* state, float* 
     constexpr size_t T = K::kAxpyTokens;
     size_t t = 0;
     for (; t + T <= m; t += T) {
-      K::template axpy_tile<T>(scores + t, 1, kSubChunk, v, c.v_stride, t + T, d_v, out + t * c.out_stride,
+      axpy_tile<K, T>(scores + t, 1, kSubChunk, v, c.v_stride, t + T, d_v, out + t * c.out_stride,
                                c.out_stride);
     }
     for (; t < m; ++t) {
-      K::template axpy_tile<1>(scores + t, 1, kSubChunk, v, c.v_stride, t + 1, d_v, out + t * c.out_stride,
+      axpy_tile<K, 1>(scores + t, 1, kSubChunk, v, c.v_stride, t + 1, d_v, out + t * c.out_stride,
                                c.out_stride);
     }
     for (size_t u = 0; u < m; ++u) {

@@ -1,21 +1,22 @@
-// The loop nests every SIMD matmul shares, over micro-kernels an instruction-set file supplies as
-// the static members of a type K:
-//   dot_row(w, x, len)              one row of weights (float, F16 or BF16) . x: decoding
+// The loop nests every SIMD matmul shares, over what an instruction-set file supplies as the static
+// members of a type K. First its vector primitives, from which the float micro-kernels here
+// (dot_row, dot_tile, axpy_tile, convert) and linear_attention_tiles.h's linear_attention_step are
+// built:
+//   Vec, kLanes                     a vector of kLanes floats
+//   zero(), add(a, b), hsum(v)      0, a + b, the sum of the lanes (in K's order)
+//   fma(acc, a, b), madd(acc, a, s) acc + a * b, acc + a * s for a float s (fused where the
+//                                   instruction set has it)
+//   scale(a, s)                     a * s
+//   load(p), load_first(p, n)       kLanes values at p, or the first n (<= kLanes) and the rest
+//                                   zero: floats, or F16 or BF16 weights converted (exactly)
+//   store(p, v), store_first(p, v, n)
+// Then the micro-kernels that are K's own:
 //   kRearrangesInput<W>             whether decoding rows of W reads x rearranged, once per call:
 //                                   rearrange<W>(x, len, out) writes it (len <= kColumns * 16, out
 //                                   as long, a multiple of 32) and returns a factor of the sums, and
 //                                   dot_rearranged(w, out, len) * factor replaces dot_row(w, x, len)
-//   dot_tile<R, T>(w, stride, x, x_stride, len, out, ahead)
-//                                   R rows of weights (float, F16 or BF16, converted as loaded;
-//                                   row i at w + i * stride) times T tokens
-//                                   (token j at x + j * x_stride), out[j * R + i]; every product
-//                                   is summed in the same order whatever R and T, so a token's
-//                                   result does not depend on the tile it fell in; where `ahead`
-//                                   is not null, prefetch_rows<R>(ahead, stride, i) at each
-//                                   full vector step i
 //   kTileRows, kTileTokens          the R and T that fit K's registers, weights from an L1 tile
 //   kStreamedRows, kStreamedTokens  the R and T of rows streamed in place from memory
-//   convert(src, len, dst)          F16 or BF16 to float
 //   quantize<Q>(x, blocks, q, d, e) activations to q8 blocks as reference::quantize_activations,
 //                                   plus, in e, kExtraWords 32-bit words per block of whatever
 //                                   K's dot_blocks<Q> needs; K chooses the layout, and may pad
@@ -121,6 +122,101 @@ void accumulate(float* y, size_t y_stride, size_t rows, const float* sums, bool 
   }
 }
 
+// One row of weights (float, F16 or BF16) . x, four sums in flight (enough to hide the latency of
+// the multiply-add): decoding.
+template <typename K, typename W>
+inline float dot_row(const W* w, const float* x, size_t len) {
+  constexpr size_t L = K::kLanes;
+  typename K::Vec acc[4] = {K::zero(), K::zero(), K::zero(), K::zero()};
+  size_t i = 0;
+  for (; i + 4 * L <= len; i += 4 * L) {
+    for (size_t u = 0; u < 4; ++u) acc[u] = K::fma(acc[u], K::load(w + i + L * u), K::load(x + i + L * u));
+  }
+  for (; i + L <= len; i += L) acc[0] = K::fma(acc[0], K::load(w + i), K::load(x + i));
+  if (i < len) acc[1] = K::fma(acc[1], K::load_first(w + i, len - i), K::load_first(x + i, len - i));
+  return K::hsum(K::add(K::add(acc[0], acc[1]), K::add(acc[2], acc[3])));
+}
+
+// R rows of weights (float, F16 or BF16, converted as loaded; row i at w + i * stride) times T
+// tokens (token j at x + j * x_stride), out[j * R + i]: one sum per (row, token), one vector step
+// at a time, the tail zero-padded, so every product is summed in the same order whatever R and T
+// and a token's result does not depend on the tile it fell in. Where `ahead` is not null, the
+// same columns of the R rows there are fetched into L2 a line at a time.
+template <typename K, size_t R, size_t T, typename W>
+inline void dot_tile(const W* w, size_t stride, const float* x, size_t x_stride, size_t len, float* out,
+                     const W* ahead = nullptr) {
+  typename K::Vec acc[T][R];
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t r = 0; r < R; ++r) acc[t][r] = K::zero();
+  }
+  const auto step = [&](size_t i, auto load_x, auto load_w) {
+    typename K::Vec xv[T];
+    for (size_t t = 0; t < T; ++t) xv[t] = load_x(x + t * x_stride + i);
+    for (size_t r = 0; r < R; ++r) {
+      const typename K::Vec wv = load_w(w + r * stride + i);
+      for (size_t t = 0; t < T; ++t) acc[t][r] = K::fma(acc[t][r], wv, xv[t]);
+    }
+  };
+  size_t i = 0;
+  for (; i + K::kLanes <= len; i += K::kLanes) {
+    if (ahead) prefetch_rows<R>(ahead, stride, i);
+    step(i, [](const float* p) { return K::load(p); }, [](const W* p) { return K::load(p); });
+  }
+  if (i < len) {
+    const size_t n = len - i;
+    step(i, [n](const float* p) { return K::load_first(p, n); }, [n](const W* p) { return K::load_first(p, n); });
+  }
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t r = 0; r < R; ++r) out[t * R + r] = K::hsum(acc[t][r]);
+  }
+}
+
+// Columns [j, j + M kLanes) of axpy_tile, the last vector `last` (<= kLanes) wide.
+template <typename K, size_t T, size_t M>
+inline void axpy_columns(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
+                         size_t count, size_t j, size_t last, float* y, size_t y_stride) {
+  constexpr size_t L = K::kLanes;
+  typename K::Vec acc[T][M];
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t m = 0; m < M; ++m) acc[t][m] = K::load_first(y + t * y_stride + j + L * m, m + 1 == M ? last : L);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    typename K::Vec row[M];
+    for (size_t m = 0; m < M; ++m) row[m] = K::load_first(b + i * b_stride + j + L * m, m + 1 == M ? last : L);
+    for (size_t t = 0; t < T; ++t) {
+      const float k = coef[t * coef_row + i * coef_col];
+      for (size_t m = 0; m < M; ++m) acc[t][m] = K::madd(acc[t][m], row[m], k);
+    }
+  }
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t m = 0; m < M; ++m) K::store_first(y + t * y_stride + j + L * m, acc[t][m], m + 1 == M ? last : L);
+  }
+}
+
+// For t < T: y[t][0..d) += sum over i < count of coef[t, i] * b[i][0..d), where coef[t, i] is at
+// coef + t * coef_row + i * coef_col and d is any width; four vectors of y's columns at a time,
+// held in registers across the rows of b, then one.
+template <typename K, size_t T>
+inline void axpy_tile(const float* coef, size_t coef_row, size_t coef_col, const float* b, size_t b_stride,
+                      size_t count, size_t d, float* y, size_t y_stride) {
+  constexpr size_t L = K::kLanes;
+  size_t j = 0;
+  for (; j + 4 * L <= d; j += 4 * L) {
+    axpy_columns<K, T, 4>(coef, coef_row, coef_col, b, b_stride, count, j, L, y, y_stride);
+  }
+  for (; j < d; j += L) {
+    axpy_columns<K, T, 1>(coef, coef_row, coef_col, b, b_stride, count, j, smaller(L, d - j), y, y_stride);
+  }
+}
+
+// F16 or BF16 weights to float.
+template <typename K, typename W>
+inline void convert(const W* src, size_t len, float* dst) {
+  size_t i = 0;
+  for (; i + K::kLanes <= len; i += K::kLanes) K::store(dst + i, K::load(src + i));
+  if (i < len) K::store_first(dst + i, K::load_first(src + i, len - i), len - i);
+}
+
 template <typename K, typename W>
 void matvec_rows(const W* w, size_t cols, const float* x, const float* bias, float* y, size_t row_begin,
                  size_t row_end) {
@@ -139,7 +235,7 @@ void matvec_rows(const W* w, size_t cols, const float* x, const float* bias, flo
     }
   } else {
     for (size_t r = row_begin; r < row_end; ++r) {
-      const float sum = K::dot_row(w + r * cols, x, cols);
+      const float sum = dot_row<K>(w + r * cols, x, cols);
       y[r] = bias ? sum + bias[r] : sum;
     }
   }
@@ -152,11 +248,11 @@ void float_tile(const W* weights, size_t stride, size_t rows, const float* x, si
                 size_t y_stride, bool first, const float* bias, const W* ahead = nullptr) {
   float sums[R * T];
   if (rows == R) {
-    K::template dot_tile<R, T>(weights, stride, x, cols, len, sums, ahead);
+    dot_tile<K, R, T>(weights, stride, x, cols, len, sums, ahead);
   } else {
     for (size_t i = 0; i < rows; ++i) {
       float row_sums[T];
-      K::template dot_tile<1, T>(weights + i * stride, stride, x, cols, len, row_sums);
+      dot_tile<K, 1, T>(weights + i * stride, stride, x, cols, len, row_sums);
       for (size_t t = 0; t < T; ++t) sums[t * rows + i] = row_sums[t];
     }
   }
@@ -216,7 +312,7 @@ void matmul_float(const Matrix& w, const float* x, size_t n, const float* bias, 
       const size_t len = smaller(kColumns, cols - c0);
       // f32 weights are copied too: one row after the other is a stream the prefetcher follows,
       // where reading 8 rows in step from memory stalls (measured: 1.7x on [768, 768]).
-      for (size_t i = 0; i < rows; ++i) K::convert(data + (r0 + i) * cols + c0, len, tile + i * len);
+      for (size_t i = 0; i < rows; ++i) convert<K>(data + (r0 + i) * cols + c0, len, tile + i * len);
       // The next tile's rows start their way from memory while this one is multiplied: with few
       // tokens (a batch of decoding sequences) the product alone would leave the memory idle.
       if (c0 + len == cols) {
