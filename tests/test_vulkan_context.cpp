@@ -40,7 +40,10 @@ using namespace t2r::test;
 
 namespace {
 
-constexpr int64_t kContext = 32;  // softmax layers' positions: far more than any test feeds
+constexpr int64_t kContext = 64;  // softmax layers' positions: more than any test feeds
+// A prompt that is one run of the tiled section, in the chunked form of linear attention
+// (vulkan::kLinearAttentionChunkMinRows rows or more) over two chunk ends.
+constexpr int64_t kLongPrompt = 40;
 
 vulkan::ContextOptions gpu_options(int sequences, int batch, int outputs) {
   vulkan::ContextOptions o;
@@ -170,11 +173,11 @@ const float* next_rows(vulkan::Context& gpu, std::initializer_list<int> sequence
 void check_sequence_states(const std::string& name) {
   const Model& model = packed_reference_model(name, DType::F32);
   const int64_t V = model.hparams().vocab_size;
-  auto gpu = open_validated<vulkan::Context>(model, gpu_options(3, 8, 3));
+  auto gpu = open_validated<vulkan::Context>(model, gpu_options(3, int(kLongPrompt), 3));
   if (!gpu) return;
-  Context cpu(model, cpu_options(2, 8, 2));
+  Context cpu(model, cpu_options(2, int(kLongPrompt), 2));
   std::vector<BatchRow> prompt;
-  for (int64_t p = 0; p < 5; ++p) prompt.push_back(BatchRow{token_of(0, p, V), 0, p, p == 4});
+  for (int64_t p = 0; p < kLongPrompt; ++p) prompt.push_back(BatchRow{token_of(0, p, V), 0, p, p + 1 == kLongPrompt});
   gpu->decode(prompt.data(), prompt.size());
   cpu.decode(prompt.data(), prompt.size());
 
@@ -187,9 +190,9 @@ void check_sequence_states(const std::string& name) {
   CHECK(std::memcmp(from_gpu.data(), from_cpu.data(), kStateHeaderBytes) == 0);
   cpu.restore(1, from_gpu.data(), from_gpu.size());
   gpu->restore(1, from_cpu.data(), from_cpu.size());
-  CHECK(cpu.position(1) == 5);
-  CHECK(gpu->position(1) == 5);
-  const BatchRow cpu_rows[2] = {{7, 0, 5, true}, {7, 1, 5, true}};
+  CHECK(cpu.position(1) == kLongPrompt);
+  CHECK(gpu->position(1) == kLongPrompt);
+  const BatchRow cpu_rows[2] = {{7, 0, kLongPrompt, true}, {7, 1, kLongPrompt, true}};
   const float* c = cpu.decode(cpu_rows, 2);
   const float* g = next_rows(*gpu, {0, 1}, 7);
   CHECK(max_diff(c, c + V, V) < 1e-4);
@@ -198,7 +201,7 @@ void check_sequence_states(const std::string& name) {
 
   // A copy continues exactly as its source.
   gpu->copy(0, 1);
-  CHECK(gpu->position(1) == 6);
+  CHECK(gpu->position(1) == kLongPrompt + 1);
   int32_t token = argmax(g, V);
   for (int t = 0; t < 3; ++t) {
     const float* both = next_rows(*gpu, {0, 1}, token);
@@ -228,6 +231,49 @@ void check_sequence_states(const std::string& name) {
   check_validation(gpu->device());
 }
 
+// A long prompt in one batch (the chunked form of linear attention) against the same tokens
+// stepped a row at a time: the logits of every row, and the state after it, agree within the
+// CPU's bound for other arithmetic (1e-5 of their scale), as after tiled batches.
+void check_chunked_prompt(const std::string& name) {
+  const Model& model = packed_reference_model(name, DType::F32);
+  const int64_t V = model.hparams().vocab_size;
+  auto chunked = open_validated<vulkan::Context>(model, gpu_options(1, int(kLongPrompt), int(kLongPrompt)));
+  if (!chunked) return;
+  auto stepped = open_validated<vulkan::Context>(model, gpu_options(1, 1, 1));
+  std::vector<BatchRow> prompt;
+  for (int64_t p = 0; p < kLongPrompt; ++p) prompt.push_back(BatchRow{token_of(0, p, V), 0, p, true});
+  const std::vector<float> logits = [&] {
+    const float* g = chunked->decode(prompt.data(), prompt.size());
+    return std::vector<float>(g, g + kLongPrompt * V);
+  }();
+  double worst = 0, max_logit = 0;
+  for (int64_t p = 0; p < kLongPrompt; ++p) {
+    const float* alone = stepped->decode(&prompt[size_t(p)], 1);
+    worst = std::max(worst, max_diff(logits.data() + p * V, alone, V));
+    for (int64_t i = 0; i < V; ++i) max_logit = std::max(max_logit, double(std::fabs(alone[i])));
+  }
+  std::vector<unsigned char> chunked_state(chunked->state_size(0)), stepped_state(stepped->state_size(0));
+  chunked->save(0, chunked_state.data(), chunked_state.size());
+  stepped->save(0, stepped_state.data(), stepped_state.size());
+  CHECK(std::memcmp(chunked_state.data(), stepped_state.data(), kStateHeaderBytes) == 0);
+  const int64_t floats = int64_t(chunked_state.size() - kStateHeaderBytes) / int64_t(sizeof(float));
+  // The floats after the header: each layer's S and z, or keys and values.
+  const auto floats_of = [&](const std::vector<unsigned char>& bytes) {
+    std::vector<float> values(static_cast<size_t>(floats));
+    std::memcpy(values.data(), bytes.data() + kStateHeaderBytes, values.size() * sizeof(float));
+    return values;
+  };
+  const std::vector<float> from_chunks = floats_of(chunked_state), from_steps = floats_of(stepped_state);
+  double max_state = 0;
+  for (float e : from_steps) max_state = std::max(max_state, double(std::fabs(e)));
+  const double worst_state = max_diff(from_chunks.data(), from_steps.data(), floats);
+  MESSAGE(name << ", a prompt of " << kLongPrompt << " rows: max |logit diff| vs stepped " << worst << " (max |logit| "
+               << max_logit << "), max |state diff| " << worst_state << " (max |state| " << max_state << ")");
+  CHECK(worst <= 1e-5 * std::max(1.0, max_logit));
+  CHECK(worst_state <= 1e-5 * std::max(1.0, max_state));
+  check_validation(chunked->device());
+}
+
 }  // namespace
 
 // Two test cases per model, so that ctest runs them in parallel.
@@ -244,6 +290,11 @@ TEST_CASE("vulkan context fairseq-elu: copy, save and restore within and across 
 TEST_CASE("vulkan context llama-softmax: copy, save and restore within and across backends") { check_sequence_states("llama-softmax"); }
 TEST_CASE("vulkan context llama-t2r: copy, save and restore within and across backends") { check_sequence_states("llama-t2r"); }
 TEST_CASE("vulkan context llama-elu: copy, save and restore within and across backends") { check_sequence_states("llama-elu"); }
+
+TEST_CASE("vulkan context fairseq-t2r: a chunked prompt's logits and state agree with stepping") { check_chunked_prompt("fairseq-t2r"); }
+TEST_CASE("vulkan context fairseq-elu: a chunked prompt's logits and state agree with stepping") { check_chunked_prompt("fairseq-elu"); }
+TEST_CASE("vulkan context llama-t2r: a chunked prompt's logits and state agree with stepping") { check_chunked_prompt("llama-t2r"); }
+TEST_CASE("vulkan context llama-elu: a chunked prompt's logits and state agree with stepping") { check_chunked_prompt("llama-elu"); }
 
 TEST_CASE("vulkan context llama-softmax: attention split over positions follows the CPU past a split") {
   const Model& model = packed_reference_model("llama-softmax", DType::F32);

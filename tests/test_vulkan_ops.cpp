@@ -499,7 +499,7 @@ std::vector<float> rotary_frequencies(size_t head_dim) {
 
 }  // namespace
 
-TEST_CASE("vulkan linear attention matches the CPU session's math for every feature map") {
+TEST_CASE("vulkan linear attention matches the CPU's step and chunk forms for every feature map") {
   Device* device = test_device();
   if (!device) return;
   cpu::init_kernels();
@@ -514,6 +514,13 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
                         {Features::Map, 2, 1, 7, 10, true, 1e-3f}, {Features::Elu, 4, 2, 64, 64, true, 1},
                         {Features::Elu, 3, 1, 7, 7, false, 8},     {Features::Given, 4, 4, 9, 130, false, 1},
                         {Features::Given, 2, 2, 33, 16, false, 1e-3f}};
+  // Runs of one sequence {first position, rows}: stepped (shorter than the chunk threshold), and
+  // chunked from a nonzero state over odd lengths that cross chunk ends.
+  struct Run {
+    uint32_t position, rows;
+  };
+  const Run runs[] = {{0, 1}, {1, 1}, {2, 37}, {39, 2}, {41, kLinearAttentionChunkMinRows}, {3000, 21}};
+  const size_t max_rows = 37;
   for (const Case& c : cases) {
     for (DType map_dtype : kAllDtypes) {
       if (c.kind != Features::Map && map_dtype != DType::F32) continue;
@@ -526,51 +533,63 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
       const float scale = 1.0f / std::sqrt(float(dh)), floor = 0.01f;
       const TestMatrix map = random_matrix(map_dtype, H * r, dh, 5);
       const std::vector<float> map_bias = random_floats(H * r, -0.5f, 0.5f, 6), freq = rotary_frequencies(dh);
-      std::vector<float> state(H * r * dh + H * r, 0);
+      // The state as the CPU context leaves it (a run of one stepped, a longer one chunked) and
+      // as stepping every row leaves it.
+      std::vector<float> state(H * r * dh + H * r, 0), stepped = state;
       // Given: q and k are phi(q) and phi(k) [H, r]; otherwise projections [H, dh] and [Hkv, dh].
       const bool given = c.kind == Features::Given;
+      const size_t q_width = given ? H * r : H * dh, k_width = given ? H * r : Hkv * dh;
       LinearAttention op;
       op.features_kind = c.kind;
       op.map = {map_dtype, gpu.bytes(map.stored.data(), map.stored.size()), uint32_t(H * r), uint32_t(dh)};
       op.map_bias = gpu.floats(map_bias);
-      op.q = gpu.zeros(given ? H * r : H * dh);
-      op.k = gpu.zeros(given ? H * r : Hkv * dh);
-      op.v = gpu.zeros(Hkv * dh);
+      op.q = gpu.zeros(max_rows * q_width);
+      op.k = gpu.zeros(max_rows * k_width);
+      op.v = gpu.zeros(max_rows * Hkv * dh);
       op.state = gpu.zeros(state.size());
-      op.out = gpu.zeros(H * dh);
+      op.out = gpu.zeros(max_rows * H * dh);
       op.batch = gpu.batch({BatchRow{}});
       if (c.rotary) op.rotary_freq = gpu.floats(freq);
       op.heads = c.heads;
       op.kv_heads = c.kv_heads;
-      op.q_stride = uint32_t(given ? H * r : H * dh);
-      op.k_stride = uint32_t(given ? H * r : Hkv * dh);
+      op.q_stride = uint32_t(q_width);
+      op.k_stride = uint32_t(k_width);
       op.v_stride = uint32_t(Hkv * dh);
       op.features = c.r;
       op.head_dim = c.dh;
       op.q_scale = scale;
       op.floor = floor;
       const Dispatch dispatch = linear_attention(*device, op);
-      for (uint32_t position : {0u, 1u, 2u, 3000u}) {
-        CAPTURE(position);
-        const std::vector<float> q = random_floats(given ? H * r : H * dh, given ? 0 : -c.spread, c.spread, position + 1);
-        const std::vector<float> k = random_floats(given ? H * r : Hkv * dh, given ? 0 : -c.spread, c.spread, position + 2);
-        const std::vector<float> v = random_floats(Hkv * dh, -1, 1, position + 3);
+      for (const Run& run : runs) {
+        CAPTURE(run.position);
+        CAPTURE(run.rows);
+        const size_t n = run.rows;
+        const std::vector<float> q = random_floats(n * q_width, given ? 0 : -c.spread, c.spread, run.position + 1);
+        const std::vector<float> k = random_floats(n * k_width, given ? 0 : -c.spread, c.spread, run.position + 2);
+        const std::vector<float> v = random_floats(n * Hkv * dh, -1, 1, run.position + 3);
         gpu.write(op.q, q);
         gpu.write(op.k, k);
         gpu.write(op.v, v);
-        gpu.write_batch(op.batch, {BatchRow{0, 0, position, false}});
+        std::vector<BatchRow> rows;
+        for (uint32_t t = 0; t < n; ++t) rows.push_back(BatchRow{0, 0, run.position + t, false});
+        gpu.write_batch(op.batch, rows);
         gpu.run(dispatch);
 
-        // The CPU session's attention (runtime/session.cpp), head by head.
-        std::vector<float> phi_q(H * r), phi_k(H * r), out(H * dh);
-        if (given) {
-          phi_q = q;
-          phi_k = k;
-        } else {
-          std::vector<float> qr = q, kr = k;
+        // The CPU context's attention (runtime/attention.cpp), row by row and head by head.
+        std::vector<float> phi_q(n * H * r), phi_k(n * H * r), out(n * H * dh), out_stepped(n * H * dh);
+        for (size_t t = 0; t < n; ++t) {
+          float* pq = phi_q.data() + t * H * r;
+          float* pk = phi_k.data() + t * H * r;
+          if (given) {
+            std::copy(q.begin() + t * q_width, q.begin() + (t + 1) * q_width, pq);
+            std::copy(k.begin() + t * k_width, k.begin() + (t + 1) * k_width, pk);
+            continue;
+          }
+          std::vector<float> qr(q.begin() + t * q_width, q.begin() + (t + 1) * q_width);
+          std::vector<float> kr(k.begin() + t * k_width, k.begin() + (t + 1) * k_width);
           if (c.rotary) {
-            cpu::rotary(qr.data(), H, dh, freq.data(), position);
-            cpu::rotary(kr.data(), Hkv, dh, freq.data(), position);
+            cpu::rotary(qr.data(), H, dh, freq.data(), run.position + t);
+            cpu::rotary(kr.data(), Hkv, dh, freq.data(), run.position + t);
           }
           for (float& e : qr) e *= scale;
           for (size_t h = 0; h < H; ++h) {
@@ -580,31 +599,40 @@ TEST_CASE("vulkan linear attention matches the CPU session's math for every feat
               const cpu::Matrix m = dtype_is_block(map_dtype)
                                         ? cpu::row_slice(cpu::Matrix{map_dtype, map.stored.data(), H * r, dh}, h * r, r)
                                         : cpu::Matrix{DType::F32, map.values.data() + h * r * dh, r, dh};
-              cpu::matvec(m, qr.data() + h * dh, map_bias.data() + h * r, phi_q.data() + h * r);
-              cpu::matvec(m, k_head, map_bias.data() + h * r, phi_k.data() + h * r);
+              cpu::matvec(m, qr.data() + h * dh, map_bias.data() + h * r, pq + h * r);
+              cpu::matvec(m, k_head, map_bias.data() + h * r, pk + h * r);
             } else {
-              std::copy(qr.begin() + h * dh, qr.begin() + (h + 1) * dh, phi_q.begin() + h * r);
-              std::copy(k_head, k_head + dh, phi_k.begin() + h * r);
+              std::copy(qr.begin() + h * dh, qr.begin() + (h + 1) * dh, pq + h * r);
+              std::copy(k_head, k_head + dh, pk + h * r);
             }
           }
           if (c.kind == Features::Map) {
-            cpu::relu(phi_q.data(), phi_q.size());
-            cpu::relu(phi_k.data(), phi_k.size());
+            cpu::relu(pq, H * r);
+            cpu::relu(pk, H * r);
           } else {
-            cpu::elu_plus_one(phi_q.data(), phi_q.size());
-            cpu::elu_plus_one(phi_k.data(), phi_k.size());
+            cpu::elu_plus_one(pq, H * r);
+            cpu::elu_plus_one(pk, H * r);
           }
         }
         for (size_t h = 0; h < H; ++h) {
-          cpu::linear_attention_step(state.data() + h * r * dh, state.data() + H * r * dh + h * r, phi_q.data() + h * r,
-                                     phi_k.data() + h * r, v.data() + (h / group) * dh, r, dh, floor,
-                                     out.data() + h * dh);
+          const size_t z = H * r * dh + h * r, kv = (h / group) * dh;
+          for (size_t t = 0; t < n; ++t) {
+            const size_t f = t * H * r + h * r;
+            cpu::linear_attention_step(stepped.data() + h * r * dh, stepped.data() + z, phi_q.data() + f,
+                                       phi_k.data() + f, v.data() + t * Hkv * dh + kv, r, dh, floor,
+                                       out_stepped.data() + t * H * dh + h * dh);
+          }
+          const cpu::LinearAttentionChunk chunk{phi_q.data() + h * r, phi_k.data() + h * r, H * r, v.data() + kv,
+                                                Hkv * dh, out.data() + h * dh, H * dh, n, r, dh, floor};
+          cpu::linear_attention_chunk(chunk, state.data() + h * r * dh, state.data() + z);
         }
-        const std::vector<float> got = gpu.read(op.out, out.size());
         double out_scale = 1e-30;
         for (float e : out) out_scale = std::max(out_scale, double(std::fabs(e)));
+        const std::vector<float> got = gpu.read(op.out, out.size()), got_state = gpu.read(op.state, state.size());
         CHECK(max_error(got, out, out_scale) < 1e-5);
-        CHECK(max_error(gpu.read(op.state, state.size()), state) < 1e-4);
+        CHECK(max_error(got, out_stepped, out_scale) < 1e-5);
+        CHECK(max_error(got_state, state) < 1e-4);
+        CHECK(max_error(got_state, stepped) < 1e-4);
       }
     }
   }

@@ -9,7 +9,8 @@
 // per layer five dependent steps over all rows (the projections read each weight once for up to 8
 // rows, or in batches of more than kMatmulMinRows rows once per 32 as tiled products; attention
 // runs a workgroup per head and run of consecutive rows of one sequence, stepping through the
-// run's positions, or with a long KV cache, in batches of up to kMatmulMinRows rows, a workgroup
+// run's positions (linear attention: runs of kLinearAttentionChunkMinRows rows or more in chunks,
+// in the chunked form), or with a long KV cache, in batches of up to kMatmulMinRows rows, a workgroup
 // per kSplitPositions positions, head and row, then their combination), then the output projection
 // of the rows that ask for logits. The activations are planned for max_batch rows; the row count, the runs and the rows
 // that want logits are a small upload (vulkan/batch_input.h) that the kernels read, so one recorded

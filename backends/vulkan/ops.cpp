@@ -23,6 +23,9 @@ constexpr uint32_t kElementwiseWorkgroup = 64;
 constexpr uint32_t kMatvecColumns = 8;  // matvec.comp's COLUMNS at most (its q8 chunks are sized for 8)
 constexpr uint32_t kMatmulTile = 32;      // matmul.comp's TILE: weight rows and columns per workgroup
 constexpr uint32_t kMatmulWorkgroup = 64;  // matmul.comp's SPAN * SPAN invocations
+// linear_attention.comp's CHUNK: rows in shared memory at once in the chunked form (fewer where
+// the device's shared memory holds fewer; 16 rows of head_dim 64 and 64 features take 20 KiB).
+constexpr uint32_t kLinearAttentionChunk = 16;
 
 std::string matrix_shader(const char* kernel, DType dtype) {
   switch (dtype) {
@@ -119,13 +122,21 @@ Dispatch linear_attention(Device& device, const LinearAttention& op) {
   const bool block_map = dtype_is_block(map_dtype);
   if (block_map && op.head_dim % kQuantBlock != 0) throw Error("linear attention: block rows must be whole blocks");
   const uint32_t workgroup = reduction_workgroup(device, 256);
-  // q and k of the head, their features, the partial sums, and for a block map q and k in q8.
-  const uint64_t quantized = block_map ? 2 * uint64_t(op.head_dim / 4 + op.head_dim / kQuantBlock) : 0;
-  check_shared_memory(device, 2 * uint64_t(op.head_dim) + 2 * uint64_t(op.features) + 2 * workgroup + quantized,
-                      workgroup, "linear attention");
+  // Per row in shared memory: q, k and v of the head, their features, the row's scores and
+  // denominator, and for a block map q and k in q8; and the partial sums.
+  const auto shared_floats = [&](uint64_t rows) {
+    const uint64_t quantized = block_map ? 2 * uint64_t(op.head_dim / 4 + op.head_dim / kQuantBlock) : 0;
+    return rows * (3 * uint64_t(op.head_dim) + 2 * uint64_t(op.features) + rows + 1 + quantized) + 2 * workgroup;
+  };
+  uint32_t chunk = kLinearAttentionChunk;
+  while (chunk > 1 && (shared_floats(chunk) + workgroup) * sizeof(float) > device.limits().maxComputeSharedMemorySize) {
+    chunk /= 2;
+  }
+  check_shared_memory(device, shared_floats(chunk), workgroup, "linear attention");
+  const uint32_t chunk_min_rows = chunk > 1 ? kLinearAttentionChunkMinRows : UINT32_MAX;
   Dispatch d;
   d.pipeline = &device.pipeline(matrix_shader("linear_attention", map_dtype), workgroup,
-                                {uint32_t(op.features_kind), op.head_dim, op.features});
+                                {uint32_t(op.features_kind), op.head_dim, op.features, chunk, chunk_min_rows});
   d.bindings[0] = op.map.data;
   d.bindings[1] = op.q;
   d.bindings[2] = op.k;

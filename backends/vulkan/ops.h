@@ -69,7 +69,16 @@ enum class Features : uint32_t {
 // cpu::linear_attention_step on this layer's state: S [heads, features, head_dim] followed by z
 // [heads, features], at the row's run's state offset (its sequence) plus state_offset (the layer)
 // floats into `state`. A workgroup per head and run (of at most max_runs) steps through the run's
-// rows in order. q, k and v hold q_stride, k_stride and v_stride floats per row; out heads head_dim.
+// rows in order, or through a run of kLinearAttentionChunkMinRows rows or more in chunks, in the
+// form of cpu::linear_attention_chunk. q, k and v hold q_stride, k_stride and v_stride floats per
+// row; out heads head_dim.
+// Runs this long or longer (prompt chunks) use the chunked form; shorter ones (decoding rows, small
+// runs) are stepped, bit for bit as a row at a time. On lavapipe the chunked op is as fast as
+// stepping from 3 to 4 rows, 6 to 31% faster at 8, 13 to 41% at 16 and about 40% at 32 and 64
+// (shipped t2r's attention shape, 4 heads of 64 with 32 features or elu); 17 keeps every run of a
+// batch of up to Context::kMatmulMinRows rows stepped, so such batches stay bit for bit as their
+// sequences alone, and gives up only the smaller gain of runs of 8 to 16 rows.
+constexpr uint32_t kLinearAttentionChunkMinRows = 17;
 struct LinearAttention {
   Features features_kind = Features::Given;
   DeviceMatrix map;
