@@ -115,6 +115,20 @@ t2r::vulkan::DeviceOptions device_options(const char* text) {
 }
 #endif
 
+enum class Backend { Cpu, Vulkan };
+
+// The backend an options struct names: "cpu" (the default, null) or, where this build has it, "vulkan".
+Backend backend_named(const char* name) {
+  const std::string backend = name ? name : "cpu";
+  if (backend == "cpu") return Backend::Cpu;
+#ifdef T2R_VULKAN
+  if (backend == "vulkan") return Backend::Vulkan;
+#else
+  if (backend == "vulkan") throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
+#endif
+  throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
+}
+
 }  // namespace
 
 extern "C" {
@@ -213,9 +227,8 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
   if (null_argument(model, "model")) return nullptr;
   const t2r_session_options o = options ? *options : t2r_session_default_options();
   return guarded<t2r_session*>(nullptr, [&] {
-    const std::string backend = o.backend ? o.backend : "cpu";
     auto session = std::make_unique<t2r_session>();
-    if (backend == "cpu") {
+    if (backend_named(o.backend) == Backend::Cpu) {
       t2r::SessionOptions cpu;
       cpu.max_context = o.max_context;
       cpu.threads = o.threads;
@@ -223,7 +236,7 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
       cpu.max_adaptive_prompt = o.max_adaptive_prompt;
       cpu.memory_budget = o.memory_budget;
       session->cpu = std::make_unique<t2r::Session>(*model->model, cpu);
-    } else if (backend == "vulkan") {
+    } else {
 #ifdef T2R_VULKAN
       t2r::vulkan::SessionOptions gpu;
       gpu.max_context = o.max_context;
@@ -231,11 +244,7 @@ t2r_session* t2r_session_create(const t2r_model* model, const t2r_session_option
       gpu.memory_budget = o.memory_budget;
       gpu.device = device_options(o.device);
       session->gpu = std::make_unique<t2r::vulkan::Session>(*model->model, gpu);
-#else
-      throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
 #endif
-    } else {
-      throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
     }
     return session.release();
   });
@@ -321,9 +330,8 @@ t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_option
   if (null_argument(model, "model")) return nullptr;
   const t2r_context_options o = options ? *options : t2r_context_default_options();
   return guarded<t2r_context*>(nullptr, [&] {
-    const std::string backend = o.backend ? o.backend : "cpu";
     auto context = std::make_unique<t2r_context>();
-    if (backend == "cpu") {
+    if (backend_named(o.backend) == Backend::Cpu) {
       t2r::ContextOptions cpu;
       if (o.max_sequences != 0) cpu.max_sequences = o.max_sequences;
       if (o.max_batch != 0) cpu.max_batch = o.max_batch;
@@ -335,7 +343,7 @@ t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_option
       cpu.max_source_length = o.max_source_length;
       context->cpu = std::make_unique<t2r::Context>(*model->model, cpu);
       context->rows.resize(context->cpu->max_batch());
-    } else if (backend == "vulkan") {
+    } else {
 #ifdef T2R_VULKAN
       t2r::vulkan::ContextOptions gpu;
       if (o.max_sequences != 0) gpu.max_sequences = o.max_sequences;
@@ -346,11 +354,7 @@ t2r_context* t2r_context_create(const t2r_model* model, const t2r_context_option
       gpu.device = device_options(o.device);
       context->gpu = std::make_unique<t2r::vulkan::Context>(*model->model, gpu);
       context->rows.resize(context->gpu->max_batch());
-#else
-      throw t2r::Error("this build has no vulkan backend (configure with the Vulkan SDK and glslc)");
 #endif
-    } else {
-      throw t2r::Error("unknown backend '" + backend + "' (cpu or vulkan)");
     }
     return context.release();
   });
