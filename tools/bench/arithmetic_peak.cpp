@@ -16,11 +16,11 @@
 namespace t2r::bench {
 namespace {
 
+#if defined(__x86_64__) && defined(__GNUC__)
 double seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
 constexpr long kIterations = 20000000;
 constexpr int kChains = 12;  // enough independent accumulators to hide any of these latencies
 
