@@ -185,24 +185,20 @@ void expected_matvec(const TestMatrix& w, const TestMatrix& up, const std::vecto
 
 // A projection over a batch of n columns of a program recorded for max_columns (with `outputs`,
 // every other column asks for logits, the odd ones, and only those are multiplied), its inputs
-// random from `seed`; norm 0: none, 1: rmsnorm, 2: layernorm.
+// random from `seed`.
 struct BatchedProjection {
   TestMatrix w, up;
-  std::vector<float> x, bias, y0, norm_weight, norm_bias;
+  std::vector<float> x, bias, y0;
   std::vector<size_t> columns;  // the x column of each y column
-  int norm_kind;  // 0: none, 1: rmsnorm, 2: layernorm
   Matvec op;
 
   BatchedProjection(Gpu& gpu, DType dtype, size_t rows, size_t cols, size_t n, size_t max_columns, Epilogue epilogue,
-                    int norm, bool outputs, uint32_t& seed)
+                    bool outputs, uint32_t& seed)
       : w(random_matrix(dtype, rows, cols, ++seed)),
         up(random_matrix(dtype, rows, cols, ++seed)),
         x(random_floats(n * cols, -2, 2, ++seed)),
         bias(random_floats(rows, -1, 1, ++seed)),
-        y0(random_floats(max_columns * rows, -1, 1, ++seed)),
-        norm_weight(random_floats(cols, 0.5f, 1.5f, ++seed)),
-        norm_bias(random_floats(cols, -1, 1, ++seed)),
-        norm_kind(norm) {
+        y0(random_floats(max_columns * rows, -1, 1, ++seed)) {
     std::vector<BatchRow> batch;
     for (size_t i = 0; i < n; ++i) {
       batch.push_back(BatchRow{0, 0, int64_t(i), !outputs || i % 2 == 1});
@@ -212,12 +208,6 @@ struct BatchedProjection {
     op.up = {dtype, gpu.bytes(up.stored.data(), up.stored.size()), uint32_t(rows), uint32_t(cols)};
     if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
     op.epilogue = epilogue;
-    if (norm != 0) {
-      op.norm = norm == 1 ? NormKind::RmsNorm : NormKind::LayerNorm;
-      op.norm_weight = gpu.floats(norm_weight);
-      if (norm == 2) op.norm_bias = gpu.floats(norm_bias);
-      op.norm_eps = 1e-5f;
-    }
     op.outputs = outputs;
     op.columns = uint32_t(max_columns);
     op.x = gpu.floats(x);
@@ -231,12 +221,8 @@ struct BatchedProjection {
   // What the CPU's reference gives for y column j, and each output's rounding scale.
   void expected(size_t j, std::vector<float>* want, std::vector<float>* scale) const {
     const float* column = x.data() + columns[j] * cols();
-    std::vector<float> normed(column, column + cols());
-    if (norm_kind == 1) cpu::rms_norm(column, norm_weight.data(), 1e-5f, cols(), normed.data());
-    if (norm_kind == 2) {
-      cpu::layer_norm(column, norm_weight.data(), norm_bias.data(), 1e-5f, cols(), normed.data());
-    }
-    expected_matvec(w, up, normed, bias, y0.data() + j * rows(), op.epilogue, want, scale);
+    expected_matvec(w, up, std::vector<float>(column, column + cols()), bias, y0.data() + j * rows(), op.epilogue,
+                    want, scale);
   }
 
   // Y column j by the matvec of that column alone, recorded for one column.
@@ -301,46 +287,50 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
   }
 }
 
-TEST_CASE("vulkan matvec norms its input as cpu::layer_norm and cpu::rms_norm") {
+TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each row, or of the outputs' rows") {
   Device* device = test_device();
   if (!device) return;
   Gpu gpu(*device);
+  const size_t kRows = 5;  // rows 1 and 3 ask for logits
   for (size_t n : {1, 7, 256, 1000, 2051}) {
     for (NormKind kind : {NormKind::LayerNorm, NormKind::RmsNorm}) {
-      CAPTURE(n);
-      CAPTURE(int(kind));
-      const std::vector<float> x = random_floats(n, -3, 5, uint32_t(n));
-      const std::vector<float> weight = random_floats(n, 0.5f, 1.5f, uint32_t(n + 1));
-      const std::vector<float> bias = random_floats(n, -1, 1, uint32_t(n + 2));
-      std::vector<float> normed(n);
-      if (kind == NormKind::LayerNorm) {
-        cpu::layer_norm(x.data(), weight.data(), bias.data(), 1e-5f, n, normed.data());
-      } else {
-        cpu::rms_norm(x.data(), weight.data(), 1e-5f, n, normed.data());
-      }
-      // The identity shows the normed input itself; a random matrix, its use.
-      std::vector<float> identity(n * n, 0);
-      for (size_t i = 0; i < n; ++i) identity[i * n + i] = 1;
-      const TestMatrix w = random_matrix(DType::F16, 33, n, uint32_t(n + 3));
-      for (bool use_identity : {true, false}) {
-        Matvec op;
-        op.w = use_identity ? DeviceMatrix{DType::F32, gpu.floats(identity), uint32_t(n), uint32_t(n)}
-                            : DeviceMatrix{DType::F16, gpu.bytes(w.stored.data(), w.stored.size()), 33, uint32_t(n)};
+      for (bool outputs : {false, true}) {
+        CAPTURE(n);
+        CAPTURE(int(kind));
+        CAPTURE(outputs);
+        const std::vector<float> x = random_floats(kRows * n, -3, 5, uint32_t(n));
+        const std::vector<float> weight = random_floats(n, 0.5f, 1.5f, uint32_t(n + 1));
+        const std::vector<float> bias = random_floats(n, -1, 1, uint32_t(n + 2));
+        const std::vector<float> y0 = random_floats(kRows * n, -1, 1, uint32_t(n + 3));
+        std::vector<BatchRow> batch;
+        for (size_t i = 0; i < kRows; ++i) batch.push_back(BatchRow{0, 0, int64_t(i), i % 2 == 1});
+        RowNorm op;
+        op.kind = kind;
         op.x = gpu.floats(x);
-        op.y = gpu.zeros(op.w.rows);
-        op.batch = gpu.batch({BatchRow{}});
-        op.norm = kind;
-        op.norm_weight = gpu.floats(weight);
-        op.norm_bias = gpu.floats(bias);
-        op.norm_eps = 1e-5f;
-        gpu.run(matvec(*device, op));
-        if (use_identity) {
-          CHECK(max_error(gpu.read(op.y, n), normed) < 2e-6 * 16);
-        } else {
-          std::vector<float> want, scale;
-          reference_matvec(w, normed, &want, &scale);
-          const std::vector<float> got = gpu.read(op.y, 33);
-          for (size_t r = 0; r < 33; ++r) CHECK(std::fabs(got[r] - want[r]) / (scale[r] + 1) < 1e-5);
+        op.y = gpu.floats(y0);
+        op.weight = gpu.floats(weight);
+        op.bias = gpu.floats(bias);
+        op.batch = gpu.batch(batch);
+        op.cols = uint32_t(n);
+        op.rows = uint32_t(kRows);
+        op.eps = 1e-5f;
+        op.outputs = outputs;
+        gpu.run(row_norm(*device, op));
+        const std::vector<float> got = gpu.read(op.y, kRows * n);
+        for (size_t i = 0; i < kRows; ++i) {
+          CAPTURE(i);
+          const std::vector<float> row(got.begin() + i * n, got.begin() + (i + 1) * n);
+          if (outputs && !batch[i].logits) {  // rows that do not ask for logits stay as they were
+            CHECK(row == std::vector<float>(y0.begin() + i * n, y0.begin() + (i + 1) * n));
+            continue;
+          }
+          std::vector<float> normed(n);
+          if (kind == NormKind::LayerNorm) {
+            cpu::layer_norm(x.data() + i * n, weight.data(), bias.data(), 1e-5f, n, normed.data());
+          } else {
+            cpu::rms_norm(x.data() + i * n, weight.data(), 1e-5f, n, normed.data());
+          }
+          CHECK(max_error(row, normed) < 2e-6 * 16);
         }
       }
     }
@@ -372,7 +362,7 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
             CAPTURE(n);
             CAPTURE(outputs);
             Gpu gpu(*device);
-            const BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, 1, outputs, seed);
+            const BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, outputs, seed);
             gpu.run(matvec(*device, p.op));
             const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
@@ -389,9 +379,7 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
               p.expected(j, &want, &scale);
               for (size_t r = 0; r < s.rows; ++r) worst = std::max(worst, std::fabs(double(y[r]) - want[r]) / scale[r]);
             }
-            // Activation quantization is discontinuous: a normed value a rounding off the CPU's can
-            // cross a q8 rounding step.
-            CHECK(worst < (dtype_is_block(dtype) ? 1e-2 : 1e-5));
+            CHECK(worst < 2e-6);
           }
         }
       }
@@ -415,42 +403,36 @@ TEST_CASE("vulkan tiled matmul matches the CPU and each column's matvec for ever
     for (const Shape& s : shapes) {
       if (dtype_is_block(dtype) && s.cols % 32 != 0) continue;
       for (Epilogue epilogue : {Epilogue::Store, Epilogue::Relu, Epilogue::Add, Epilogue::SwiGlu}) {
-        for (int norm = 0; norm < 3; ++norm) {  // none, rmsnorm, layernorm
-          for (bool outputs : {false, true}) {
-            if (outputs && norm != 1) continue;
-            CAPTURE(dtype_name(dtype));
-            CAPTURE(s.rows);
-            CAPTURE(s.cols);
-            CAPTURE(int(epilogue));
-            CAPTURE(norm);
-            CAPTURE(outputs);
-            Gpu gpu(*device);
-            const BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, norm, outputs, seed);
-            gpu.run(matmul(*device, p.op));
-            const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
+        for (bool outputs : {false, true}) {
+          CAPTURE(dtype_name(dtype));
+          CAPTURE(s.rows);
+          CAPTURE(s.cols);
+          CAPTURE(int(epilogue));
+          CAPTURE(outputs);
+          Gpu gpu(*device);
+          const BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, outputs, seed);
+          gpu.run(matmul(*device, p.op));
+          const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
-            double worst_cpu = 0, worst_alone = 0;
-            for (size_t j = 0; j < kMaxColumns; ++j) {
-              CAPTURE(j);
-              const float* y = got.data() + j * s.rows;
-              if (j >= p.columns.size()) {  // columns the batch does not have stay as they were
-                CHECK(std::memcmp(y, p.y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
-                continue;
-              }
-              std::vector<float> want, scale;
-              p.expected(j, &want, &scale);
-              for (size_t r = 0; r < s.rows; ++r) worst_cpu = std::max(worst_cpu, std::fabs(double(y[r]) - want[r]) / scale[r]);
-              // The same column by the matvec, alone: the first two and the last of each tile.
-              if (j % 32 > 1 && j % 32 != 31 && j + 1 != p.columns.size()) continue;
-              const std::vector<float> by_matvec = p.alone(*device, gpu, j);
-              for (size_t r = 0; r < s.rows; ++r) worst_alone = std::max(worst_alone, std::fabs(double(y[r]) - by_matvec[r]) / scale[r]);
+          double worst_cpu = 0, worst_alone = 0;
+          for (size_t j = 0; j < kMaxColumns; ++j) {
+            CAPTURE(j);
+            const float* y = got.data() + j * s.rows;
+            if (j >= p.columns.size()) {  // columns the batch does not have stay as they were
+              CHECK(std::memcmp(y, p.y0.data() + j * s.rows, s.rows * sizeof(float)) == 0);
+              continue;
             }
-            // Unnormed, both kernels quantize the same values: only the order of the f32 sums
-            // differs. A norm computed in another order can move a value across a q8 rounding step.
-            const double bound = norm == 0 ? 2e-6 : dtype_is_block(dtype) ? 1e-2 : 1e-5;
-            CHECK(worst_cpu < bound);
-            CHECK(worst_alone < bound);
+            std::vector<float> want, scale;
+            p.expected(j, &want, &scale);
+            for (size_t r = 0; r < s.rows; ++r) worst_cpu = std::max(worst_cpu, std::fabs(double(y[r]) - want[r]) / scale[r]);
+            // The same column by the matvec, alone: the first two and the last of each tile.
+            if (j % 32 > 1 && j % 32 != 31 && j + 1 != p.columns.size()) continue;
+            const std::vector<float> by_matvec = p.alone(*device, gpu, j);
+            for (size_t r = 0; r < s.rows; ++r) worst_alone = std::max(worst_alone, std::fabs(double(y[r]) - by_matvec[r]) / scale[r]);
           }
+          // Both kernels quantize the same values: only the order of the f32 sums differs.
+          CHECK(worst_cpu < 2e-6);
+          CHECK(worst_alone < 2e-6);
         }
       }
     }

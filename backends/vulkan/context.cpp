@@ -65,7 +65,7 @@ ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
 // Regions of the activation arena: the batch input, then activations for max_batch rows (the
 // logits for max_outputs, the softmax scores for max_runs runs).
 struct Context::Regions {
-  size_t batch, x, q, k, v, attn_out, hidden, logits, scores, partials;
+  size_t batch, x, normed, q, k, v, attn_out, hidden, logits, scores, partials;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -121,6 +121,7 @@ void Context::plan(Regions& a) {
   Arena& act = activations_;
   a.batch = act.reserve(batch_input_bytes(batch_limits_), "the batch input");
   a.x = act.reserve(n * d * f, "x");
+  a.normed = act.reserve(n * d * f, "the normed rows");
   // q and k hold phi(q) and phi(k) when the feature map is folded.
   a.q = act.reserve(n * H * std::max(dh, r) * f, "q");
   a.k = act.reserve(n * H * std::max(dh, r) * f, "k");
@@ -148,12 +149,14 @@ void Context::record(const Regions& a) {
   const uint32_t H = uint32_t(hp.n_heads), Hkv = uint32_t(hp.n_kv_heads), dh = uint32_t(hp.head_dim);
   auto act = [&](size_t region) { return activations_[region]; };
   const Span states = states_[states_region_], batch = act(a.batch);
-  // The section being recorded: the most rows (and runs, and outputs) it takes, the rows a matvec
-  // workgroup computes at once, and whether the layers' projections are tiled matrix products.
-  uint32_t max_rows = 1, max_runs = 1, max_outputs = 1, tile = 1;
+  program_ = std::make_unique<Program>(dev);
+  Program& p = *program_;
+  // The section being recorded: the most rows (and runs) it takes, the columns a matvec workgroup
+  // computes at once, and whether its projections are tiled matrix products.
+  uint32_t max_rows = 1, max_runs = 1, tile = 1;
   bool tiled = false;
-  // W norm(x) (+ bias), or W x when `norm` is null, for every row of the batch.
-  auto project = [&](const Linear& m, const Norm* norm, size_t in, size_t out, Epilogue e = Epilogue::Store) {
+  // W x (+ bias) for every row of the batch.
+  auto project = [&](const Linear& m, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
     op.w = w.matrix(m.weight);
     op.x = act(in);
@@ -163,15 +166,26 @@ void Context::record(const Regions& a) {
     op.columns = max_rows;
     op.tile = tile;
     op.epilogue = e;
-    if (norm) {
-      op.norm = hp.norm;
-      op.norm_weight = w.vector(norm->weight);
-      op.norm_bias = w.vector(norm->bias);
-      op.norm_eps = hp.norm_eps;
-    }
     return op;
   };
   auto projection = [&](const Matvec& op) { return tiled ? matmul(dev, op) : matvec(dev, op); };
+  // norm(x) of every row of the batch (with `outputs`, of the rows that ask for logits) into
+  // `normed`, which the projections after it read.
+  auto record_norm = [&](const Norm& norm, bool outputs) {
+    RowNorm op;
+    op.kind = hp.norm;
+    op.x = act(a.x);
+    op.y = act(a.normed);
+    op.weight = w.vector(norm.weight);
+    op.bias = w.vector(norm.bias);
+    op.batch = batch;
+    op.cols = uint32_t(hp.dim);
+    op.rows = max_rows;
+    op.eps = hp.norm_eps;
+    op.outputs = outputs;
+    p.dispatch(row_norm(dev, op));
+    p.barrier();
+  };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
   // YaRN's attention factor multiplies q and k; softmax attention sees only their product, so it
@@ -180,12 +194,10 @@ void Context::record(const Regions& a) {
   const bool sinusoidal = hp.positions == PositionKind::Sinusoidal;
   const auto& blocks = model_.blocks();
 
-  program_ = std::make_unique<Program>(dev);
-  Program& p = *program_;
-  // A batch: its input up, the embedding of every row, then per layer five dependent steps over all
-  // rows: projections (with the attention norm), attention, the output projection (plus the
-  // residual), the up projections (with the feed-forward norm), the down projection (plus the
-  // residual); last the final norm fused into the output projection of the rows that ask for logits.
+  // A batch: its input up, the embedding of every row, then per layer seven dependent steps over
+  // all rows: the attention norm, the q, k and v projections, attention, the output projection
+  // (plus the residual), the feed-forward norm, the up projections, the down projection (plus the
+  // residual). The logits are sections of their own (below).
   auto record_batch = [&] {
     p.copy(inputs_.span(), batch);
     p.barrier();
@@ -198,9 +210,10 @@ void Context::record(const Regions& a) {
       const AttentionSpec& spec = hp.attention(l);
       const StateLayout::Layer& state = layout_.layers[l];
       const bool folded = spec.is_linear() && spec.linear.folded;
-      const Matvec q = project(folded ? aw.feature_q : aw.q, &block.attn_norm, a.x, a.q, folded ? Epilogue::Relu : Epilogue::Store);
-      const Matvec k = project(folded ? aw.feature_k : aw.k, &block.attn_norm, a.x, a.k, folded ? Epilogue::Relu : Epilogue::Store);
-      const Matvec v = project(aw.v, &block.attn_norm, a.x, a.v);
+      record_norm(block.attn_norm, false);
+      const Matvec q = project(folded ? aw.feature_q : aw.q, a.normed, a.q, folded ? Epilogue::Relu : Epilogue::Store);
+      const Matvec k = project(folded ? aw.feature_k : aw.k, a.normed, a.k, folded ? Epilogue::Relu : Epilogue::Store);
+      const Matvec v = project(aw.v, a.normed, a.v);
       p.dispatch(projection(q));
       p.dispatch(projection(k));
       p.dispatch(projection(v));
@@ -262,48 +275,66 @@ void Context::record(const Regions& a) {
         }
       }
       p.barrier();
-      p.dispatch(projection(project(aw.o, nullptr, a.attn_out, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(aw.o, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
+      record_norm(block.ffn_norm, false);
       if (hp.ffn == FfnKind::SwiGlu) {
-        Matvec gate = project(block.ffn.gate, &block.ffn_norm, a.x, a.hidden, Epilogue::SwiGlu);
+        Matvec gate = project(block.ffn.gate, a.normed, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
         p.dispatch(projection(gate));
       } else {
-        p.dispatch(projection(project(block.ffn.up, &block.ffn_norm, a.x, a.hidden, Epilogue::Relu)));
+        p.dispatch(projection(project(block.ffn.up, a.normed, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
-      p.dispatch(projection(project(block.ffn.down, nullptr, a.hidden, a.x, Epilogue::Add)));
+      p.dispatch(projection(project(block.ffn.down, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
-    Matvec output = project(Linear{model_.output()}, &model_.output_norm(), a.x, a.logits);
+  };
+  // The final norm and the output projection of the rows that ask for logits, for at most
+  // max_rows of them.
+  auto record_logits = [&] {
+    record_norm(model_.output_norm(), true);
+    Matvec output = project(Linear{model_.output()}, a.normed, a.logits);
     output.outputs = true;
-    output.columns = max_outputs;
-    p.dispatch(matvec(dev, output));
+    p.dispatch(projection(output));
   };
   // Section 0 takes batches of up to kMatmulMinRows rows, 8 rows per matvec workgroup (each weight
   // read once for them); another, for batches of one row, dispatches only that row's workgroups: a
-  // row's results are the same bits in both. Larger batches take a third, whose layers'
-  // projections are tiled matrix products (each weight read once per 32 rows; the output
-  // projection, over the rows that ask for logits, stays the matvec) and whose softmax attention
-  // is never split. Long contexts split the others' (splits_attention()).
-  max_rows = uint32_t(std::min<size_t>(size_t(limits_.max_batch), kMatmulMinRows));
+  // row's results are the same bits in both. Larger batches take a third, whose projections are
+  // tiled matrix products (each weight read once per 32 rows) and whose softmax attention is never
+  // split. Long contexts split the others' (splits_attention()). The logits take the same three
+  // forms, chosen by how many rows ask for them (logits_section()).
+  const uint32_t few_rows = uint32_t(std::min<size_t>(size_t(limits_.max_batch), kMatmulMinRows));
+  max_rows = few_rows;
   max_runs = std::min(uint32_t(batch_limits_.max_runs), max_rows);
-  max_outputs = std::min(uint32_t(limits_.max_outputs), max_rows);
   tile = 8;
   record_batch();
+  max_rows = std::min(uint32_t(limits_.max_outputs), few_rows);
+  logits_sections_[1] = p.section();
+  record_logits();
   if (size_t(limits_.max_batch) > kMatmulMinRows) {
-    tiled_section_ = p.section();
+    tiled = true;
     max_rows = uint32_t(limits_.max_batch);
     max_runs = uint32_t(batch_limits_.max_runs);
-    max_outputs = uint32_t(limits_.max_outputs);
-    tiled = true;
+    tiled_section_ = p.section();
     record_batch();
+    if (size_t(limits_.max_outputs) > kMatmulMinRows) {
+      max_rows = uint32_t(limits_.max_outputs);
+      logits_sections_[2] = p.section();
+      record_logits();
+    }
     tiled = false;
   }
+  max_rows = max_runs = tile = 1;
   if (limits_.max_batch > 1) {
-    max_rows = max_runs = max_outputs = tile = 1;
     one_row_section_ = p.section();
     record_batch();
+  }
+  if (limits_.max_outputs > 1) {
+    logits_sections_[0] = p.section();
+    record_logits();
+  } else {
+    logits_sections_[0] = logits_sections_[1];
   }
   // Section copy_section_ + k - 1 (k = 1..max_outputs): the copy of k outputs' logits to the host,
   // submitted after the batch when k rows asked for logits (a copy's size is fixed when recorded).
@@ -325,8 +356,9 @@ const float* Context::decode(const BatchRow* rows, size_t count) {
   }
   outputs_ = write_batch_input(inputs_.mapped(), batch_limits_, rows, count, layout_.floats);
   const uint32_t batch_section = count == 1 ? one_row_section_ : count > kMatmulMinRows ? tiled_section_ : 0;
-  const uint32_t sections[2] = {batch_section, copy_section_ + uint32_t(outputs_) - 1};
-  program_->run(sections, outputs_ > 0 ? 2 : 1);
+  const uint32_t logits_section = logits_sections_[outputs_ == 1 ? 0 : outputs_ > kMatmulMinRows ? 2 : 1];
+  const uint32_t sections[3] = {batch_section, logits_section, copy_section_ + uint32_t(outputs_) - 1};
+  program_->run(sections, outputs_ > 0 ? 3 : 1);
   if (outputs_ > 0) readback_.invalidate();
   // Rows of a sequence are consecutive and ascending: its last row leaves its next position.
   for (size_t i = 0; i < count; ++i) positions_of_[size_t(rows[i].sequence)] = rows[i].position + 1;

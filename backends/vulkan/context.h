@@ -6,18 +6,21 @@
 //
 // Everything is planned, allocated and recorded once, at creation. A batch of n rows (any mix of
 // sequences) runs as one pass through the layers: the embedding of every row in one dispatch, then
-// per layer five dependent steps over all rows (the projections read each weight once for up to 8
-// rows, or in batches of more than kMatmulMinRows rows once per 32 as tiled products; attention
-// runs a workgroup per head and run of consecutive rows of one sequence, stepping through the
-// run's positions (linear attention: runs of kLinearAttentionChunkMinRows rows or more in chunks,
-// in the chunked form), or with a long KV cache, in batches of up to kMatmulMinRows rows, a workgroup
-// per kSplitPositions positions, head and row, then their combination), then the output projection
-// of the rows that ask for logits. The activations are planned for max_batch rows; the row count, the runs and the rows
-// that want logits are a small upload (vulkan/batch_input.h) that the kernels read, so one recorded
-// program serves every batch. decode() writes that input and submits the batch's section (one
-// recorded for batches of one row does no work for absent rows) and the copy of its logits to the
-// host, as one submission. Each row's logits are bit for bit those of its sequence run alone in
-// batches of up to kMatmulMinRows rows, and agree with them to rounding in larger ones.
+// per layer seven dependent steps over all rows: the attention norm (one pass, which the three
+// projections read), the projections (each weight read once for up to 8 rows, or in batches of
+// more than kMatmulMinRows rows once per 32 as tiled products), attention (a workgroup per head
+// and run of consecutive rows of one sequence, stepping through the run's positions; linear
+// attention: runs of kLinearAttentionChunkMinRows rows or more in chunks, in the chunked form; with
+// a long KV cache, in batches of up to kMatmulMinRows rows, a workgroup per kSplitPositions
+// positions, head and row, then their combination), the output projection, the feed-forward norm,
+// its up and down projections; then the final norm and the output projection of the rows that ask
+// for logits (tiled when more than kMatmulMinRows do). The activations are planned for max_batch
+// rows; the row count, the runs and the rows that want logits are a small upload
+// (vulkan/batch_input.h) that the kernels read, so one recorded program serves every batch.
+// decode() writes that input and submits the batch's section (one recorded for batches of one row
+// does no work for absent rows), the logits' and the copy of the logits to the host, as one
+// submission. Each row's logits are bit for bit those of its sequence run alone in batches of up
+// to kMatmulMinRows rows, and agree with them to rounding in larger ones.
 // Decoding allocates nothing, on the host or the device.
 #pragma once
 
@@ -134,6 +137,8 @@ class Context {
   float* host_logits_ = nullptr;
   std::unique_ptr<Program> program_;  // the batch's sections and the logits' copies (record())
   uint32_t one_row_section_ = 0, tiled_section_ = 0, copy_section_ = 0;
+  // The logits of one row, of up to kMatmulMinRows rows, and of more (tiled).
+  uint32_t logits_sections_[3] = {};
 };
 
 }  // namespace t2r::vulkan

@@ -55,22 +55,13 @@ Dispatch projection(const Matvec& op) {
   d.bindings[2] = op.y;
   d.bindings[3] = op.bias;
   d.bindings[4] = op.epilogue == Epilogue::SwiGlu ? op.up.data : Span{};
-  d.bindings[5] = op.norm_weight;
-  d.bindings[6] = op.norm_bias;
   d.bindings[7] = op.batch;
   d.set(0, op.w.rows);
   d.set(1, op.w.cols);
   d.set(2, uint32_t(op.bias.buffer != VK_NULL_HANDLE));
   d.set(3, uint32_t(op.w.cols % 8 == 0));
-  d.set(4, op.norm_eps);
-  d.set(5, uint32_t(op.outputs));
+  d.set(4, uint32_t(op.outputs));
   return d;
-}
-
-// projection.glsl's NORM: none, layernorm or rmsnorm.
-uint32_t projection_norm(const Matvec& op) {
-  if (op.norm_weight.buffer == VK_NULL_HANDLE) return 0;
-  return op.norm == NormKind::LayerNorm ? 1 : 2;
 }
 
 }  // namespace
@@ -85,19 +76,33 @@ Dispatch matvec(Device& device, const Matvec& op) {
   const uint32_t columns = std::max(1u, std::min({op.tile, op.columns, kMatvecColumns}));
   Dispatch d = projection(op);
   d.pipeline = &device.pipeline(matrix_shader("matvec", op.w.dtype), workgroup,
-                                {uint32_t(op.epilogue), projection_norm(op), rows_per_group, columns});
+                                {uint32_t(op.epilogue), rows_per_group, columns});
   d.groups = div_up(op.w.rows, rows_per_group) * div_up(op.columns, columns);
   return d;
 }
 
 Dispatch matmul(Device& device, const Matvec& op) {
   if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matmul: block rows must be whole blocks");
-  // The float tiles: two weight tiles and one of activations, 32 x 32 each, and the columns' norms.
-  check_shared_memory(device, 3 * kMatmulTile * kMatmulTile + 2 * kMatmulTile, kMatmulWorkgroup, "matmul");
+  // The float tiles: two weight tiles and one of activations, 32 x 32 each.
+  check_shared_memory(device, 3 * kMatmulTile * kMatmulTile, kMatmulWorkgroup, "matmul");
   Dispatch d = projection(op);
-  d.pipeline = &device.pipeline(matrix_shader("matmul", op.w.dtype), kMatmulWorkgroup,
-                                {uint32_t(op.epilogue), projection_norm(op)});
+  d.pipeline = &device.pipeline(matrix_shader("matmul", op.w.dtype), kMatmulWorkgroup, {uint32_t(op.epilogue)});
   d.groups = div_up(op.w.rows, kMatmulTile) * div_up(op.columns, kMatmulTile);
+  return d;
+}
+
+Dispatch row_norm(Device& device, const RowNorm& op) {
+  Dispatch d;
+  d.pipeline = &device.pipeline("norm", reduction_workgroup(device, 128), {op.kind == NormKind::LayerNorm ? 1u : 2u});
+  d.bindings[1] = op.x;
+  d.bindings[2] = op.y;
+  d.bindings[5] = op.weight;
+  d.bindings[6] = op.bias;
+  d.bindings[7] = op.batch;
+  d.set(0, op.cols);
+  d.set(1, op.eps);
+  d.set(2, uint32_t(op.outputs));
+  d.groups = op.rows;  // workgroups of rows the batch does not have return at once
   return d;
 }
 

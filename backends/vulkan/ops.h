@@ -27,11 +27,22 @@ enum class Epilogue : uint32_t {
   SwiGlu = 3,  // y = silu(W x) * (up x)  (cpu::silu_mul)
 };
 
-// cpu::matvec, with an epilogue, of each batch row's input normed by cpu::layer_norm or
-// cpu::rms_norm when norm_weight is given (every workgroup computes the statistics: no separate
-// dispatch): x [rows, w.cols] and y [rows, w.rows], or with `outputs` set y [outputs, w.rows] of the
-// rows that ask for logits. Each weight is read once for up to 8 rows; a row's results are bit for
-// bit those of a batch of that row alone.
+// cpu::layer_norm or cpu::rms_norm of each batch row, x and y [rows, cols], or with `outputs` set
+// of each row that asks for logits (into its row of y; the other rows are left as they were). A
+// workgroup per row; `rows` is the most the batch may have. The projections after a norm read its
+// output: one pass serves q, k and v, and no projection workgroup recomputes a row's statistics.
+struct RowNorm {
+  NormKind kind = NormKind::RmsNorm;
+  Span x, y, weight, bias, batch;  // bias for layernorm
+  uint32_t cols = 0, rows = 1;
+  float eps = 0;
+  bool outputs = false;
+};
+Dispatch row_norm(Device& device, const RowNorm& op);
+
+// cpu::matvec, with an epilogue, of each batch row's input: x [rows, w.cols] and y [rows, w.rows],
+// or with `outputs` set y [outputs, w.rows] of the rows that ask for logits. Each weight is read
+// once for up to 8 rows; a row's results are bit for bit those of a batch of that row alone.
 struct Matvec {
   DeviceMatrix w;
   Span x, y, bias, batch;  // bias may be empty
@@ -40,9 +51,6 @@ struct Matvec {
   uint32_t tile = 8;     // columns a workgroup computes at once (at most 8), reading each weight once
   Epilogue epilogue = Epilogue::Store;
   DeviceMatrix up;  // SwiGlu only
-  NormKind norm = NormKind::RmsNorm;
-  Span norm_weight, norm_bias;  // no norm when norm_weight is empty; norm_bias for layernorm
-  float norm_eps = 0;
 };
 Dispatch matvec(Device& device, const Matvec& op);
 

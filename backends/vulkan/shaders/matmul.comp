@@ -1,7 +1,7 @@
 #version 450
-// Y = epilogue(W norm(X) + bias) (projection.glsl) for many columns at once (a prompt chunk): a
+// Y = epilogue(W X + bias) (projection.glsl) for many columns at once (a prompt chunk): a
 // workgroup computes a tile of TILE weight rows by TILE columns. Per step of 32 elements of the rows
-// (one q8 block) it stages the tile's weights and (normed) activations in shared memory, and each of
+// (one q8 block) it stages the tile's weights and activations in shared memory, and each of
 // its SPAN x SPAN invocations accumulates a BLOCK x BLOCK block of outputs from them in registers:
 // each weight is read from memory once per TILE columns, each activation once per TILE rows. For
 // q8_0 and q4_0 weights a step is one block of each row and column: the columns quantized to q8 as
@@ -10,7 +10,6 @@
 // agree with the column alone (matvec) to rounding, not bit for bit.
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-#include "reduce.glsl"
 #include "projection.glsl"
 
 const uint TILE = 32;            // weight rows and columns of a workgroup's tile
@@ -19,10 +18,9 @@ const uint BLOCK = 4;            // rows and columns of an invocation's outputs
 const uint SPAN = TILE / BLOCK;  // invocation (i, j) takes rows i, i + SPAN, ... and columns j, j + SPAN, ...
 // The workgroup is SPAN * SPAN = 64 invocations (the host sets it).
 
-shared vec2 tile_norm[TILE];  // the norm statistics of the tile's columns
 #if WEIGHT_DTYPE <= 2
 shared float tile_w[2][STEP * TILE];  // [matrix][k * TILE + row]: the step's weights (matrix 1: swiglu's)
-shared float tile_x[STEP * TILE];     // [k * TILE + column]: the step's (normed) activations
+shared float tile_x[STEP * TILE];     // [k * TILE + column]: the step's activations
 #else
 shared uint tile_wq[2][8 * TILE];  // [matrix][word * TILE + row]: the step's weight blocks
 shared float tile_wd[2][TILE];
@@ -54,14 +52,6 @@ void main() {
   const uint columns = column_count();
   if (c0 >= columns) return;
   const uint id = gl_LocalInvocationID.x, ti = id % SPAN, tj = id / SPAN;
-  // Columns past the batch's repeat its last (their outputs are not stored).
-  if (NORM != 0) {
-    for (uint c = 0; c < TILE; ++c) {
-      const vec2 s = norm_statistics(column_at(min(c0 + c, columns - 1)));
-      if (id == 0) tile_norm[c] = s;
-    }
-  }
-  barrier();
 
   float acc[BLOCK][BLOCK], acc_up[BLOCK][BLOCK];
   [[unroll]] for (uint i = 0; i < BLOCK; ++i) {
@@ -79,7 +69,7 @@ void main() {
       const bool in_row = col < p.cols;
       tile_w[0][k * TILE + r] = in_row && row < p.rows ? weight_at(0, row, col, p.cols) : 0.0;
       if (EPILOGUE == EPILOGUE_SWIGLU) tile_w[1][k * TILE + r] = in_row && row < p.rows ? weight_at(1, row, col, p.cols) : 0.0;
-      tile_x[k * TILE + r] = in_row && c < columns ? normed_at(column_at(c), col, tile_norm[r]) : 0.0;
+      tile_x[k * TILE + r] = in_row && c < columns ? x[column_at(c) + col] : 0.0;
     }
     barrier();
     // The step's products are summed as the matvec sums a row: per 8 elements two dot products of
@@ -129,7 +119,7 @@ void main() {
     } else if (id < 2 * TILE) {
       const uint t = id - TILE, at = column_at(min(c0 + t, columns - 1));
       float v[32];
-      for (uint j = 0; j < 32; ++j) v[j] = normed_at(at, k0 + j, tile_norm[t]);
+      for (uint j = 0; j < 32; ++j) v[j] = x[at + k0 + j];
       uint q[8];
       tile_xd[t] = quantize_block(v, q);
       for (uint k = 0; k < 8; ++k) tile_xq[k * TILE + t] = q[k];

@@ -1,29 +1,27 @@
 #version 450
-// Y = epilogue(W norm(X) + bias) (projection.glsl) for few columns at a time.
+// Y = epilogue(W X + bias) (projection.glsl) for few columns at a time.
 // A team of invocations (a subgroup, or 32 invocations reducing in shared memory) computes one
 // weight row at a time, for up to COLUMNS columns at once: each weight is read once and multiplied
 // by every column's activation in registers. Each column's sum is formed in the same order whatever
 // the other columns are, so a batch row's results are bit for bit those of the row alone. A
 // workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights the workgroup
-// quantizes the (normed) columns to q8 blocks, as the CPU does, and each lane takes whole blocks
+// quantizes the columns to q8 blocks, as the CPU does, and each lane takes whole blocks
 // (weights.glsl).
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-#include "reduce.glsl"
 #include "projection.glsl"
 
-layout(constant_id = 3) const uint ROWS_PER_GROUP = 1;
+layout(constant_id = 2) const uint ROWS_PER_GROUP = 1;
 
 // Columns a workgroup computes (each a sum per matrix, held in registers: the loops over them
 // unroll); more columns take more workgroups. The host sets it to the dispatch's most columns, up
 // to 8. Where the batch has fewer, the workgroup computes its last column again in their place and
 // stores nothing for them: a CPU device (lavapipe) would run a branch around them anyway, masked.
-layout(constant_id = 4) const uint COLUMNS = 8;
+layout(constant_id = 3) const uint COLUMNS = 8;
 uint x_at[COLUMNS];  // where each column starts in X
-vec2 norm_stats[COLUMNS];
 
-// Element i of the (normed) column c.
-float xn(uint c, uint i) { return normed_at(x_at[c], i, norm_stats[c]); }
+// Element i of column c.
+float xn(uint c, uint i) { return x[x_at[c] + i]; }
 
 vec4 x4(uint c, uint i) { return vec4(xn(c, i), xn(c, i + 1), xn(c, i + 2), xn(c, i + 3)); }
 
@@ -64,7 +62,7 @@ void unit_dots(uint m, uint row, uint u, inout float sums[COLUMNS]) {
 #endif
 }
 #else
-// The (normed) columns in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that 8 columns of
+// The columns in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that 8 columns of
 // any width fit in the 16 KiB of shared memory every device has (9 KiB); word k of
 // block b of column c at (c * 8 + k) * CHUNK_BLOCKS + b, so that a team's lanes (a block each) read
 // consecutive words. A lane takes blocks lane, lane + lanes, ...: with 32 lanes or fewer, in the
@@ -136,9 +134,6 @@ void main() {
   [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
     const uint column = c0 + min(c, n - 1);
     x_at[c] = column_at(column);
-  }
-  if (NORM != 0) {
-    [[unroll]] for (uint c = 0; c < COLUMNS; ++c) norm_stats[c] = norm_statistics(x_at[c]);
   }
   // Every team runs the same number of iterations (quantize_chunk and team_sum need all of them);
   // teams past the last row compute a row again.
