@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "kernels.h"
+#include "kernels_reference.h"
 #include "quantize.h"
 #include "vulkan/batch_input.h"
 #include "vulkan/ops.h"
@@ -183,6 +184,20 @@ void expected_matvec(const TestMatrix& w, const TestMatrix& up, const std::vecto
 }
 
 
+// For q8_0 and q4_0 weights, op's input in q8 by the quantize pass, which op then reads.
+void quantize_input(Device& device, Gpu& gpu, Matvec& op) {
+  if (!dtype_is_block(op.w.dtype)) return;
+  Quantize q;
+  q.x = op.x;
+  q.batch = op.batch;
+  q.out = {gpu.bytes(nullptr, q8_block_bytes(op.columns, op.w.cols)), gpu.bytes(nullptr, q8_scale_bytes(op.columns, op.w.cols))};
+  q.cols = op.w.cols;
+  q.rows = op.columns;
+  q.outputs = op.outputs;
+  gpu.run(quantize(device, q));
+  op.xq = q.out;
+}
+
 // A projection over a batch of n columns of a program recorded for max_columns (with `outputs`,
 // every other column asks for logits, the odd ones, and only those are multiplied), its inputs
 // random from `seed`.
@@ -234,6 +249,7 @@ struct BatchedProjection {
     one.x = gpu.floats(std::vector<float>(column, column + cols()));
     one.y = gpu.floats(std::vector<float>(y0.begin() + j * rows(), y0.begin() + (j + 1) * rows()));
     one.batch = gpu.batch({BatchRow{}});
+    quantize_input(device, gpu, one);
     gpu.run(matvec(device, one));
     return gpu.read(one.y, rows());
   }
@@ -274,6 +290,7 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
         op.batch = gpu.batch({BatchRow{}});
         if (epilogue != Epilogue::SwiGlu) op.bias = gpu.floats(bias);
         op.epilogue = epilogue;
+        quantize_input(*device, gpu, op);
         gpu.run(matvec(*device, op));
 
         std::vector<float> want, scale;
@@ -337,6 +354,49 @@ TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each ro
   }
 }
 
+TEST_CASE("vulkan quantize gives cpu::reference::quantize_activations' bits, of each row or of the outputs' rows") {
+  Device* device = test_device();
+  if (!device) return;
+  cpu::init_kernels();
+  Gpu gpu(*device);
+  const size_t kRows = 5, cols = 96;  // rows 1 and 3 ask for logits; 3 blocks a row
+  std::vector<float> x = random_floats(kRows * cols, -3, 3, 7);
+  // Blocks that are all zeros, tiny (a scale just above the smallest normal float, below which
+  // the GPU's is 0), at halves of the scale (ties to even), and large.
+  for (size_t j = 0; j < 32; ++j) {
+    x[32 + j] = 0;
+    x[64 + j] = j % 2 ? 1e-35f : -3e-35f;
+    x[cols + j] = j == 0 ? 127 : float(int(j) - 16) * 0.5f;  // d = 1: halves round to even
+    x[cols + 32 + j] = float(j) * 1e30f;
+  }
+  std::vector<BatchRow> batch;
+  for (size_t i = 0; i < kRows; ++i) batch.push_back(BatchRow{0, 0, int64_t(i), i % 2 == 1});
+  for (bool outputs : {false, true}) {
+    CAPTURE(outputs);
+    Quantize op;
+    op.x = gpu.floats(x);
+    op.batch = gpu.batch(batch);
+    op.out = {gpu.bytes(nullptr, q8_block_bytes(kRows, cols)), gpu.bytes(nullptr, q8_scale_bytes(kRows, cols))};
+    op.cols = uint32_t(cols);
+    op.rows = uint32_t(kRows);
+    op.outputs = outputs;
+    gpu.run(quantize(*device, op));
+    const auto* q = static_cast<const int8_t*>(gpu.mapped.at(op.out.blocks.buffer));
+    const auto* d = static_cast<const float*>(gpu.mapped.at(op.out.scales.buffer));
+    size_t column = 0;
+    for (size_t i = 0; i < kRows; ++i) {
+      if (outputs && !batch[i].logits) continue;
+      CAPTURE(i);
+      std::vector<int8_t> want_q(cols);
+      std::vector<float> want_d(cols / 32);
+      cpu::reference::quantize_activations(x.data() + i * cols, cols / 32, want_q.data(), want_d.data());
+      CHECK(std::memcmp(q + column * cols, want_q.data(), cols) == 0);
+      CHECK(std::memcmp(d + column * (cols / 32), want_d.data(), want_d.size() * sizeof(float)) == 0);
+      ++column;
+    }
+  }
+}
+
 TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bit, and the CPU's") {
   Device* device = test_device();
   if (!device) return;
@@ -362,7 +422,8 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
             CAPTURE(n);
             CAPTURE(outputs);
             Gpu gpu(*device);
-            const BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, outputs, seed);
+            BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, outputs, seed);
+            quantize_input(*device, gpu, p.op);
             gpu.run(matvec(*device, p.op));
             const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
@@ -410,7 +471,8 @@ TEST_CASE("vulkan tiled matmul matches the CPU and each column's matvec for ever
           CAPTURE(int(epilogue));
           CAPTURE(outputs);
           Gpu gpu(*device);
-          const BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, outputs, seed);
+          BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, outputs, seed);
+          quantize_input(*device, gpu, p.op);
           gpu.run(matmul(*device, p.op));
           const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 

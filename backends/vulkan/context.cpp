@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "batch_input.h"
@@ -65,7 +66,7 @@ ContextLimits within_windows(const Hyperparams& hp, ContextLimits limits) {
 // Regions of the activation arena: the batch input, then activations for max_batch rows (the
 // logits for max_outputs, the softmax scores for max_runs runs).
 struct Context::Regions {
-  size_t batch, x, normed, q, k, v, attn_out, hidden, logits, scores, partials;
+  size_t batch, x, normed, q8_blocks, q8_scales, q, k, v, attn_out, hidden, logits, scores, partials;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -122,6 +123,11 @@ void Context::plan(Regions& a) {
   a.batch = act.reserve(batch_input_bytes(batch_limits_), "the batch input");
   a.x = act.reserve(n * d * f, "x");
   a.normed = act.reserve(n * d * f, "the normed rows");
+  // A projection's input in q8, for q8_0 and q4_0 weights: at most the widest (rounded to whole
+  // blocks: other inputs take no q8).
+  const uint64_t widest = std::max({d, H * dh, F}) / kQuantBlock * kQuantBlock;
+  a.q8_blocks = act.reserve(q8_block_bytes(n, widest), "the input in q8");
+  a.q8_scales = act.reserve(q8_scale_bytes(n, widest), "the input's q8 scales");
   // q and k hold phi(q) and phi(k) when the feature map is folded.
   a.q = act.reserve(n * H * std::max(dh, r) * f, "q");
   a.k = act.reserve(n * H * std::max(dh, r) * f, "k");
@@ -155,11 +161,13 @@ void Context::record(const Regions& a) {
   // computes at once, and whether its projections are tiled matrix products.
   uint32_t max_rows = 1, max_runs = 1, tile = 1;
   bool tiled = false;
-  // W x (+ bias) for every row of the batch.
+  const Q8Columns q8{act(a.q8_blocks), act(a.q8_scales)};
+  // W x (+ bias) for every row of the batch (block weights read x in q8: record_quantize first).
   auto project = [&](const Linear& m, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
     op.w = w.matrix(m.weight);
     op.x = act(in);
+    op.xq = q8;
     op.y = act(out);
     op.bias = w.vector(m.bias);
     op.batch = batch;
@@ -186,6 +194,22 @@ void Context::record(const Regions& a) {
     p.dispatch(row_norm(dev, op));
     p.barrier();
   };
+  // Region `in` in q8 (with `outputs`, its rows that ask for logits), when any of the matrices
+  // about to read it holds blocks.
+  auto record_quantize = [&](size_t in, bool outputs, std::initializer_list<const Linear*> readers) {
+    if (std::none_of(readers.begin(), readers.end(), [&](const Linear* m) { return dtype_is_block(m->weight.dtype); })) {
+      return;
+    }
+    Quantize op;
+    op.x = act(in);
+    op.batch = batch;
+    op.out = q8;
+    op.cols = uint32_t(readers.begin()[0]->weight.cols);
+    op.rows = max_rows;
+    op.outputs = outputs;
+    p.dispatch(quantize(dev, op));
+    p.barrier();
+  };
   const Span rotary = hp.positions == PositionKind::Rotary ? w.position_freq() : Span{};
   const float q_scale = 1.0f / std::sqrt(float(dh));  // as the CPU computes it
   // YaRN's attention factor multiplies q and k; softmax attention sees only their product, so it
@@ -210,9 +234,12 @@ void Context::record(const Regions& a) {
       const AttentionSpec& spec = hp.attention(l);
       const StateLayout::Layer& state = layout_.layers[l];
       const bool folded = spec.is_linear() && spec.linear.folded;
+      const Linear& q_weights = folded ? aw.feature_q : aw.q;
+      const Linear& k_weights = folded ? aw.feature_k : aw.k;
       record_norm(block.attn_norm, false);
-      const Matvec q = project(folded ? aw.feature_q : aw.q, a.normed, a.q, folded ? Epilogue::Relu : Epilogue::Store);
-      const Matvec k = project(folded ? aw.feature_k : aw.k, a.normed, a.k, folded ? Epilogue::Relu : Epilogue::Store);
+      record_quantize(a.normed, false, {&q_weights, &k_weights, &aw.v});
+      const Matvec q = project(q_weights, a.normed, a.q, folded ? Epilogue::Relu : Epilogue::Store);
+      const Matvec k = project(k_weights, a.normed, a.k, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec v = project(aw.v, a.normed, a.v);
       p.dispatch(projection(q));
       p.dispatch(projection(k));
@@ -275,9 +302,11 @@ void Context::record(const Regions& a) {
         }
       }
       p.barrier();
+      record_quantize(a.attn_out, false, {&aw.o});
       p.dispatch(projection(project(aw.o, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
       record_norm(block.ffn_norm, false);
+      record_quantize(a.normed, false, {hp.ffn == FfnKind::SwiGlu ? &block.ffn.gate : &block.ffn.up, &block.ffn.up});
       if (hp.ffn == FfnKind::SwiGlu) {
         Matvec gate = project(block.ffn.gate, a.normed, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
@@ -286,6 +315,7 @@ void Context::record(const Regions& a) {
         p.dispatch(projection(project(block.ffn.up, a.normed, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
+      record_quantize(a.hidden, false, {&block.ffn.down});
       p.dispatch(projection(project(block.ffn.down, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
@@ -293,8 +323,10 @@ void Context::record(const Regions& a) {
   // The final norm and the output projection of the rows that ask for logits, for at most
   // max_rows of them.
   auto record_logits = [&] {
+    const Linear output_weights{model_.output()};
     record_norm(model_.output_norm(), true);
-    Matvec output = project(Linear{model_.output()}, a.normed, a.logits);
+    record_quantize(a.normed, true, {&output_weights});
+    Matvec output = project(output_weights, a.normed, a.logits);
     output.outputs = true;
     p.dispatch(projection(output));
   };

@@ -55,6 +55,8 @@ Dispatch projection(const Matvec& op) {
   d.bindings[2] = op.y;
   d.bindings[3] = op.bias;
   d.bindings[4] = op.epilogue == Epilogue::SwiGlu ? op.up.data : Span{};
+  d.bindings[5] = op.xq.blocks;
+  d.bindings[6] = op.xq.scales;
   d.bindings[7] = op.batch;
   d.set(0, op.w.rows);
   d.set(1, op.w.cols);
@@ -64,10 +66,31 @@ Dispatch projection(const Matvec& op) {
   return d;
 }
 
+// A projection of block weights reads its input in q8.
+void check_block_input(const Matvec& op, const char* kernel) {
+  if (!dtype_is_block(op.w.dtype)) return;
+  if (op.w.cols % kQuantBlock != 0) throw Error(std::string(kernel) + ": block rows must be whole blocks");
+  if (op.xq.blocks.buffer == VK_NULL_HANDLE) throw Error(std::string(kernel) + ": block weights need the input in q8");
+}
+
 }  // namespace
 
+Dispatch quantize(Device& device, const Quantize& op) {
+  if (op.cols % kQuantBlock != 0) throw Error("quantize: rows must be whole blocks");
+  Dispatch d;
+  d.pipeline = &device.pipeline("quantize", kElementwiseWorkgroup);
+  d.bindings[1] = op.x;
+  d.bindings[5] = op.out.blocks;
+  d.bindings[6] = op.out.scales;
+  d.bindings[7] = op.batch;
+  d.set(0, op.cols);
+  d.set(1, uint32_t(op.outputs));
+  d.groups = div_up(uint64_t(op.rows) * (op.cols / kQuantBlock), kElementwiseWorkgroup);
+  return d;
+}
+
 Dispatch matvec(Device& device, const Matvec& op) {
-  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matvec: block rows must be whole blocks");
+  check_block_input(op, "matvec");
   // A team per row: a subgroup (reducing with subgroupAdd), or 32 invocations reducing in shared
   // memory; a few teams per workgroup.
   const uint32_t lanes = device.subgroup_arithmetic() ? device.subgroup_size() : 32;
@@ -82,7 +105,7 @@ Dispatch matvec(Device& device, const Matvec& op) {
 }
 
 Dispatch matmul(Device& device, const Matvec& op) {
-  if (dtype_is_block(op.w.dtype) && op.w.cols % kQuantBlock != 0) throw Error("matmul: block rows must be whole blocks");
+  check_block_input(op, "matmul");
   // The float tiles: two weight tiles and one of activations, 32 x 32 each.
   check_shared_memory(device, 3 * kMatmulTile * kMatmulTile, kMatmulWorkgroup, "matmul");
   Dispatch d = projection(op);

@@ -40,12 +40,35 @@ struct RowNorm {
 };
 Dispatch row_norm(Device& device, const RowNorm& op);
 
+// Activations in q8 blocks (quantize()), which the projections of q8_0 and q4_0 weights read:
+// per column its blocks' 32 signed bytes (8 words a block) and, apart, their scales.
+struct Q8Columns {
+  Span blocks, scales;
+};
+// Bytes of Q8Columns::blocks and ::scales for `columns` columns of `cols` values.
+inline uint64_t q8_block_bytes(uint64_t columns, uint64_t cols) { return columns * cols; }
+inline uint64_t q8_scale_bytes(uint64_t columns, uint64_t cols) { return columns * (cols / kQuantBlock) * 4; }
+
+// cpu::reference::quantize_activations of each batch row of x [rows, cols] (with `outputs` set,
+// of the rows that ask for logits, the o-th as column o) into `out`: the CPU's bits. An
+// invocation per block; `rows` is the most the batch may have. One pass serves every projection
+// of the same input (q, k and v), so no projection workgroup quantizes its columns again.
+struct Quantize {
+  Span x, batch;
+  Q8Columns out;
+  uint32_t cols = 0, rows = 1;
+  bool outputs = false;
+};
+Dispatch quantize(Device& device, const Quantize& op);
+
 // cpu::matvec, with an epilogue, of each batch row's input: x [rows, w.cols] and y [rows, w.rows],
-// or with `outputs` set y [outputs, w.rows] of the rows that ask for logits. Each weight is read
+// or with `outputs` set y [outputs, w.rows] of the rows that ask for logits; q8_0 and q4_0 weights
+// read the input as `xq` (quantize() of x, with the same `outputs`) instead. Each weight is read
 // once for up to 8 rows; a row's results are bit for bit those of a batch of that row alone.
 struct Matvec {
   DeviceMatrix w;
   Span x, y, bias, batch;  // bias may be empty
+  Q8Columns xq;           // q8_0 and q4_0 weights only
   bool outputs = false;
   uint32_t columns = 1;  // the most columns: max_batch, or max_outputs with `outputs`
   uint32_t tile = 8;     // columns a workgroup computes at once (at most 8), reading each weight once

@@ -4,8 +4,8 @@
 // (one q8 block) it stages the tile's weights and activations in shared memory, and each of
 // its SPAN x SPAN invocations accumulates a BLOCK x BLOCK block of outputs from them in registers:
 // each weight is read from memory once per TILE columns, each activation once per TILE rows. For
-// q8_0 and q4_0 weights a step is one block of each row and column: the columns quantized to q8 as
-// the CPU does (weights.glsl), block products summed in block order as the CPU's matmul_blocks
+// q8_0 and q4_0 weights a step is one block of each row and column: the columns in q8 as
+// quantize.comp's pass wrote them, block products summed in block order as the CPU's matmul_blocks
 // does. A sum runs over the steps in order, not in the matvec's lane order, so a column's results
 // agree with the column alone (matvec) to rounding, not bit for bit.
 #extension GL_EXT_control_flow_attributes : require
@@ -109,19 +109,17 @@ void main() {
       }
     }
 #else
-    // Invocations 0..TILE-1 stage a weight row's block each, the others quantize a column's block;
-    // rows past the matrix's and absent columns repeat the last (their outputs are not stored).
+    // Invocations 0..TILE-1 stage a weight row's block each, the next TILE a column's block; rows
+    // past the matrix's and absent columns repeat the last (their outputs are not stored).
     const uint blocks = p.cols / 32, b = k0 / 32;
     if (id < TILE) {
       const uint row = min(r0 + id, p.rows - 1);
       stage_block(0, row * blocks + b, id);
       if (EPILOGUE == EPILOGUE_SWIGLU) stage_block(1, row * blocks + b, id);
     } else if (id < 2 * TILE) {
-      const uint t = id - TILE, at = column_at(min(c0 + t, columns - 1));
-      float v[32];
-      for (uint j = 0; j < 32; ++j) v[j] = x[at + k0 + j];
+      const uint t = id - TILE;
       uint q[8];
-      tile_xd[t] = quantize_block(v, q);
+      tile_xd[t] = column_block(min(c0 + t, columns - 1), b, q);
       for (uint k = 0; k < 8; ++k) tile_xq[k * TILE + t] = q[k];
     }
     barrier();

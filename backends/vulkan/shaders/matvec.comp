@@ -4,9 +4,8 @@
 // weight row at a time, for up to COLUMNS columns at once: each weight is read once and multiplied
 // by every column's activation in registers. Each column's sum is formed in the same order whatever
 // the other columns are, so a batch row's results are bit for bit those of the row alone. A
-// workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights the workgroup
-// quantizes the columns to q8 blocks, as the CPU does, and each lane takes whole blocks
-// (weights.glsl).
+// workgroup covers ROWS_PER_GROUP consecutive rows. For q8_0 and q4_0 weights each lane takes
+// whole blocks of the columns in q8 (quantize.comp's pass, as the CPU quantizes them).
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "projection.glsl"
@@ -19,6 +18,7 @@ layout(constant_id = 2) const uint ROWS_PER_GROUP = 1;
 // stores nothing for them: a CPU device (lavapipe) would run a branch around them anyway, masked.
 layout(constant_id = 3) const uint COLUMNS = 8;
 uint x_at[COLUMNS];  // where each column starts in X
+uint column_of[COLUMNS];
 
 // Element i of column c.
 float xn(uint c, uint i) { return x[x_at[c] + i]; }
@@ -62,38 +62,13 @@ void unit_dots(uint m, uint row, uint u, inout float sums[COLUMNS]) {
 #endif
 }
 #else
-// The columns in q8 (weights.glsl), CHUNK_BLOCKS blocks at a time, so that 8 columns of
-// any width fit in the 16 KiB of shared memory every device has (9 KiB); word k of
-// block b of column c at (c * 8 + k) * CHUNK_BLOCKS + b, so that a team's lanes (a block each) read
-// consecutive words. A lane takes blocks lane, lane + lanes, ...: with 32 lanes or fewer, in the
-// order a single chunk of the whole row would give.
-const uint CHUNK_BLOCKS = 32;
-shared uint chunk_q[COLUMNS * 8 * CHUNK_BLOCKS];
-shared float chunk_d[COLUMNS * CHUNK_BLOCKS];
-
-// Quantizes blocks first .. first + count - 1 of every column; all invocations of the workgroup
-// call this.
-void quantize_chunk(uint first, uint count) {
-  barrier();  // the previous chunk may still be being read
-  for (uint t = gl_LocalInvocationID.x; t < COLUMNS * count; t += gl_WorkGroupSize.x) {
-    const uint c = t / count, b = t % count;
-    float v[32];
-    for (uint j = 0; j < 32; ++j) v[j] = xn(c, (first + b) * 32 + j);
-    uint q[8];
-    chunk_d[c * CHUNK_BLOCKS + b] = quantize_block(v, q);
-    for (uint k = 0; k < 8; ++k) chunk_q[(c * 8 + k) * CHUNK_BLOCKS + b] = q[k];
-  }
-  barrier();
-}
-
-// Block b of the chunk in row `row` of matrix m (blocks per row) times each quantized column, into
-// sums[c].
-void chunk_products(uint m, uint row, uint blocks, uint first, uint b, inout float sums[COLUMNS]) {
-  const WeightBlock w = weight_block(m, row * blocks + first + b);
+// Block b of row `row` of matrix m (blocks per row) times each column's block b, into sums[c].
+void block_products(uint m, uint row, uint blocks, uint b, inout float sums[COLUMNS]) {
+  const WeightBlock w = weight_block(m, row * blocks + b);
   [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
     uint q[8];
-    for (uint k = 0; k < 8; ++k) q[k] = chunk_q[(c * 8 + k) * CHUNK_BLOCKS + b];
-    sums[c] += block_dot(w, q, chunk_d[c * CHUNK_BLOCKS + b]);
+    const float d = column_block(column_of[c], b, q);
+    sums[c] += block_dot(w, q, d);
   }
 }
 #endif
@@ -132,11 +107,11 @@ void main() {
              teams = gl_WorkGroupSize.x / LANES;
 #endif
   [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {
-    const uint column = c0 + min(c, n - 1);
-    x_at[c] = column_at(column);
+    column_of[c] = c0 + min(c, n - 1);
+    x_at[c] = column_at(column_of[c]);
   }
-  // Every team runs the same number of iterations (quantize_chunk and team_sum need all of them);
-  // teams past the last row compute a row again.
+  // Every team runs the same number of iterations (team_sum needs all of them); teams past the
+  // last row compute a row again.
   for (uint i0 = 0; i0 < ROWS_PER_GROUP; i0 += teams) {
     const uint i = i0 + team;
     const uint row = min(first + i, p.rows - 1);
@@ -161,13 +136,9 @@ void main() {
     }
 #else
     const uint blocks = p.cols / 32;
-    for (uint first_block = 0; first_block < blocks; first_block += CHUNK_BLOCKS) {
-      const uint count = min(CHUNK_BLOCKS, blocks - first_block);
-      quantize_chunk(first_block, count);
-      for (uint b = lane; b < count; b += lanes) {
-        chunk_products(0, row, blocks, first_block, b, acc);
-        if (EPILOGUE == EPILOGUE_SWIGLU) chunk_products(1, row, blocks, first_block, b, acc_up);
-      }
+    for (uint b = lane; b < blocks; b += lanes) {
+      block_products(0, row, blocks, b, acc);
+      if (EPILOGUE == EPILOGUE_SWIGLU) block_products(1, row, blocks, b, acc_up);
     }
 #endif
     [[unroll]] for (uint c = 0; c < COLUMNS; ++c) {

@@ -1,7 +1,8 @@
 // What matvec.comp and matmul.comp share: Y = epilogue(W X + bias) for a weight matrix in any
 // dtype (WEIGHT_DTYPE, weights.glsl) and the columns of X [columns, cols] (the batch's rows, or
 // with `outputs` set the rows that ask for logits), Y [columns, rows]. A norm before the
-// projection is norm.comp's pass.
+// projection is norm.comp's pass; q8_0 and q4_0 weights read the columns in q8 blocks, as
+// quantize.comp's pass wrote them.
 layout(constant_id = 1) const uint EPILOGUE = 0;
 const uint EPILOGUE_STORE = 0;   // y = W x + b
 const uint EPILOGUE_RELU = 1;    // y = relu(W x + b)
@@ -23,6 +24,19 @@ layout(binding = 3) readonly buffer Bias { float bias[]; };
 #define SECOND_MATRIX
 #include "weights.glsl"
 #include "batch.glsl"
+
+#if WEIGHT_DTYPE > 2
+layout(binding = 5) readonly buffer ColumnQuads { uvec4 column_quads[]; };
+layout(binding = 6) readonly buffer ColumnScales { float column_scales[]; };
+
+// Block b of column c in q8 (quantize.comp's layout): its words into q, its scale returned.
+float column_block(uint c, uint b, out uint q[8]) {
+  const uint i = c * (p.cols / 32) + b;
+  const uvec4 low = column_quads[2 * i], high = column_quads[2 * i + 1];
+  q = uint[8](low.x, low.y, low.z, low.w, high.x, high.y, high.z, high.w);
+  return column_scales[i];
+}
+#endif
 
 // Columns this dispatch takes: the batch's rows or its outputs.
 uint column_count() { return p.outputs != 0 ? batch.outputs : batch.rows; }
