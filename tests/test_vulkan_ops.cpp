@@ -200,15 +200,15 @@ void quantize_input(Device& device, Gpu& gpu, Matvec& op) {
 
 // A projection over a batch of n columns of a program recorded for max_columns (with `outputs`,
 // every other column asks for logits, the odd ones, and only those are multiplied), its inputs
-// random from `seed`.
+// random from `seed`; for q8_0 and q4_0 weights its input quantized.
 struct BatchedProjection {
   TestMatrix w, up;
   std::vector<float> x, bias, y0;
   std::vector<size_t> columns;  // the x column of each y column
   Matvec op;
 
-  BatchedProjection(Gpu& gpu, DType dtype, size_t rows, size_t cols, size_t n, size_t max_columns, Epilogue epilogue,
-                    bool outputs, uint32_t& seed)
+  BatchedProjection(Device& device, Gpu& gpu, DType dtype, size_t rows, size_t cols, size_t n, size_t max_columns,
+                    Epilogue epilogue, bool outputs, uint32_t& seed)
       : w(random_matrix(dtype, rows, cols, ++seed)),
         up(random_matrix(dtype, rows, cols, ++seed)),
         x(random_floats(n * cols, -2, 2, ++seed)),
@@ -228,6 +228,7 @@ struct BatchedProjection {
     op.x = gpu.floats(x);
     op.y = gpu.floats(y0);
     op.batch = gpu.batch(batch);
+    quantize_input(device, gpu, op);
   }
 
   size_t rows() const { return op.w.rows; }
@@ -422,8 +423,7 @@ TEST_CASE("vulkan matvec over a batch gives each row's results alone, bit for bi
             CAPTURE(n);
             CAPTURE(outputs);
             Gpu gpu(*device);
-            BatchedProjection p(gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, outputs, seed);
-            quantize_input(*device, gpu, p.op);
+            const BatchedProjection p(*device, gpu, dtype, s.rows, s.cols, n, kMaxColumns, epilogue, outputs, seed);
             gpu.run(matvec(*device, p.op));
             const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
@@ -471,8 +471,7 @@ TEST_CASE("vulkan tiled matmul matches the CPU and each column's matvec for ever
           CAPTURE(int(epilogue));
           CAPTURE(outputs);
           Gpu gpu(*device);
-          BatchedProjection p(gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, outputs, seed);
-          quantize_input(*device, gpu, p.op);
+          const BatchedProjection p(*device, gpu, dtype, s.rows, s.cols, kColumns, kMaxColumns, epilogue, outputs, seed);
           gpu.run(matmul(*device, p.op));
           const std::vector<float> got = gpu.read(p.op.y, kMaxColumns * s.rows);
 
