@@ -305,12 +305,12 @@ TEST_CASE("vulkan matvec matches the CPU for every dtype and epilogue on odd sha
   }
 }
 
-TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each row, or of the outputs' rows") {
+TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each row, or of the outputs' rows, and in q8") {
   Device* device = test_device();
   if (!device) return;
   Gpu gpu(*device);
   const size_t kRows = 5;  // rows 1 and 3 ask for logits
-  for (size_t n : {1, 7, 256, 1000, 2051}) {
+  for (size_t n : {1, 7, 256, 1000, 2048, 2051}) {
     for (NormKind kind : {NormKind::LayerNorm, NormKind::RmsNorm}) {
       for (bool outputs : {false, true}) {
         CAPTURE(n);
@@ -349,6 +349,24 @@ TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each ro
             cpu::rms_norm(x.data() + i * n, weight.data(), 1e-5f, n, normed.data());
           }
           CHECK(max_error(row, normed) < 2e-6 * 16);
+        }
+        if (n % 32 != 0) continue;
+        // In q8 too: the same normed rows, and quantize_activations' bits of them.
+        gpu.write(op.y, y0);
+        op.q8 = {gpu.bytes(nullptr, q8_block_bytes(kRows, n)), gpu.bytes(nullptr, q8_scale_bytes(kRows, n))};
+        gpu.run(row_norm(*device, op));
+        CHECK(gpu.read(op.y, kRows * n) == got);
+        const auto* q = static_cast<const int8_t*>(gpu.mapped.at(op.q8.blocks.buffer));
+        const auto* d = static_cast<const float*>(gpu.mapped.at(op.q8.scales.buffer));
+        size_t column = 0;
+        for (size_t i = 0; i < kRows; ++i) {
+          if (outputs && !batch[i].logits) continue;
+          std::vector<int8_t> want_q(n);
+          std::vector<float> want_d(n / 32);
+          cpu::reference::quantize_activations(got.data() + i * n, n / 32, want_q.data(), want_d.data());
+          CHECK(std::memcmp(q + column * n, want_q.data(), n) == 0);
+          CHECK(std::memcmp(d + column * (n / 32), want_d.data(), want_d.size() * sizeof(float)) == 0);
+          ++column;
         }
       }
     }

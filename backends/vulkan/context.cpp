@@ -177,9 +177,13 @@ void Context::record(const Regions& a) {
     return op;
   };
   auto projection = [&](const Matvec& op) { return tiled ? matmul(dev, op) : matvec(dev, op); };
+  // Whether any of these matrices holds blocks, which read their input in q8.
+  auto reads_q8 = [](std::initializer_list<const Linear*> readers) {
+    return std::any_of(readers.begin(), readers.end(), [](const Linear* m) { return dtype_is_block(m->weight.dtype); });
+  };
   // norm(x) of every row of the batch (with `outputs`, of the rows that ask for logits) into
-  // `normed`, which the projections after it read.
-  auto record_norm = [&](const Norm& norm, bool outputs) {
+  // `normed`, which the projections after it (`readers`) read, and in q8 when they need it.
+  auto record_norm = [&](const Norm& norm, bool outputs, std::initializer_list<const Linear*> readers) {
     RowNorm op;
     op.kind = hp.norm;
     op.x = act(a.x);
@@ -191,22 +195,19 @@ void Context::record(const Regions& a) {
     op.rows = max_rows;
     op.eps = hp.norm_eps;
     op.outputs = outputs;
+    if (reads_q8(readers)) op.q8 = q8;
     p.dispatch(row_norm(dev, op));
     p.barrier();
   };
-  // Region `in` in q8 (with `outputs`, its rows that ask for logits), when any of the matrices
-  // about to read it holds blocks.
-  auto record_quantize = [&](size_t in, bool outputs, std::initializer_list<const Linear*> readers) {
-    if (std::none_of(readers.begin(), readers.end(), [&](const Linear* m) { return dtype_is_block(m->weight.dtype); })) {
-      return;
-    }
+  // Region `in` (a batch row per row) in q8, when the matrix about to read it holds blocks.
+  auto record_quantize = [&](size_t in, const Linear& reader) {
+    if (!reads_q8({&reader})) return;
     Quantize op;
     op.x = act(in);
     op.batch = batch;
     op.out = q8;
-    op.cols = uint32_t(readers.begin()[0]->weight.cols);
+    op.cols = uint32_t(reader.weight.cols);
     op.rows = max_rows;
-    op.outputs = outputs;
     p.dispatch(quantize(dev, op));
     p.barrier();
   };
@@ -236,8 +237,7 @@ void Context::record(const Regions& a) {
       const bool folded = spec.is_linear() && spec.linear.folded;
       const Linear& q_weights = folded ? aw.feature_q : aw.q;
       const Linear& k_weights = folded ? aw.feature_k : aw.k;
-      record_norm(block.attn_norm, false);
-      record_quantize(a.normed, false, {&q_weights, &k_weights, &aw.v});
+      record_norm(block.attn_norm, false, {&q_weights, &k_weights, &aw.v});
       const Matvec q = project(q_weights, a.normed, a.q, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec k = project(k_weights, a.normed, a.k, folded ? Epilogue::Relu : Epilogue::Store);
       const Matvec v = project(aw.v, a.normed, a.v);
@@ -302,11 +302,10 @@ void Context::record(const Regions& a) {
         }
       }
       p.barrier();
-      record_quantize(a.attn_out, false, {&aw.o});
+      record_quantize(a.attn_out, aw.o);
       p.dispatch(projection(project(aw.o, a.attn_out, a.x, Epilogue::Add)));
       p.barrier();
-      record_norm(block.ffn_norm, false);
-      record_quantize(a.normed, false, {hp.ffn == FfnKind::SwiGlu ? &block.ffn.gate : &block.ffn.up, &block.ffn.up});
+      record_norm(block.ffn_norm, false, {hp.ffn == FfnKind::SwiGlu ? &block.ffn.gate : &block.ffn.up, &block.ffn.up});
       if (hp.ffn == FfnKind::SwiGlu) {
         Matvec gate = project(block.ffn.gate, a.normed, a.hidden, Epilogue::SwiGlu);
         gate.up = w.matrix(block.ffn.up.weight);
@@ -315,7 +314,7 @@ void Context::record(const Regions& a) {
         p.dispatch(projection(project(block.ffn.up, a.normed, a.hidden, Epilogue::Relu)));
       }
       p.barrier();
-      record_quantize(a.hidden, false, {&block.ffn.down});
+      record_quantize(a.hidden, block.ffn.down);
       p.dispatch(projection(project(block.ffn.down, a.hidden, a.x, Epilogue::Add)));
       p.barrier();
     }
@@ -324,8 +323,7 @@ void Context::record(const Regions& a) {
   // max_rows of them.
   auto record_logits = [&] {
     const Linear output_weights{model_.output()};
-    record_norm(model_.output_norm(), true);
-    record_quantize(a.normed, true, {&output_weights});
+    record_norm(model_.output_norm(), true, {&output_weights});
     Matvec output = project(output_weights, a.normed, a.logits);
     output.outputs = true;
     p.dispatch(projection(output));

@@ -115,10 +115,15 @@ Dispatch matmul(Device& device, const Matvec& op) {
 }
 
 Dispatch row_norm(Device& device, const RowNorm& op) {
+  const bool quantized = op.q8.blocks.buffer != VK_NULL_HANDLE;
+  if (quantized && op.cols % kQuantBlock != 0) throw Error("norm: rows in q8 must be whole blocks");
   Dispatch d;
-  d.pipeline = &device.pipeline("norm", reduction_workgroup(device, 128), {op.kind == NormKind::LayerNorm ? 1u : 2u});
+  d.pipeline = &device.pipeline("norm", reduction_workgroup(device, 128),
+                                {op.kind == NormKind::LayerNorm ? 1u : 2u, uint32_t(quantized)});
   d.bindings[1] = op.x;
   d.bindings[2] = op.y;
+  d.bindings[3] = op.q8.blocks;
+  d.bindings[4] = op.q8.scales;
   d.bindings[5] = op.weight;
   d.bindings[6] = op.bias;
   d.bindings[7] = op.batch;

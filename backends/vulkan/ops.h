@@ -27,19 +27,6 @@ enum class Epilogue : uint32_t {
   SwiGlu = 3,  // y = silu(W x) * (up x)  (cpu::silu_mul)
 };
 
-// cpu::layer_norm or cpu::rms_norm of each batch row, x and y [rows, cols], or with `outputs` set
-// of each row that asks for logits (into its row of y; the other rows are left as they were). A
-// workgroup per row; `rows` is the most the batch may have. The projections after a norm read its
-// output: one pass serves q, k and v, and no projection workgroup recomputes a row's statistics.
-struct RowNorm {
-  NormKind kind = NormKind::RmsNorm;
-  Span x, y, weight, bias, batch;  // bias for layernorm
-  uint32_t cols = 0, rows = 1;
-  float eps = 0;
-  bool outputs = false;
-};
-Dispatch row_norm(Device& device, const RowNorm& op);
-
 // Activations in q8 blocks (quantize()), which the projections of q8_0 and q4_0 weights read:
 // per column its blocks' 32 signed bytes (8 words a block) and, apart, their scales.
 struct Q8Columns {
@@ -49,10 +36,26 @@ struct Q8Columns {
 inline uint64_t q8_block_bytes(uint64_t columns, uint64_t cols) { return columns * cols; }
 inline uint64_t q8_scale_bytes(uint64_t columns, uint64_t cols) { return columns * (cols / kQuantBlock) * 4; }
 
+// cpu::layer_norm or cpu::rms_norm of each batch row, x and y [rows, cols], or with `outputs` set
+// of each row that asks for logits (into its row of y; the other rows are left as they were). A
+// workgroup per row; `rows` is the most the batch may have. The projections after a norm read its
+// output: one pass serves q, k and v, and no projection workgroup recomputes a row's statistics.
+// With q8 set (cols a multiple of 32) it also writes y in q8, as quantize() would.
+struct RowNorm {
+  NormKind kind = NormKind::RmsNorm;
+  Span x, y, weight, bias, batch;  // bias for layernorm
+  Q8Columns q8;
+  uint32_t cols = 0, rows = 1;
+  float eps = 0;
+  bool outputs = false;
+};
+Dispatch row_norm(Device& device, const RowNorm& op);
+
 // cpu::reference::quantize_activations of each batch row of x [rows, cols] (with `outputs` set,
 // of the rows that ask for logits, the o-th as column o) into `out`: the CPU's bits. An
-// invocation per block; `rows` is the most the batch may have. One pass serves every projection
-// of the same input (q, k and v), so no projection workgroup quantizes its columns again.
+// invocation per block; `rows` is the most the batch may have. A pass before a projection of
+// block weights whose input no norm precedes (attention's output, the feed-forward hidden layer;
+// row_norm() quantizes its own), so that no projection workgroup quantizes its columns again.
 struct Quantize {
   Span x, batch;
   Q8Columns out;
