@@ -53,14 +53,8 @@ __m256 load8(const W* p, size_t n) {
   return load8(part);
 }
 
-// 32 signed bytes of w times 32 of x, summed in 8 int32 lanes (lane i: bytes 4i..4i+3).
-// maddubs multiplies unsigned by signed bytes, so the sign of w moves onto x: |w| * sign(x, w);
-// with |x| <= 127 a pair of products stays within int16 (2 * 128 * 127).
-__m256i dot_signed(__m256i w, __m256i x) {
-  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-}
-// The same for unsigned w <= 15 (q4_0 nibbles), where pairs cannot overflow.
+// 32 unsigned bytes of w (at most 15: q4_0 nibbles, or ones) times 32 signed ones of x, summed in 8
+// int32 lanes (lane i: bytes 4i..4i+3); maddubs' pairs cannot overflow.
 __m256i dot_unsigned(__m256i w, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
@@ -141,90 +135,107 @@ struct Avx2 {
     }
   }
 
-  // q8_0: acc + (sum_j w[j] x[j]) d_x d_w for block b of the row at w, in 8 partial sums.
-  static __m256 add_block(const unsigned char* w, size_t b, const int8_t* q, const float* d, __m256 acc) {
-    const unsigned char* block = w + 34 * b;
-    const __m256i sums = dot_signed(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)),
-                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b)));
-    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_broadcast_ss(d + b));
-    return _mm256_fmadd_ps(scaled, broadcast_f16(block), acc);
+  // A q8_0 weight block ready for dot products: its bytes, their magnitudes (maddubs' unsigned
+  // side; the signs move onto x) and its scale; unpacked once for every token of a tile.
+  struct Q8Block {
+    __m256i w, magnitude;
+    __m256 scale;
+  };
+  static Q8Block q8_block(const unsigned char* block) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+    return {w, _mm256_sign_epi8(w, w), broadcast_f16(block)};
+  }
+  // acc + (sum_j w[j] x[j]) d_x d_w for the 32 activations q (scale d), in 8 partial sums; with
+  // |x| <= 127 a pair of maddubs products stays within int16 (2 * 128 * 127).
+  static __m256 add_block(const Q8Block& w, const int8_t* q, const float* d, __m256 acc) {
+    const __m256i x = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), w.w);
+    const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(w.magnitude, x), _mm256_set1_epi16(1));
+    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_broadcast_ss(d));
+    return _mm256_fmadd_ps(scaled, w.scale, acc);
   }
 
-  // q4_0: acc + the products of pair p (blocks 2p and, when Full, 2p + 1) of the row at w; lanes
-  // 0..3 belong to block 2p, 4..7 to block 2p + 1.
+  // A pair of q4_0 weight blocks (2p and, when Full, 2p + 1; lanes 0..3 belong to the first, 4..7
+  // to the second) ready for dot products: the low and the high nibbles, and the two scales.
+  struct Q4Pair {
+    __m256i low, high;
+    __m256 scales;
+  };
   template <bool Full>
-  static __m256 add_pair(const unsigned char* w, size_t p, const int8_t* q, const int32_t* c, const float* d4,
-                         __m256 acc) {
-    const unsigned char* block = w + 36 * p;
+  static Q4Pair q4_pair(const unsigned char* block) {
     const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
     const __m128i second = Full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 20)) : _mm_setzero_si128();
     const __m256i raw = _mm256_set_m128i(second, first);
-    const __m256i low = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
-    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
-    // Each maddubs pair is at most 2 * 15 * 127, so the two halves add within int16.
-    const __m256i pairs =
-        _mm256_add_epi16(_mm256_maddubs_epi16(low, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * p))),
-                         _mm256_maddubs_epi16(high, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * p + 32))));
-    const __m256i sums = _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
-                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * p)));
-    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_loadu_ps(d4 + 8 * p));
     int16_t h0, h1 = 0;
     std::memcpy(&h0, block, 2);
     if (Full) std::memcpy(&h1, block + 18, 2);
-    const __m256 dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16(h0), _mm_set1_epi16(h1)));
-    return _mm256_fmadd_ps(scaled, dw, acc);
+    return {_mm256_and_si256(raw, _mm256_set1_epi8(0x0f)),
+            _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f)),
+            _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16(h0), _mm_set1_epi16(h1)))};
+  }
+  // acc + the products of a pair with its activations: q (64 bytes as quantize lays out a pair),
+  // c (the pair's 8 correction words) and d4 (its 8 scales).
+  static __m256 add_pair(const Q4Pair& w, const int8_t* q, const int32_t* c, const float* d4, __m256 acc) {
+    // Each maddubs pair is at most 2 * 15 * 127, so the two halves add within int16.
+    const __m256i pairs =
+        _mm256_add_epi16(_mm256_maddubs_epi16(w.low, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
+                         _mm256_maddubs_epi16(w.high, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32))));
+    const __m256i sums = _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+    const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_loadu_ps(d4));
+    return _mm256_fmadd_ps(scaled, w.scales, acc);
   }
 
-  // With 16 registers there is no room to keep unpacked weights for several tokens: a tile is one
-  // token, the weights coming again from L1 for the next.
-  static constexpr size_t block_tile_tokens(DType) { return 1; }
+  // Two tokens per tile: 4 rows x 2 tokens of sums, and the block being unpacked, in 16 registers;
+  // each row's block is unpacked once for both, the weights coming again from L1 for the next two
+  // (one token per tile unpacked every block again for every token).
+  static constexpr size_t block_tile_tokens(DType) { return 2; }
 
+  // V partial sums per row and token: 1 for tiles of tokens, 4 (as U = 2 asks, one token) for a
+  // lone row, block (q8_0) or pair (q4_0) i into sum i % V, the blocks after the last multiple of
+  // V into sum 0. Each token's sums are formed alike whatever T is: they do not depend on how
+  // the tokens are tiled.
   template <DType Q, size_t R, size_t T, size_t U>
   static void dot_blocks(const unsigned char* w, size_t stride, const tiles::QuantizedTile& x, size_t t0,
                          size_t blocks, float* out) {
-    for (size_t t = 0; t < T; ++t) {
-      dot_blocks_one<Q, R, U == 1 ? 1 : 4>(w, stride, x.q_of(t0 + t), x.d_of(t0 + t), x.e_of(t0 + t), blocks,
-                                           out + t * R);
-    }
-  }
-
-  // U blocks (q8_0) or pairs (q4_0) in flight per row.
-  template <DType T, size_t R, size_t U>
-  static void dot_blocks_one(const unsigned char* w, size_t stride, const int8_t* q, const float* d,
-                             const int32_t* c, size_t blocks, float* out) {
-    __m256 acc[R][U];
+    constexpr size_t V = U == 1 ? 1 : 4;
+    static_assert(V == 1 || T == 1, "partial sums per block in flight for one token only");
+    __m256 acc[R][T][V];
     for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 0; u < U; ++u) acc[r][u] = _mm256_setzero_ps();
-    }
-    if constexpr (T == DType::Q8_0) {
-      size_t b = 0;
-      for (; b + U <= blocks; b += U) {
-        for (size_t u = 0; u < U; ++u) {
-          for (size_t r = 0; r < R; ++r) acc[r][u] = add_block(w + r * stride, b + u, q, d, acc[r][u]);
-        }
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t v = 0; v < V; ++v) acc[r][t][v] = _mm256_setzero_ps();
       }
-      for (; b < blocks; ++b) {
-        for (size_t r = 0; r < R; ++r) acc[r][0] = add_block(w + r * stride, b, q, d, acc[r][0]);
+    }
+    if constexpr (Q == DType::Q8_0) {
+      const size_t whole = blocks / V * V;
+      for (size_t b = 0; b < blocks; ++b) {
+        for (size_t r = 0; r < R; ++r) {
+          const Q8Block block = q8_block(w + r * stride + 34 * b);
+          for (size_t t = 0; t < T; ++t) {
+            __m256& sum = acc[r][t][b < whole ? b % V : 0];
+            sum = add_block(block, x.q_of(t0 + t) + 32 * b, x.d_of(t0 + t) + b, sum);
+          }
+        }
       }
     } else {
-      const size_t pairs = blocks / 2;
-      const float* d4 = reinterpret_cast<const float*>(c + 4 * ((blocks + 1) / 2 * 2));
-      size_t p = 0;
-      for (; p + U <= pairs; p += U) {
-        for (size_t u = 0; u < U; ++u) {
-          for (size_t r = 0; r < R; ++r) acc[r][u] = add_pair<true>(w + r * stride, p + u, q, c, d4, acc[r][u]);
+      const size_t pairs = (blocks + 1) / 2, slots = pairs * 2, whole = blocks / 2 / V * V;
+      for (size_t p = 0; p < pairs; ++p) {
+        for (size_t r = 0; r < R; ++r) {
+          const unsigned char* pair = w + r * stride + 36 * p;
+          const Q4Pair block = 2 * p + 1 < blocks ? q4_pair<true>(pair) : q4_pair<false>(pair);
+          for (size_t t = 0; t < T; ++t) {
+            const int32_t* c = x.e_of(t0 + t);
+            const float* d4 = reinterpret_cast<const float*>(c + 4 * slots);
+            __m256& sum = acc[r][t][p < whole ? p % V : 0];
+            sum = add_pair(block, x.q_of(t0 + t) + 64 * p, c + 8 * p, d4 + 8 * p, sum);
+          }
         }
-      }
-      for (; p < pairs; ++p) {
-        for (size_t r = 0; r < R; ++r) acc[r][0] = add_pair<true>(w + r * stride, p, q, c, d4, acc[r][0]);
-      }
-      if (blocks % 2 != 0) {
-        for (size_t r = 0; r < R; ++r) acc[r][0] = add_pair<false>(w + r * stride, p, q, c, d4, acc[r][0]);
       }
     }
     for (size_t r = 0; r < R; ++r) {
-      for (size_t u = 1; u < U; ++u) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][u]);
-      out[r] = hsum(acc[r][0]);
+      for (size_t t = 0; t < T; ++t) {
+        for (size_t v = 1; v < V; ++v) acc[r][t][0] = _mm256_add_ps(acc[r][t][0], acc[r][t][v]);
+        out[t * R + r] = hsum(acc[r][t][0]);
+      }
     }
   }
 };

@@ -162,7 +162,8 @@ void Context::record(const Regions& a) {
   uint32_t max_rows = 1, max_runs = 1, tile = 1;
   bool tiled = false;
   const Q8Columns q8{act(a.q8_blocks), act(a.q8_scales)};
-  // W x (+ bias) for every row of the batch (block weights read x in q8: record_quantize first).
+  // W x (+ bias) for every row of the batch (block weights read x in q8, which record_norm or
+  // record_quantize writes first).
   auto project = [&](const Linear& m, size_t in, size_t out, Epilogue e = Epilogue::Store) {
     Matvec op;
     op.w = w.matrix(m.weight);
@@ -333,7 +334,7 @@ void Context::record(const Regions& a) {
   // row's results are the same bits in both. Larger batches take a third, whose projections are
   // tiled matrix products (each weight read once per 32 rows) and whose softmax attention is never
   // split. Long contexts split the others' (splits_attention()). The logits take the same three
-  // forms, chosen by how many rows ask for them (logits_section()).
+  // forms, chosen by how many rows ask for them (decode()).
   const uint32_t few_rows = uint32_t(std::min<size_t>(size_t(limits_.max_batch), kMatmulMinRows));
   max_rows = few_rows;
   max_runs = std::min(uint32_t(batch_limits_.max_runs), max_rows);
