@@ -61,6 +61,26 @@ struct Gpu {
   }
   Span floats(const std::vector<float>& v) { return bytes(v.data(), v.size() * sizeof(float)); }
   Span zeros(size_t n) { return bytes(nullptr, n * sizeof(float)); }
+  Q8Columns q8(size_t columns, size_t cols) {
+    return {bytes(nullptr, q8_block_bytes(columns, cols)), bytes(nullptr, q8_scale_bytes(columns, cols))};
+  }
+  // That q holds row i of x [rows, cols] as cpu::reference::quantize_activations does, for each
+  // batch row (with `outputs`, each that asks for logits, as consecutive columns), bit for bit.
+  void check_q8(Q8Columns q8, const float* x, size_t cols, const std::vector<BatchRow>& batch, bool outputs) const {
+    const auto* q = static_cast<const int8_t*>(mapped.at(q8.blocks.buffer));
+    const auto* d = static_cast<const float*>(mapped.at(q8.scales.buffer));
+    size_t column = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (outputs && !batch[i].logits) continue;
+      CAPTURE(i);
+      std::vector<int8_t> want_q(cols);
+      std::vector<float> want_d(cols / 32);
+      cpu::reference::quantize_activations(x + i * cols, cols / 32, want_q.data(), want_d.data());
+      CHECK(std::memcmp(q + column * cols, want_q.data(), cols) == 0);
+      CHECK(std::memcmp(d + column * (cols / 32), want_d.data(), want_d.size() * sizeof(float)) == 0);
+      ++column;
+    }
+  }
   // The batch input (vulkan/batch_input.h) of up to kBatch rows; sequence 0's state offset is 0,
   // and each test binds its state alone.
   static constexpr BatchInputLimits kBatch{64, 64, 64};
@@ -190,7 +210,7 @@ void quantize_input(Device& device, Gpu& gpu, Matvec& op) {
   Quantize q;
   q.x = op.x;
   q.batch = op.batch;
-  q.out = {gpu.bytes(nullptr, q8_block_bytes(op.columns, op.w.cols)), gpu.bytes(nullptr, q8_scale_bytes(op.columns, op.w.cols))};
+  q.out = gpu.q8(op.columns, op.w.cols);
   q.cols = op.w.cols;
   q.rows = op.columns;
   q.outputs = op.outputs;
@@ -353,21 +373,10 @@ TEST_CASE("vulkan row norm computes cpu::layer_norm and cpu::rms_norm of each ro
         if (n % 32 != 0) continue;
         // In q8 too: the same normed rows, and quantize_activations' bits of them.
         gpu.write(op.y, y0);
-        op.q8 = {gpu.bytes(nullptr, q8_block_bytes(kRows, n)), gpu.bytes(nullptr, q8_scale_bytes(kRows, n))};
+        op.q8 = gpu.q8(kRows, n);
         gpu.run(row_norm(*device, op));
         CHECK(gpu.read(op.y, kRows * n) == got);
-        const auto* q = static_cast<const int8_t*>(gpu.mapped.at(op.q8.blocks.buffer));
-        const auto* d = static_cast<const float*>(gpu.mapped.at(op.q8.scales.buffer));
-        size_t column = 0;
-        for (size_t i = 0; i < kRows; ++i) {
-          if (outputs && !batch[i].logits) continue;
-          std::vector<int8_t> want_q(n);
-          std::vector<float> want_d(n / 32);
-          cpu::reference::quantize_activations(got.data() + i * n, n / 32, want_q.data(), want_d.data());
-          CHECK(std::memcmp(q + column * n, want_q.data(), n) == 0);
-          CHECK(std::memcmp(d + column * (n / 32), want_d.data(), want_d.size() * sizeof(float)) == 0);
-          ++column;
-        }
+        gpu.check_q8(op.q8, got.data(), n, batch, outputs);
       }
     }
   }
@@ -395,24 +404,12 @@ TEST_CASE("vulkan quantize gives cpu::reference::quantize_activations' bits, of 
     Quantize op;
     op.x = gpu.floats(x);
     op.batch = gpu.batch(batch);
-    op.out = {gpu.bytes(nullptr, q8_block_bytes(kRows, cols)), gpu.bytes(nullptr, q8_scale_bytes(kRows, cols))};
+    op.out = gpu.q8(kRows, cols);
     op.cols = uint32_t(cols);
     op.rows = uint32_t(kRows);
     op.outputs = outputs;
     gpu.run(quantize(*device, op));
-    const auto* q = static_cast<const int8_t*>(gpu.mapped.at(op.out.blocks.buffer));
-    const auto* d = static_cast<const float*>(gpu.mapped.at(op.out.scales.buffer));
-    size_t column = 0;
-    for (size_t i = 0; i < kRows; ++i) {
-      if (outputs && !batch[i].logits) continue;
-      CAPTURE(i);
-      std::vector<int8_t> want_q(cols);
-      std::vector<float> want_d(cols / 32);
-      cpu::reference::quantize_activations(x.data() + i * cols, cols / 32, want_q.data(), want_d.data());
-      CHECK(std::memcmp(q + column * cols, want_q.data(), cols) == 0);
-      CHECK(std::memcmp(d + column * (cols / 32), want_d.data(), want_d.size() * sizeof(float)) == 0);
-      ++column;
-    }
+    gpu.check_q8(op.out, x.data(), cols, batch, outputs);
   }
 }
 
